@@ -1,0 +1,178 @@
+"""Capture: run every registered probe and assemble a snapshot.
+
+``capture()`` never prints and never validates schemas (validation is the readers' and the tests' job:
+cyclonedx's format validation alone costs seconds). Every string a probe returns is value-scanned for
+credentials before it is serialised.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from envsnap._version import __version__
+from envsnap.capture import target as target_mod
+from envsnap.capture.base import CaptureContext, CaptureOptions, Probe, ProbeOutput, registered
+from envsnap.capture.redact import scrub_data, scrub_text
+from envsnap.snapshot import canonical
+from envsnap.snapshot.fingerprint import fingerprint
+from envsnap.snapshot.model import FORMAT, FORMAT_MINOR, Manifest, MemberInfo, ProbeStatus, Snapshot
+from envsnap.snapshot.stores import MemoryStore
+
+#: Probe modules in run order. The SBOM runs last: it is built from the other probes' results.
+PROBE_MODULES = (
+    "python",
+    "packages",
+    "lock",
+    "system",
+    "native",
+    "gpu",
+    "threads",
+    "envvars",
+    "container",
+    "git",
+    "job",
+    "sbom",
+)
+FINGERPRINT_SECTIONS = ("python", "packages", "native", "threads", "system", "gpu", "container")
+
+
+def load_probes() -> list[type[Probe]]:
+    """Import the probe modules (which register themselves) and return the probe classes in order."""
+    for name in PROBE_MODULES:
+        importlib.import_module(f"envsnap.capture.{name}")
+    return registered()
+
+
+def _encode(member: str, data: Any) -> bytes:
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, str):
+        return scrub_text(data).encode("utf-8")
+    return canonical.dumps(scrub_data(data))
+
+
+def _created_at(reproducible: bool) -> str | None:
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch and epoch.isdigit():
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(epoch)))
+    if reproducible:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def run_probes(ctx: CaptureContext, probes: Iterable[type[Probe]]) -> tuple[dict[str, bytes], dict[str, ProbeStatus]]:
+    """Run ``probes`` in order; return the encoded members and each probe's status."""
+    members: dict[str, bytes] = {}
+    statuses: dict[str, ProbeStatus] = {}
+    for cls in probes:
+        probe = cls()
+        if not probe.enabled(ctx):
+            statuses[probe.name] = ProbeStatus("skipped")
+            continue
+        try:
+            result = probe.collect(ctx)
+        except Exception as exc:  # noqa: BLE001 - a snapshot of a broken machine is exactly what is needed
+            message = scrub_text(f"{type(exc).__name__}: {exc}")[:2000]
+            statuses[probe.name] = ProbeStatus("error", message)
+            if probe.member.endswith(".json"):
+                members[probe.member] = canonical.dumps({"error": {"type": type(exc).__name__, "message": message}})
+                ctx.results[probe.name] = {"error": {"type": type(exc).__name__, "message": message}}
+            continue
+        extra: dict[str, Any] = {}
+        if isinstance(result, ProbeOutput):
+            extra = result.extra
+            result = result.data
+        ctx.results[probe.name] = result
+        members[probe.member] = _encode(probe.member, result)
+        for member, data in extra.items():
+            members[member] = _encode(member, data)
+        statuses[probe.name] = ProbeStatus("ok", None, tuple(sorted([probe.member, *extra])))
+    return members, statuses
+
+
+def _snapshot_id(members: dict[str, bytes], reproducible: bool) -> str:
+    if not reproducible:
+        return str(uuid.uuid4())
+    digest = hashlib.sha256()
+    for name in sorted(members):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(members[name]).digest())
+    return str(uuid.UUID(bytes=digest.digest()[:16], version=5))
+
+
+def build_snapshot(
+    ctx: CaptureContext,
+    members: dict[str, bytes],
+    statuses: dict[str, ProbeStatus],
+) -> Snapshot:
+    """Assemble the manifest (fingerprint, hashes, sizes) around already encoded members."""
+    sections = {name: ctx.results.get(name) for name in FINGERPRINT_SECTIONS}
+    manifest = Manifest(
+        format=FORMAT,
+        minor=FORMAT_MINOR,
+        created_by=f"envsnap {__version__}",
+        created_at=_created_at(ctx.options.reproducible),
+        id=_snapshot_id(members, ctx.options.reproducible),
+        label=scrub_text(ctx.options.label) if ctx.options.label else None,
+        fingerprint=fingerprint(sections),
+        members={
+            name: MemberInfo(hashlib.sha256(data).hexdigest(), len(data)) for name, data in sorted(members.items())
+        },
+        probes=statuses,
+    )
+    return Snapshot(manifest, MemoryStore(members), path="<memory>")
+
+
+def capture(
+    output: str | os.PathLike[str] | None = None,
+    *,
+    python: str | os.PathLike[str] | None = None,
+    label: str | None = None,
+    env_allow: Iterable[str] = (),
+    git: bool = True,
+    reproducible: bool = False,
+    hashes: bool = False,
+    force: bool = False,
+    cwd: str | os.PathLike[str] | None = None,
+    argv: Iterable[str] | None = None,
+) -> Snapshot:
+    """Capture the runtime contract of this interpreter (or of ``python``) as a :class:`Snapshot`.
+
+    With ``output`` the snapshot is also written there atomically (``*.envsnap`` = zip, else a
+    directory). Raises :class:`~envsnap.errors.InterpreterError` when ``python`` is not a Python and
+    :class:`~envsnap.errors.OutputError` when ``output`` cannot be written; a probe that fails is
+    recorded in the snapshot instead.
+    """
+    options = CaptureOptions(
+        python=os.fspath(python) if python is not None else None,
+        label=label,
+        env_allow=tuple(env_allow),
+        git=git,
+        reproducible=reproducible,
+        hashes=hashes,
+        **({"cwd": os.fspath(cwd)} if cwd is not None else {}),
+        **({"argv": tuple(argv)} if argv is not None else {}),
+    )
+    factory: Callable[[], target_mod.TargetRuntime]
+    if options.python is not None:
+        inspected = target_mod.from_interpreter(options.python)  # a bad --python is the user's error: raise
+        factory = lambda: inspected  # noqa: E731
+    else:
+        factory = target_mod.in_process
+    if output is not None:
+        from envsnap.snapshot.writer import check_destination  # noqa: PLC0415
+
+        check_destination(Path(output).absolute(), force)  # fail before the work, not after it
+    ctx = CaptureContext(options, factory)
+    members, statuses = run_probes(ctx, load_probes())
+    snap = build_snapshot(ctx, members, statuses)
+    if output is not None:
+        written = snap.write(output, force=force)
+        snap.path = str(written)
+    return snap

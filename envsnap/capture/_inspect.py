@@ -1,0 +1,284 @@
+"""Facts about a Python runtime, gathered with the standard library alone.
+
+This file runs in two ways and must stay self-contained (stdlib only, Python 3.8 syntax):
+
+* imported by envsnap, to inspect its own interpreter in-process;
+* sent as the source of ``python -c`` to another interpreter (``--python PATH``), which prints one
+  JSON document on stdout. The target environment is never imported into envsnap's process.
+
+Distribution metadata is read straight from ``*.dist-info``/``*.egg-info`` on ``sys.path`` with a
+header-only parser: ``importlib.metadata``'s email parser costs several times more at 300 packages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import sysconfig
+
+SNIPPET_VERSION = 1
+
+
+def _read(path, limit=1 << 22):
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(limit).decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
+def _headers(text):
+    """Name, Version and Requires-Dist from RFC 822 style metadata; stops at the body."""
+    out = {"Name": None, "Version": None, "Requires-Dist": [], "Summary": None}
+    last = None
+    for line in text.splitlines():
+        if not line:
+            break
+        if line[0] in " \t":
+            if last == "Summary" and out["Summary"] is not None:
+                out["Summary"] += " " + line.strip()
+            continue
+        key, sep, value = line.partition(":")
+        if not sep:
+            continue
+        value = value.strip()
+        last = key
+        if key == "Requires-Dist":
+            out["Requires-Dist"].append(value)
+        elif key in ("Name", "Version", "Summary") and out[key] is None:
+            out[key] = value
+    return out
+
+
+def _egg_requires(text):
+    """requires.txt of an egg-info: plain lines, with [extra] / [:marker] sections."""
+    reqs = []
+    section = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+            continue
+        if section is None:
+            reqs.append(line)
+            continue
+        extra, _, marker = section.partition(":")
+        parts = []
+        if marker:
+            parts.append("(" + marker + ")")
+        if extra:
+            parts.append('extra == "' + extra + '"')
+        reqs.append(line + "; " + " and ".join(parts))
+    return reqs
+
+
+def _module_name(first):
+    if first.endswith(".py"):
+        return first[:-3]
+    if ".cpython-" in first or first.endswith((".so", ".pyd", ".abi3.so")):
+        return first.split(".", 1)[0]
+    return first
+
+
+def _top_level_from_record(text):
+    names = set()
+    for line in text.splitlines():
+        path = line.split(",", 1)[0].strip().strip('"')
+        if not path or path.startswith(("../", "/")):
+            continue
+        first = path.split("/", 1)[0]
+        if first.endswith((".dist-info", ".egg-info", ".data", ".pth")) or first in ("__pycache__", ""):
+            continue
+        if "/" not in path and not first.endswith((".py", ".so", ".pyd")):
+            continue
+        name = _module_name(first)
+        if name.isidentifier():
+            names.add(name)
+    return sorted(names)
+
+
+def _normalize(name):
+    out = []
+    prev_sep = False
+    for ch in name.lower():
+        if ch in "-_.":
+            if not prev_sep:
+                out.append("-")
+            prev_sep = True
+        else:
+            out.append(ch)
+            prev_sep = False
+    return "".join(out)
+
+
+def _distribution(entry_dir, name):
+    """One installed distribution, or None when its metadata is unreadable."""
+    path = os.path.join(entry_dir, name)
+    is_dist_info = name.endswith(".dist-info")
+    if os.path.isdir(path):
+        meta_text = _read(os.path.join(path, "METADATA" if is_dist_info else "PKG-INFO"))
+        files = os.listdir(path)
+    else:
+        meta_text = _read(path)
+        files = []
+    if meta_text is None:
+        return None
+    headers = _headers(meta_text)
+    if not headers["Name"]:
+        return None
+    requires = headers["Requires-Dist"]
+    if not is_dist_info and "requires.txt" in files:
+        requires = _egg_requires(_read(os.path.join(path, "requires.txt")) or "")
+    installer = None
+    if "INSTALLER" in files:
+        installer = (_read(os.path.join(path, "INSTALLER")) or "").strip() or None
+    direct_url = None
+    if "direct_url.json" in files:
+        try:
+            direct_url = json.loads(_read(os.path.join(path, "direct_url.json")) or "null")
+        except ValueError:
+            direct_url = {"error": "unreadable direct_url.json"}
+    top_level = None
+    if "top_level.txt" in files:
+        top_level = sorted({t.strip() for t in (_read(os.path.join(path, "top_level.txt")) or "").splitlines() if t.strip()})
+    elif "RECORD" in files:
+        top_level = _top_level_from_record(_read(os.path.join(path, "RECORD"), 1 << 24) or "")
+    return {
+        "name": headers["Name"],
+        "normalized_name": _normalize(headers["Name"]),
+        "version": headers["Version"] or "",
+        "summary": headers["Summary"],
+        "requires": requires,
+        "installer": installer,
+        "direct_url": direct_url,
+        "top_level": top_level or [],
+        "metadata_path": path,
+        "location": entry_dir,
+    }
+
+
+def distributions(paths=None):
+    """Every distribution importable from ``paths`` (default ``sys.path``); the first of a name wins."""
+    seen = {}
+    order = []
+    for entry in paths if paths is not None else sys.path:
+        entry_dir = os.path.abspath(entry or os.getcwd())
+        try:
+            names = sorted(os.listdir(entry_dir))
+        except OSError:
+            continue
+        for name in names:
+            if not name.endswith((".dist-info", ".egg-info")):
+                continue
+            dist = _distribution(entry_dir, name)
+            if dist is None or dist["normalized_name"] in seen:
+                continue
+            seen[dist["normalized_name"]] = dist
+            order.append(dist)
+    return order
+
+
+def marker_environment():
+    """The PEP 508 marker environment of this interpreter (what ``packaging`` computes)."""
+    impl = sys.implementation
+    iv = impl.version
+    impl_version = "%d.%d.%d" % (iv.major, iv.minor, iv.micro)
+    if iv.releaselevel != "final":
+        impl_version += iv.releaselevel[0] + str(iv.serial)
+    return {
+        "implementation_name": impl.name,
+        "implementation_version": impl_version,
+        "os_name": os.name,
+        "platform_machine": platform.machine(),
+        "platform_release": platform.release(),
+        "platform_system": platform.system(),
+        "platform_version": platform.version(),
+        "python_full_version": platform.python_version(),
+        "platform_python_implementation": platform.python_implementation(),
+        "python_version": ".".join(platform.python_version_tuple()[:2]),
+        "sys_platform": sys.platform,
+    }
+
+
+def site_dirs():
+    """Directories on sys.path that hold installed distributions or extension modules."""
+    out = []
+    for entry in sys.path:
+        if not entry:
+            continue
+        path = os.path.abspath(entry)
+        if os.path.isdir(path) and path not in out:
+            out.append(path)
+    return out
+
+
+def python_facts():
+    """Interpreter identity: version, build, prefixes and platform tags."""
+    impl = sys.implementation
+    return {
+        "implementation": impl.name,
+        "version": platform.python_version(),
+        "version_info": list(sys.version_info[:3]) + [sys.version_info.releaselevel, sys.version_info.serial],
+        "executable": sys.executable,
+        "prefix": sys.prefix,
+        "base_prefix": getattr(sys, "base_prefix", sys.prefix),
+        "is_venv": getattr(sys, "base_prefix", sys.prefix) != sys.prefix,
+        "build": list(platform.python_build()),
+        "compiler": platform.python_compiler(),
+        "cache_tag": impl.cache_tag,
+        "platform": sysconfig.get_platform(),
+        "soabi": sysconfig.get_config_var("SOABI"),
+        "ext_suffix": sysconfig.get_config_var("EXT_SUFFIX"),
+        "abiflags": getattr(sys, "abiflags", ""),
+        "gil_disabled": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
+        "byteorder": sys.byteorder,
+        "maxsize": sys.maxsize,
+    }
+
+
+def numpy_config():
+    """numpy's build configuration (BLAS/LAPACK, SIMD); only call where importing numpy is allowed."""
+    try:
+        import numpy  # noqa: PLC0415
+    except Exception as exc:  # noqa: BLE001 - any failure is a recorded fact, not a crash
+        return {"error": type(exc).__name__ + ": " + str(exc)}
+    return config_of_loaded_numpy(numpy)
+
+
+def config_of_loaded_numpy(numpy):
+    """Build configuration of an already imported numpy module."""
+    out = {"version": getattr(numpy, "__version__", None)}
+    try:
+        show = numpy.show_config
+        cfg = show(mode="dicts")
+        out["config"] = json.loads(json.dumps(cfg, default=str))
+    except TypeError:
+        cfg_mod = getattr(numpy, "__config__", None)
+        info = {}
+        for key in dir(cfg_mod):
+            if key.endswith("_info") and isinstance(getattr(cfg_mod, key), dict):
+                info[key] = getattr(cfg_mod, key)
+        out["config"] = json.loads(json.dumps(info, default=str))
+    except Exception as exc:  # noqa: BLE001
+        out["error"] = type(exc).__name__ + ": " + str(exc)
+    return out
+
+
+def inspect(with_numpy=False):
+    """Everything the capture probes need to know about this interpreter."""
+    return {
+        "snippet_version": SNIPPET_VERSION,
+        "python": python_facts(),
+        "markers": marker_environment(),
+        "site_dirs": site_dirs(),
+        "distributions": distributions(),
+        "numpy": numpy_config() if with_numpy else None,
+    }
+
+
+if __name__ == "__main__":
+    json.dump(inspect(with_numpy="--numpy" in sys.argv), sys.stdout)

@@ -1,0 +1,93 @@
+"""The probe contract and the registry.
+
+A probe is a small class with a ``name``, the ``member`` it writes, and ``collect(ctx)`` returning
+JSON-able data for that member (``str`` for text members). A probe that also writes side members returns
+:class:`ProbeOutput`. Probes run in registry order, so a later probe (the SBOM) can read an earlier
+one's result from ``ctx.results``. A probe that raises has its error recorded; capture goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, ClassVar
+
+from envsnap.capture.target import TargetRuntime
+
+
+@dataclass(frozen=True)
+class CaptureOptions:
+    """What the user asked of a capture. Probes read the options they own."""
+
+    python: str | None = None
+    label: str | None = None
+    env_allow: tuple[str, ...] = ()
+    git: bool = True
+    reproducible: bool = False
+    hashes: bool = False
+    cwd: str = field(default_factory=os.getcwd)
+    argv: tuple[str, ...] = field(default_factory=lambda: tuple(sys.argv))
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+
+@dataclass
+class ProbeOutput:
+    """A probe result with side members (e.g. git writes ``env/git.json`` and ``env/git.patch``)."""
+
+    data: Any
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class CaptureContext:
+    """Shared state of one capture: options, the target runtime (lazy) and earlier probe results."""
+
+    def __init__(self, options: CaptureOptions, target_factory: Callable[[], TargetRuntime]) -> None:
+        self.options = options
+        self._target_factory = target_factory
+        self.results: dict[str, Any] = {}
+
+    @cached_property
+    def target(self) -> TargetRuntime:
+        """The runtime being captured; inspected once, on first use."""
+        return self._target_factory()
+
+    def result(self, probe: str) -> Any:
+        """Data of an earlier probe; raises ``LookupError`` when it failed or has not run."""
+        if probe not in self.results:
+            raise LookupError(f"the {probe} probe did not produce data")
+        return self.results[probe]
+
+
+class Probe(ABC):
+    """One capture probe."""
+
+    name: ClassVar[str]
+    member: ClassVar[str]
+
+    @abstractmethod
+    def collect(self, ctx: CaptureContext) -> Any:
+        """Gather this probe's data. Raise on failure; the caller records the error."""
+
+    def enabled(self, ctx: CaptureContext) -> bool:
+        """Whether the probe runs for these options (git is off with ``--no-git``)."""
+        return True
+
+
+_REGISTRY: dict[str, type[Probe]] = {}
+
+
+def register(cls: type[Probe]) -> type[Probe]:
+    """Class decorator: add a probe to the registry (registration order is run order)."""
+    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+        raise ValueError(f"two probes are named {cls.name!r}")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def registered() -> list[type[Probe]]:
+    """Registered probe classes in run order."""
+    return list(_REGISTRY.values())

@@ -1,0 +1,74 @@
+"""JSON Schemas of the snapshot members, shipped in the package and checked on read.
+
+Schemas live in ``envsnap/snapshot/schemas/``; a member ``env/packages.json`` is checked against
+``env.packages.schema.json`` (slashes become dots). Members without a schema file (text, parquet) are
+only hash-checked. Validation never checks ``format`` keywords: that is where cyclonedx spends seconds.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from envsnap.errors import SchemaError
+
+if TYPE_CHECKING:
+    from jsonschema.protocols import Validator
+
+ERROR_SCHEMA = "probe-error.schema.json"
+
+
+def schema_name(member: str) -> str:
+    """The schema file name for ``member``."""
+    stem = member.rsplit(".", 1)[0] if member.endswith(".json") else member
+    return stem.replace("/", ".") + ".schema.json"
+
+
+@lru_cache(maxsize=None)
+def load_schema(name: str) -> dict[str, Any] | None:
+    """Load a shipped schema by file name, or None when there is none."""
+    ref = resources.files("envsnap.snapshot").joinpath("schemas", name)
+    if not ref.is_file():
+        return None
+    loaded: dict[str, Any] = json.loads(ref.read_text(encoding="utf-8"))
+    return loaded
+
+
+@lru_cache(maxsize=None)
+def _validator(name: str) -> Validator | None:
+    schema = load_schema(name)
+    if schema is None:
+        return None
+    from jsonschema import Draft202012Validator  # noqa: PLC0415 - costs 70 ms; only readers pay it
+
+    validator: Validator = Draft202012Validator(schema)
+    return validator
+
+
+def field_path(parts: Any) -> str:
+    """Render a jsonschema error path as ``$.a.b[0]``."""
+    out = "$"
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def validate_member(snapshot_path: str, member: str, data: Any) -> None:
+    """Check ``data`` against the schema of ``member``; raise :class:`SchemaError` naming the bad field.
+
+    A probe that failed stores ``{"error": {...}}`` in its member; that shape is accepted for any member.
+    """
+    if isinstance(data, dict) and set(data) == {"error"}:
+        name = ERROR_SCHEMA
+    else:
+        name = schema_name(member)
+    validator = _validator(name)
+    if validator is None:
+        return
+    from jsonschema.exceptions import best_match  # noqa: PLC0415 - see _validator
+
+    error = best_match(validator.iter_errors(data))
+    if error is not None:
+        raise SchemaError(snapshot_path, member, field_path(error.absolute_path), error.message)

@@ -1,0 +1,150 @@
+"""Member stores: where an opened snapshot's bytes come from (memory, a directory, a zip).
+
+Each store is opened by :mod:`envsnap.snapshot.reader`, which has already checked every name. A store
+only reads, never past the size the manifest promised (plus one byte, so that "longer than promised" is
+caught without reading a compression bomb to its end).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import zipfile
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+
+from envsnap.errors import IntegrityError, SnapshotError, UnsafeArchiveError
+
+CHUNK = 1 << 20
+
+
+class MemberStore(ABC):
+    """Random access to the raw bytes of members."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    @abstractmethod
+    def open_member(self, member: str) -> _Reader:
+        """A binary stream over the member."""
+
+    def read(self, member: str, size: int) -> bytes:
+        """Read at most ``size + 1`` bytes of ``member``."""
+        with self.open_member(member) as stream:
+            return stream.read(size + 1)
+
+    def hash_member(self, member: str, size: int) -> tuple[str, int]:
+        """sha256 and length of ``member``, streamed, stopping one byte past ``size``."""
+        digest = hashlib.sha256()
+        seen = 0
+        with self.open_member(member) as stream:
+            while seen <= size:
+                chunk = stream.read(min(CHUNK, size + 1 - seen))
+                if not chunk:
+                    break
+                digest.update(chunk)
+                seen += len(chunk)
+        return digest.hexdigest(), seen
+
+    def close(self) -> None:  # noqa: B027 - optional hook; most stores hold nothing open
+        """Release any open handle."""
+
+
+class _Reader:
+    """The minimal protocol of a readable binary stream used here."""
+
+    def read(self, n: int = -1) -> bytes:  # pragma: no cover - protocol only
+        raise NotImplementedError
+
+    def __enter__(self) -> _Reader:  # pragma: no cover - protocol only
+        return self
+
+    def __exit__(self, *exc: object) -> None:  # pragma: no cover - protocol only
+        pass
+
+
+class _BytesReader(_Reader):
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._pos = 0
+
+    def read(self, n: int = -1) -> bytes:
+        end = len(self._data) if n < 0 else self._pos + n
+        out = self._data[self._pos : end]
+        self._pos += len(out)
+        return out
+
+
+class MemoryStore(MemberStore):
+    """Members held in memory: a snapshot fresh from ``capture()`` that has not been written yet."""
+
+    def __init__(self, members: Mapping[str, bytes], path: str = "<memory>") -> None:
+        super().__init__(path)
+        self._members = dict(members)
+
+    def open_member(self, member: str) -> _Reader:
+        return _BytesReader(self._members[member])
+
+
+class DirStore(MemberStore):
+    """A snapshot directory. Each open re-checks that the member is a regular file inside the root."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self._root = os.path.realpath(path)
+
+    def file_path(self, member: str) -> str:
+        """The checked on-disk path of ``member``."""
+        full = os.path.join(self._root, *member.split("/"))
+        try:
+            st = os.lstat(full)
+        except FileNotFoundError as exc:
+            raise IntegrityError(self.path, f"member {member} is listed in the manifest but missing") from exc
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafeArchiveError(self.path, f"member {member} is not a regular file (symlink or device)")
+        real = os.path.realpath(full)
+        if os.path.commonpath([self._root, real]) != self._root:
+            raise UnsafeArchiveError(self.path, f"member {member} resolves outside the snapshot")
+        return full
+
+    def open_member(self, member: str) -> _Reader:
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            fd = os.open(self.file_path(member), flags)
+        except OSError as exc:
+            raise SnapshotError(self.path, f"cannot read member {member}: {exc.strerror}") from exc
+        return os.fdopen(fd, "rb")  # type: ignore[return-value]
+
+
+class ZipStore(MemberStore):
+    """A ``*.envsnap`` zip, read with random access: ``show`` never inflates members it does not need."""
+
+    def __init__(self, path: str, archive: zipfile.ZipFile, infos: Mapping[str, zipfile.ZipInfo]) -> None:
+        super().__init__(path)
+        self._zip = archive
+        self._infos = dict(infos)
+
+    def open_member(self, member: str) -> _Reader:
+        info = self._infos.get(member)
+        if info is None:
+            raise IntegrityError(self.path, f"member {member} is listed in the manifest but missing")
+        try:
+            return self._zip.open(info)  # type: ignore[return-value]
+        except (zipfile.BadZipFile, OSError, NotImplementedError) as exc:
+            raise SnapshotError(self.path, f"member {member} cannot be read ({exc})") from exc
+
+    def read(self, member: str, size: int) -> bytes:
+        try:
+            return super().read(member, size)
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise IntegrityError(self.path, f"member {member} is corrupt ({exc})") from exc
+
+    def hash_member(self, member: str, size: int) -> tuple[str, int]:
+        try:
+            return super().hash_member(member, size)
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise IntegrityError(self.path, f"member {member} is corrupt ({exc})") from exc
+
+    def close(self) -> None:
+        self._zip.close()

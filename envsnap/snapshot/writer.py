@@ -1,0 +1,117 @@
+"""Atomic writes of a snapshot, as a directory or as a ``*.envsnap`` zip.
+
+Everything is written under a temporary name in the destination directory, fsynced, then moved into
+place with ``os.replace`` and the directory fsynced: a killed capture leaves no file under the final
+name. Zips are reproducible: fixed timestamps and permissions, sorted members, manifest first; JSON and
+text members deflated, parquet stored (it is compressed already and must stay seekable).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from envsnap.errors import OutputError
+from envsnap.snapshot.model import MANIFEST, Manifest, manifest_bytes
+
+ZIP_SUFFIXES = (".envsnap", ".zip")
+_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def is_zip_path(dest: str | os.PathLike[str]) -> bool:
+    """Whether ``dest`` names the zip form (by suffix)."""
+    return os.fspath(dest).endswith(ZIP_SUFFIXES)
+
+
+def _fsync_dir(path: str) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def check_destination(dest: Path, force: bool) -> None:
+    parent = dest.parent
+    if not parent.is_dir():
+        raise OutputError(f"cannot write {dest}: directory {parent} does not exist; create it first")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"cannot write {dest}: directory {parent} is not writable")
+    if dest.exists() or dest.is_symlink():
+        if not force:
+            raise OutputError(f"{dest} already exists; choose another -o path or pass --force to replace it")
+        if dest.is_dir() and not dest.is_symlink() and not (dest / MANIFEST).is_file():
+            raise OutputError(f"{dest} is a directory that is not a snapshot; refusing to replace it")
+
+
+def _write_zip(tmp: str, manifest: bytes, members: Mapping[str, bytes]) -> None:
+    with open(tmp, "wb") as fh:
+        with zipfile.ZipFile(fh, "w") as archive:
+            for name, data in [(MANIFEST, manifest), *sorted(members.items())]:
+                info = zipfile.ZipInfo(name, date_time=_EPOCH)
+                info.create_system = 3
+                info.external_attr = 0o100644 << 16
+                info.compress_type = zipfile.ZIP_STORED if name.endswith(".parquet") else zipfile.ZIP_DEFLATED
+                archive.writestr(info, data, compresslevel=6 if info.compress_type else None)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _write_tree(root: str, manifest: bytes, members: Mapping[str, bytes]) -> None:
+    dirs = {root}
+    for name, data in [(MANIFEST, manifest), *sorted(members.items())]:
+        full = os.path.join(root, *name.split("/"))
+        parent = os.path.dirname(full)
+        os.makedirs(parent, exist_ok=True)
+        dirs.add(parent)
+        with open(full, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    for d in sorted(dirs, key=len, reverse=True):
+        _fsync_dir(d)
+
+
+def write_snapshot(
+    dest: str | os.PathLike[str], manifest: Manifest, members: Mapping[str, bytes], *, force: bool = False
+) -> Path:
+    """Write ``members`` and ``manifest`` to ``dest`` atomically; return the final path."""
+    path = Path(dest).absolute()
+    check_destination(path, force)
+    data = manifest_bytes(manifest)
+    parent = str(path.parent)
+    if is_zip_path(path):
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+        os.close(fd)
+        try:
+            _write_zip(tmp, data, members)
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    else:
+        tmpdir = tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+        trash: str | None = None
+        try:
+            _write_tree(tmpdir, data, members)
+            if path.exists() or path.is_symlink():
+                trash = tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=parent)
+                os.replace(path, os.path.join(trash, "old"))
+            os.replace(tmpdir, path)
+        except BaseException:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+            raise
+        finally:
+            if trash is not None:
+                shutil.rmtree(trash, ignore_errors=True)
+    _fsync_dir(parent)
+    return path
