@@ -68,7 +68,9 @@ class InterpreterError(EnvsnapError, ValueError):
         self.problem = problem
 
     def __str__(self) -> str:
-        return f"--python {self.executable}: {self.problem}; pass the path of a python executable (e.g. .venv/bin/python)"
+        return (
+            f"--python {self.executable}: {self.problem}; pass the path of a python executable (e.g. .venv/bin/python)"
+        )
 
 
 class OutputError(EnvsnapError, ValueError):

@@ -7,23 +7,20 @@ credentials before it is serialised.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import os
-import time
-import uuid
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from envsnap._version import __version__
 from envsnap.capture import target as target_mod
 from envsnap.capture.base import CaptureContext, CaptureOptions, Probe, ProbeOutput, registered
 from envsnap.capture.redact import scrub_data, scrub_text
 from envsnap.snapshot import canonical
+from envsnap.snapshot.build import assemble_snapshot
 from envsnap.snapshot.fingerprint import fingerprint
-from envsnap.snapshot.model import FORMAT, FORMAT_MINOR, Manifest, MemberInfo, ProbeStatus, Snapshot
-from envsnap.snapshot.stores import MemoryStore
+from envsnap.snapshot.model import ProbeStatus, Snapshot
 
 #: Probe modules in run order. The SBOM runs last: it is built from the other probes' results.
 PROBE_MODULES = (
@@ -58,15 +55,6 @@ def _encode(member: str, data: Any) -> bytes:
     return canonical.dumps(scrub_data(data))
 
 
-def _created_at(reproducible: bool) -> str | None:
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    if epoch and epoch.isdigit():
-        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(epoch)))
-    if reproducible:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
 def run_probes(ctx: CaptureContext, probes: Iterable[type[Probe]]) -> tuple[dict[str, bytes], dict[str, ProbeStatus]]:
     """Run ``probes`` in order; return the encoded members and each probe's status."""
     members: dict[str, bytes] = {}
@@ -97,15 +85,6 @@ def run_probes(ctx: CaptureContext, probes: Iterable[type[Probe]]) -> tuple[dict
     return members, statuses
 
 
-def _snapshot_id(members: dict[str, bytes], reproducible: bool) -> str:
-    if not reproducible:
-        return str(uuid.uuid4())
-    digest = hashlib.sha256()
-    for name in sorted(members):
-        digest.update(name.encode() + b"\0" + hashlib.sha256(members[name]).digest())
-    return str(uuid.UUID(bytes=digest.digest()[:16], version=5))
-
-
 def build_snapshot(
     ctx: CaptureContext,
     members: dict[str, bytes],
@@ -113,20 +92,13 @@ def build_snapshot(
 ) -> Snapshot:
     """Assemble the manifest (fingerprint, hashes, sizes) around already encoded members."""
     sections = {name: ctx.results.get(name) for name in FINGERPRINT_SECTIONS}
-    manifest = Manifest(
-        format=FORMAT,
-        minor=FORMAT_MINOR,
-        created_by=f"envsnap {__version__}",
-        created_at=_created_at(ctx.options.reproducible),
-        id=_snapshot_id(members, ctx.options.reproducible),
-        label=scrub_text(ctx.options.label) if ctx.options.label else None,
+    return assemble_snapshot(
+        members,
         fingerprint=fingerprint(sections),
-        members={
-            name: MemberInfo(hashlib.sha256(data).hexdigest(), len(data)) for name, data in sorted(members.items())
-        },
+        label=scrub_text(ctx.options.label) if ctx.options.label else None,
         probes=statuses,
+        reproducible=ctx.options.reproducible,
     )
-    return Snapshot(manifest, MemoryStore(members), path="<memory>")
 
 
 def capture(
@@ -156,8 +128,8 @@ def capture(
         git=git,
         reproducible=reproducible,
         hashes=hashes,
-        **({"cwd": os.fspath(cwd)} if cwd is not None else {}),
-        **({"argv": tuple(argv)} if argv is not None else {}),
+        cwd=os.fspath(cwd) if cwd is not None else os.getcwd(),
+        argv=tuple(argv) if argv is not None else tuple(sys.argv),
     )
     factory: Callable[[], target_mod.TargetRuntime]
     if options.python is not None:
@@ -166,7 +138,7 @@ def capture(
     else:
         factory = target_mod.in_process
     if output is not None:
-        from envsnap.snapshot.writer import check_destination  # noqa: PLC0415
+        from envsnap.snapshot.writer import check_destination
 
         check_destination(Path(output).absolute(), force)  # fail before the work, not after it
     ctx = CaptureContext(options, factory)

@@ -17,6 +17,7 @@ import os
 import platform
 import sys
 import sysconfig
+from typing import Any, Dict
 
 SNIPPET_VERSION = 1
 
@@ -249,7 +250,7 @@ def numpy_config():
     return config_of_loaded_numpy(numpy)
 
 
-def config_of_loaded_numpy(numpy):
+def config_of_loaded_numpy(numpy: Any) -> Dict[str, Any]:
     """Build configuration of an already imported numpy module."""
     out = {"version": getattr(numpy, "__version__", None)}
     try:
@@ -268,7 +269,7 @@ def config_of_loaded_numpy(numpy):
     return out
 
 
-def inspect(with_numpy=False):
+def inspect(with_numpy: bool = False) -> Dict[str, Any]:
     """Everything the capture probes need to know about this interpreter."""
     return {
         "snippet_version": SNIPPET_VERSION,

@@ -83,7 +83,7 @@ def from_interpreter(python: str | os.PathLike[str], *, with_numpy: bool = True)
     env["PYTHONIOENCODING"] = "utf-8"
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     try:
-        proc = subprocess.run(  # noqa: S603 - the user asked for this interpreter by path
+        proc = subprocess.run(
             argv, capture_output=True, timeout=INSPECT_TIMEOUT_S, env=env, check=False, stdin=subprocess.DEVNULL
         )
     except OSError as exc:

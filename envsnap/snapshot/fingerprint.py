@@ -47,15 +47,13 @@ def runtime_contract(sections: Mapping[str, Any]) -> dict[str, Any]:
     devices = _get(gpu, "devices") or []
     return {
         "contract": CONTRACT_VERSION,
-        "python": {
-            k: _get(python, k) for k in ("implementation", "version", "platform", "soabi", "gil_disabled")
-        },
+        "python": {k: _get(python, k) for k in ("implementation", "version", "platform", "soabi", "gil_disabled")},
         "packages": sorted(
-            [d.get("normalized_name"), d.get("version"), d.get("location_kind")] for d in dists if isinstance(d, Mapping)
+            [d.get("normalized_name"), d.get("version"), d.get("location_kind")]
+            for d in dists
+            if isinstance(d, Mapping)
         ),
-        "native": sorted(
-            {(str(lib.get("name")), str(lib.get("version"))) for lib in libs if isinstance(lib, Mapping)}
-        ),
+        "native": sorted({(str(lib.get("name")), str(lib.get("version"))) for lib in libs if isinstance(lib, Mapping)}),
         "threads": _get(threads, "configured"),
         "system": {
             "os": [_get(system, "os", "id"), _get(system, "os", "version_id")],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import warnings
 from collections.abc import Iterator, Mapping
@@ -118,7 +119,7 @@ class Manifest:
             for name, p in data["probes"].items()
         }
         return cls(
-            format=fmt,
+            format=str(fmt),
             minor=data["minor"],
             created_by=data["created_by"],
             created_at=data["created_at"],
@@ -206,7 +207,7 @@ class Snapshot:
         """A JSON member, hash-checked, parsed and validated against its shipped schema."""
         if member in self._json_cache:
             return self._json_cache[member]
-        import json  # noqa: PLC0415 - stdlib, cheap; kept local for symmetry with the store
+        import json
 
         raw = self.read_bytes(member)
         try:
@@ -244,15 +245,19 @@ class Snapshot:
             info = self.manifest.members[member]
             digest, size = self._store.hash_member(member, info.size)
             if size != info.size or digest != info.sha256:
-                raise IntegrityError(self.path, f"member {member} does not match its manifest hash (altered or corrupt)")
+                raise IntegrityError(
+                    self.path, f"member {member} does not match its manifest hash (altered or corrupt)"
+                )
             total += size
             if member.endswith(".json"):
                 self.read_json(member)
-        return VerifyReport(path=self.path, members=len(self.manifest.members), bytes=total, fingerprint=self.fingerprint)
+        return VerifyReport(
+            path=self.path, members=len(self.manifest.members), bytes=total, fingerprint=self.fingerprint
+        )
 
-    def write(self, dest: str | Path, *, force: bool = False) -> Path:
+    def write(self, dest: str | os.PathLike[str], *, force: bool = False) -> Path:
         """Write this snapshot to ``dest`` (``*.envsnap`` = zip, else a directory), atomically."""
-        from envsnap.snapshot.writer import write_snapshot  # noqa: PLC0415 - avoids an import cycle
+        from envsnap.snapshot.writer import write_snapshot
 
         members = {name: self.read_bytes(name) for name in self.members()}
         return write_snapshot(dest, self.manifest, members, force=force)

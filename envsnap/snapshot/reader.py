@@ -79,7 +79,7 @@ def _compare_sets(path: str, manifest: Manifest, present: Iterable[str]) -> None
 
 def _open_zip(path: str) -> Snapshot:
     try:
-        archive = zipfile.ZipFile(path)  # noqa: SIM115 - the store owns it and closes it
+        archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise SnapshotError(path, "not an envsnap archive (not a zip file: truncated, empty or garbage)") from exc
     try:
@@ -120,8 +120,8 @@ def _open_zip(path: str) -> Snapshot:
             raise SnapshotError(path, f"manifest.json is corrupt ({exc})") from exc
         manifest = _parse_manifest(path, raw)
         _compare_sets(path, manifest, files)
-        for name, info in manifest.members.items():
-            if files[name].file_size != info.size:
+        for name, promised in manifest.members.items():
+            if files[name].file_size != promised.size:
                 raise IntegrityError(path, f"member {name} does not match its manifest size (altered or corrupt)")
     except BaseException:
         archive.close()

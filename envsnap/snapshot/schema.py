@@ -8,7 +8,7 @@ only hash-checked. Validation never checks ``format`` keywords: that is where cy
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +26,7 @@ def schema_name(member: str) -> str:
     return stem.replace("/", ".") + ".schema.json"
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_schema(name: str) -> dict[str, Any] | None:
     """Load a shipped schema by file name, or None when there is none."""
     ref = resources.files("envsnap.snapshot").joinpath("schemas", name)
@@ -36,12 +36,12 @@ def load_schema(name: str) -> dict[str, Any] | None:
     return loaded
 
 
-@lru_cache(maxsize=None)
+@cache
 def _validator(name: str) -> Validator | None:
     schema = load_schema(name)
     if schema is None:
         return None
-    from jsonschema import Draft202012Validator  # noqa: PLC0415 - costs 70 ms; only readers pay it
+    from jsonschema import Draft202012Validator
 
     validator: Validator = Draft202012Validator(schema)
     return validator
@@ -67,7 +67,7 @@ def validate_member(snapshot_path: str, member: str, data: Any) -> None:
     validator = _validator(name)
     if validator is None:
         return
-    from jsonschema.exceptions import best_match  # noqa: PLC0415 - see _validator
+    from jsonschema.exceptions import best_match
 
     error = best_match(validator.iter_errors(data))
     if error is not None:

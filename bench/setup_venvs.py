@@ -1,0 +1,150 @@
+"""Build the benchmark virtualenvs under bench/.venvs/, idempotently.
+
+Venvs (see bench/README.md for why each exists):
+
+* ``ml``         -- the ~26-distribution ML environment of issue 2 (numpy, pandas, scikit-learn, ...), pip >= 25;
+* ``big``        -- a realistic 300+ distribution environment (web, cloud, notebook, docs and test stacks);
+* ``tools``      -- the peer tools (cyclonedx-bom, pipdeptree, uv), kept apart so that they never change
+                    the distribution counts of the measured venvs;
+* ``ml-envsnap`` -- the ``ml`` set plus envsnap (editable, with its dependencies), for the in-process
+                    ``envsnap.capture()`` figure inside a real ML job.
+
+Each venv is installed from the pinned lock ``requirements/NAME.lock.txt`` with ``--no-deps``, so every run
+measures exactly the same distributions. A lock that does not exist yet (or ``--relock``) is resolved from
+``requirements/NAME.in`` and written back. A venv whose lock, interpreter and options are unchanged since it
+was built is left alone (the stamp file ``.venvs/NAME/.bench-stamp`` records them).
+
+pip is always called with the host's configuration (pip.conf, PIP_* variables): nothing is overridden.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+VENVS = BENCH / ".venvs"
+REQS = BENCH / "requirements"
+MIN_PIP = "pip>=25"
+
+
+@dataclass(frozen=True)
+class VenvSpec:
+    """What one benchmark venv holds."""
+
+    name: str
+    requirements: str  # stem of requirements/<stem>.in and <stem>.lock.txt
+    editable_envsnap: bool = False  # add `pip install -e <repo>` (with deps) on top of the lock
+
+    @property
+    def path(self) -> Path:
+        return VENVS / self.name
+
+    @property
+    def python(self) -> Path:
+        return self.path / "bin" / "python"
+
+
+SPECS = {
+    spec.name: spec
+    for spec in (
+        VenvSpec("ml", "ml"),
+        VenvSpec("big", "big"),
+        VenvSpec("tools", "tools"),
+        VenvSpec("ml-envsnap", "ml", editable_envsnap=True),
+    )
+}
+
+
+def _run(argv: list[str | Path], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    print("+", " ".join(str(a) for a in argv), flush=True)
+    return subprocess.run([str(a) for a in argv], check=True, text=True, **kwargs)  # type: ignore[call-overload, no-any-return]
+
+
+def _pip(spec: VenvSpec, *args: str | Path, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return _run([spec.python, "-m", "pip", *args], **kwargs)
+
+
+def _stamp(spec: VenvSpec, base_python: str) -> str:
+    """A digest of everything that decides a venv's content: lock text, interpreter, options."""
+    lock = REQS / f"{spec.requirements}.lock.txt"
+    version = subprocess.run(
+        [base_python, "-c", "import sys; print(sys.version)"], check=True, capture_output=True, text=True
+    ).stdout
+    parts = [lock.read_text(encoding="utf-8"), version, str(spec.editable_envsnap), str(REPO)]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def _distribution_count(spec: VenvSpec) -> int:
+    out = _pip(spec, "list", "--format=json", capture_output=True).stdout
+    return len(json.loads(out))
+
+
+def _write_lock(spec: VenvSpec) -> None:
+    # --all keeps pip and setuptools pinned too: they are distributions of the venv like any other.
+    frozen = _pip(spec, "freeze", "--all", capture_output=True).stdout
+    lines = sorted((line for line in frozen.splitlines() if line.strip()), key=str.lower)
+    header = (
+        f"# Pinned by bench/setup_venvs.py from requirements/{spec.requirements}.in "
+        f"(Python {sys.version_info.major}.{sys.version_info.minor}).\n"
+        "# Regenerate with: python bench/setup_venvs.py --relock\n"
+    )
+    (REQS / f"{spec.requirements}.lock.txt").write_text(header + "\n".join(lines) + "\n", encoding="utf-8")
+
+
+def build(spec: VenvSpec, base_python: str, *, relock: bool, force: bool) -> None:
+    """Create (or recreate) one venv unless its stamp says it is up to date."""
+    lock = REQS / f"{spec.requirements}.lock.txt"
+    stamp_file = spec.path / ".bench-stamp"
+    if lock.exists() and not relock and not force and spec.python.exists() and stamp_file.exists():
+        if stamp_file.read_text(encoding="utf-8").strip() == _stamp(spec, base_python):
+            print(f"[{spec.name}] up to date: {_distribution_count(spec)} distributions", flush=True)
+            return
+    if spec.path.exists():
+        shutil.rmtree(spec.path)
+    _run([base_python, "-m", "venv", spec.path])
+    _pip(spec, "install", "--upgrade", MIN_PIP)
+    if lock.exists() and not relock:
+        _pip(spec, "install", "--no-deps", "-r", lock)
+    else:
+        _pip(spec, "install", "-r", REQS / f"{spec.requirements}.in")
+        _write_lock(spec)
+    if spec.editable_envsnap:
+        _pip(spec, "install", "-e", REPO)
+    check = subprocess.run([spec.python, "-m", "pip", "check"], capture_output=True, text=True, check=False)
+    if check.returncode != 0:
+        print(f"[{spec.name}] WARNING pip check:\n{check.stdout}{check.stderr}", flush=True)
+    stamp_file.write_text(_stamp(spec, base_python) + "\n", encoding="utf-8")
+    print(f"[{spec.name}] built: {_distribution_count(spec)} distributions", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build the requested venvs (all by default)."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("names", nargs="*", choices=[*SPECS, []], help="venvs to build (default: all)")
+    parser.add_argument("--python", default=sys.executable, help="base interpreter for the venvs")
+    parser.add_argument("--relock", action="store_true", help="resolve requirements/*.in again and rewrite locks")
+    parser.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    args = parser.parse_args(argv)
+    VENVS.mkdir(parents=True, exist_ok=True)
+    names = args.names or list(SPECS)
+    # ml-envsnap installs from ml's lock: make sure that lock exists before it is used.
+    names.sort(key=lambda n: n == "ml-envsnap")
+    if "ml-envsnap" in names and "ml" not in names and not (REQS / "ml.lock.txt").exists():
+        names.insert(0, "ml")
+    for name in names:
+        build(SPECS[name], args.python, relock=args.relock and not SPECS[name].editable_envsnap, force=args.force)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""envsnap: capture, replay, diff and bisect the runtime of an ML pipeline run.
+
+Public API (imported lazily so that ``import envsnap`` stays cheap)::
+
+    snap = envsnap.capture("run.envsnap")      # capture this interpreter's runtime
+    snap = envsnap.load("run.envsnap")         # open and verify-on-read an existing snapshot
+    snap.section("packages")                   # parsed members by section name
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from envsnap._version import __version__
+from envsnap.errors import EnvsnapError
+
+if TYPE_CHECKING:
+    from envsnap.capture import capture
+    from envsnap.snapshot.model import Snapshot
+    from envsnap.snapshot.reader import open_snapshot as load
+
+__all__ = ["EnvsnapError", "Snapshot", "__version__", "capture", "load"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "capture":
+        from envsnap.capture import capture
+
+        return capture
+    if name == "load":
+        from envsnap.snapshot.reader import open_snapshot
+
+        return open_snapshot
+    if name == "Snapshot":
+        from envsnap.snapshot.model import Snapshot
+
+        return Snapshot
+    raise AttributeError(f"module 'envsnap' has no attribute {name!r}")

@@ -1,0 +1,57 @@
+"""The ``envsnap`` command line: a thin typer app. Commands parse options, call the library, render.
+
+Exit codes: 0 ok; 1 differences found / replay diverged (when asked to fail on them); 2 usage error;
+3 envsnap error (bad snapshot, bad --python, unwritable output, ...).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from envsnap._version import __version__
+from envsnap.cli import capture as capture_cmd
+from envsnap.cli import inspect as inspect_cmd
+from envsnap.cli._common import State
+
+app = typer.Typer(
+    name="envsnap",
+    help="Capture, verify and export a reproducible snapshot of a job's runtime.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"envsnap {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks on errors."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    State.verbose = verbose
+
+
+app.command("capture")(capture_cmd.capture)
+app.command("show")(inspect_cmd.show)
+app.command("verify")(inspect_cmd.verify)
+app.command("export")(inspect_cmd.export)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point; returns the exit code."""
+    try:
+        app(args=argv, prog_name="envsnap")
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 2)
+    return 0

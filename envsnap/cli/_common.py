@@ -1,0 +1,105 @@
+"""What every command shares: error mapping to exit codes, one-line messages, atomic text output."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import sys
+import tempfile
+import traceback
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+
+from envsnap.errors import EnvsnapError, OutputError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_OK = 0
+EXIT_DIFFERENT = 1
+EXIT_USAGE = 2
+EXIT_ERROR = 3
+
+
+class State:
+    """Global CLI flags (set by the app callback)."""
+
+    verbose: bool = False
+
+
+def err(message: str) -> None:
+    """One line on stderr."""
+    sys.stderr.write(message.rstrip("\n") + "\n")
+
+
+def cli_errors(func: F) -> F:
+    """Map library errors to one line and their exit code; an unexpected exception is reported as a bug."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                return func(*args, **kwargs)
+            except EnvsnapError as exc:
+                if State.verbose:
+                    traceback.print_exc()
+                err(f"envsnap: error: {exc}")
+                raise typer.Exit(exc.exit_code) from None
+            except typer.Exit:
+                raise
+            except KeyboardInterrupt:
+                err("envsnap: interrupted; nothing was written")
+                raise typer.Exit(130) from None
+            except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback for users
+                if State.verbose:
+                    traceback.print_exc()
+                err(f"envsnap: internal error: {type(exc).__name__}: {exc} (a bug: rerun with -v and report it)")
+                raise typer.Exit(EXIT_ERROR) from None
+            finally:
+                for w in caught:
+                    err(f"envsnap: warning: {w.message}")
+
+    return wrapper  # type: ignore[return-value]
+
+
+def write_output(dest: str, data: bytes, *, force: bool = True) -> str:
+    """Write ``data`` to ``dest`` atomically ('-' = stdout); return a description of where it went."""
+    if dest == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return "stdout"
+    path = Path(dest).absolute()
+    if not path.parent.is_dir():
+        raise OutputError(f"cannot write {dest}: directory {path.parent} does not exist; create it first")
+    if path.is_dir():
+        raise OutputError(f"cannot write {dest}: it is a directory; give a file name")
+    if path.exists() and not force:
+        raise OutputError(f"{dest} already exists; pass --force to replace it")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return str(path)
+
+
+def human_size(n: int) -> str:
+    """1536 -> '1.5 KiB'."""
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"

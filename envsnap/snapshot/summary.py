@@ -1,0 +1,142 @@
+"""One-line summaries of each section, for ``envsnap show``. Pure: data in, strings out.
+
+Every accessor tolerates missing keys and failed probes: a snapshot of a broken machine must still be
+showable.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from envsnap.snapshot.model import SECTIONS, Snapshot
+
+
+def _g(data: Any, *keys: str, default: Any = None) -> Any:
+    for key in keys:
+        if not isinstance(data, Mapping) or key not in data:
+            return default
+        data = data[key]
+    return data
+
+
+def _python(d: Any) -> str:
+    venv = ", venv" if _g(d, "is_venv") else ""
+    where = _g(d, "executable", default="?")
+    return f"{_g(d, 'implementation', default='?')} {_g(d, 'version', default='?')} ({where}{venv})"
+
+
+def _packages(d: Any) -> str:
+    dists = _g(d, "distributions", default=[]) or []
+    kinds = Counter(str(x.get("location_kind")) for x in dists if isinstance(x, Mapping))
+    other = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()) if k != "site")
+    return f"{len(dists)} distributions" + (f" ({other})" if other else "")
+
+
+def _lock(text: Any) -> str:
+    lines = [ln for ln in str(text).splitlines() if ln and not ln.startswith((" ", "#", "\t"))]
+    hashed = " with --hash" if "--hash=" in str(text) else ""
+    return f"{len(lines)} pinned requirements{hashed}"
+
+
+def _sbom(d: Any) -> str:
+    return f"CycloneDX {_g(d, 'specVersion', default='?')}, {len(_g(d, 'components', default=[]) or [])} components"
+
+
+def _system(d: Any) -> str:
+    parts = [
+        _g(d, "os", "pretty_name") or _g(d, "os", "id"),
+        f"kernel {_g(d, 'kernel', 'release')}" if _g(d, "kernel", "release") else None,
+        f"glibc {_g(d, 'glibc')}" if _g(d, "glibc") else None,
+        _g(d, "cpu", "model"),
+        f"{_g(d, 'cpu', 'logical')} CPUs" if _g(d, "cpu", "logical") else None,
+    ]
+    return ", ".join(str(p) for p in parts if p)
+
+
+def _native(d: Any) -> str:
+    pools = _g(d, "pools", default=[]) or []
+    libs = _g(d, "libraries", default=[]) or []
+    shown = [
+        f"{p.get('internal_api')} {p.get('version')} "
+        f"({p.get('threading_layer') or '?'}, {p.get('num_threads')} threads)"
+        for p in pools
+        if isinstance(p, Mapping)
+    ]
+    head = "; ".join(shown) if shown else "no BLAS/OpenMP pool loaded"
+    return f"{head}; {len(libs)} vendored native libraries"
+
+
+def _gpu(d: Any) -> str:
+    devices = _g(d, "devices", default=[]) or []
+    if not devices:
+        return f"no GPU ({_g(d, 'reason', default='none found')})"
+    names = Counter(str(x.get("name")) for x in devices if isinstance(x, Mapping))
+    shown = ", ".join(f"{n} x {name}" for name, n in names.items())
+    return f"{shown}, driver {_g(d, 'driver_version')}, CUDA {_g(d, 'cuda_driver_version')}"
+
+
+def _threads(d: Any) -> str:
+    configured = _g(d, "configured", default={}) or {}
+    shown = " ".join(f"{k}={v}" for k, v in sorted(configured.items())) or "no thread settings configured"
+    mismatches = _g(d, "mismatches", default=[]) or []
+    return shown + (f"; {len(mismatches)} mismatch(es)" if mismatches else "")
+
+
+def _envvars(d: Any) -> str:
+    variables = _g(d, "variables", default={}) or {}
+    kept = sum(1 for v in variables.values() if isinstance(v, Mapping) and "value" in v)
+    return f"{len(variables)} variables, {kept} values kept, {len(variables) - kept} redacted"
+
+
+def _container(d: Any) -> str:
+    if not _g(d, "in_container"):
+        return "not in a container"
+    image = _g(d, "image") or {}
+    ref = f", image {image.get('reference') or '?'}@{image.get('digest') or '?'}" if image else ""
+    cid = str(_g(d, "container_id") or "?")[:12]
+    return f"{_g(d, 'runtime', default='container')} {cid}{ref}"
+
+
+def _git(d: Any) -> str:
+    if not _g(d, "present"):
+        return f"not recorded ({_g(d, 'reason', default='not a git repository')})"
+    dirty = ", dirty" if _g(d, "dirty") else ", clean"
+    return f"{str(_g(d, 'commit', default='?'))[:12]} on {_g(d, 'branch') or '(detached)'}{dirty}"
+
+
+def _job(d: Any) -> str:
+    argv = _g(d, "argv", default=[]) or []
+    return " ".join(str(a) for a in argv) or "?"
+
+
+SUMMARIZERS: Mapping[str, Callable[[Any], str]] = {
+    "python": _python,
+    "packages": _packages,
+    "lock": _lock,
+    "sbom": _sbom,
+    "system": _system,
+    "native": _native,
+    "gpu": _gpu,
+    "threads": _threads,
+    "envvars": _envvars,
+    "container": _container,
+    "git": _git,
+    "job": _job,
+}
+
+
+def summarize(snapshot: Snapshot) -> dict[str, str]:
+    """Section name -> one line, for every section present in ``snapshot``."""
+    out: dict[str, str] = {}
+    for name, member in SECTIONS.items():
+        func = SUMMARIZERS.get(name)
+        if func is None or member not in snapshot:
+            continue
+        data = snapshot.section(name)
+        if isinstance(data, Mapping) and set(data) == {"error"}:
+            out[name] = f"probe failed: {_g(data, 'error', 'message')}"
+            continue
+        out[name] = func(data)
+    return out
