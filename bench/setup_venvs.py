@@ -129,13 +129,16 @@ def build(spec: VenvSpec, base_python: str, *, relock: bool, force: bool) -> Non
 def main(argv: list[str] | None = None) -> int:
     """Build the requested venvs (all by default)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("names", nargs="*", choices=[*SPECS, []], help="venvs to build (default: all)")
+    parser.add_argument("names", nargs="*", help=f"venvs to build: {', '.join(SPECS)} (default: all)")
     parser.add_argument("--python", default=sys.executable, help="base interpreter for the venvs")
     parser.add_argument("--relock", action="store_true", help="resolve requirements/*.in again and rewrite locks")
     parser.add_argument("--force", action="store_true", help="rebuild even when up to date")
     args = parser.parse_args(argv)
+    unknown = sorted(set(args.names) - set(SPECS))
+    if unknown:
+        parser.error(f"unknown venv(s) {', '.join(unknown)}; known: {', '.join(SPECS)}")
     VENVS.mkdir(parents=True, exist_ok=True)
-    names = args.names or list(SPECS)
+    names = list(dict.fromkeys(args.names or SPECS))
     # ml-envsnap installs from ml's lock: make sure that lock exists before it is used.
     names.sort(key=lambda n: n == "ml-envsnap")
     if "ml-envsnap" in names and "ml" not in names and not (REQS / "ml.lock.txt").exists():

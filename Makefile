@@ -1,0 +1,50 @@
+# envsnap — developer entry points. `make test` and `make demo` work from a fresh clone.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.envsnap-installed
+DEMO_VENV := .cache/demo-venv
+OUT    := out
+
+.PHONY: test test-fast lint demo bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,gpu]'
+	touch $(STAMP)
+
+## test: the whole suite (real virtualenvs, real pip installs, real files)
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+## test-fast: unit tests only
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
+
+## lint: ruff and mypy (strict on envsnap/)
+lint: $(STAMP)
+	$(BIN)/ruff check envsnap tests bench
+	$(BIN)/ruff format --check envsnap
+	$(BIN)/mypy
+
+## demo: capture the bundled example environment, then show, verify and export it
+demo: $(STAMP)
+	@test -x $(DEMO_VENV)/bin/python || ( $(PYTHON) -m venv $(DEMO_VENV) && \
+	  $(DEMO_VENV)/bin/python -m pip install --quiet -r fixtures/example/requirements.txt )
+	@mkdir -p $(OUT)
+	$(DEMO_VENV)/bin/python fixtures/example/job.py
+	$(BIN)/envsnap capture --python $(DEMO_VENV)/bin/python --label demo -o $(OUT)/demo.envsnap --force
+	$(BIN)/envsnap show $(OUT)/demo.envsnap
+	$(BIN)/envsnap verify $(OUT)/demo.envsnap
+	$(BIN)/envsnap export $(OUT)/demo.envsnap --requirements $(OUT)/demo-requirements.lock
+	$(BIN)/envsnap export $(OUT)/demo.envsnap --sbom $(OUT)/demo-sbom.cdx.json
+	@echo "demo: snapshot in $(OUT)/demo.envsnap, lock in $(OUT)/demo-requirements.lock"
+
+## bench: capture speed side by side with its peers; writes bench/RESULTS.md
+bench: $(STAMP)
+	$(BIN)/python bench/setup_venvs.py
+	$(BIN)/python bench/capture_bench.py
+
+clean:
+	rm -rf $(VENV) .cache $(OUT) .pytest_cache .mypy_cache .ruff_cache
