@@ -104,10 +104,10 @@ def build(spec: VenvSpec, base_python: str, *, relock: bool, force: bool) -> Non
     """Create (or recreate) one venv unless its stamp says it is up to date."""
     lock = REQS / f"{spec.requirements}.lock.txt"
     stamp_file = spec.path / ".bench-stamp"
-    if lock.exists() and not relock and not force and spec.python.exists() and stamp_file.exists():
-        if stamp_file.read_text(encoding="utf-8").strip() == _stamp(spec, base_python):
-            print(f"[{spec.name}] up to date: {_distribution_count(spec)} distributions", flush=True)
-            return
+    fresh = lock.exists() and not relock and not force and spec.python.exists() and stamp_file.exists()
+    if fresh and stamp_file.read_text(encoding="utf-8").strip() == _stamp(spec, base_python):
+        print(f"[{spec.name}] up to date: {_distribution_count(spec)} distributions", flush=True)
+        return
     if spec.path.exists():
         shutil.rmtree(spec.path)
     _run([base_python, "-m", "venv", spec.path])

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import xml.etree.ElementTree as ET  # noqa: S405 - parses nvidia-smi's own output, not untrusted input
 from collections.abc import Mapping
 from typing import Any
 
@@ -64,7 +63,7 @@ def _text(value: Any) -> str | None:
 
 
 def _mode(value: Any) -> str | None:
-    """"Enabled"/"Disabled"/"Exclusive_Process" → "enabled"/"disabled"/"exclusive_process"."""
+    """nvidia-smi's "Enabled" / "Exclusive_Process" as "enabled" / "exclusive_process"."""
     text = _text(value)
     return text.lower().replace(" ", "_") if text else None
 
@@ -99,6 +98,8 @@ def parse_nvidia_smi_xml(text: str) -> dict[str, Any]:
     ``nvidia-smi --query-gpu=...,compute_cap`` (see :func:`parse_compute_caps`). Raises ``ValueError``
     when ``text`` is not nvidia-smi's XML.
     """
+    import xml.etree.ElementTree as ET  # only GPU hosts pay its import
+
     try:
         root = ET.fromstring(text)  # noqa: S314 - nvidia-smi's own output
     except ET.ParseError as exc:

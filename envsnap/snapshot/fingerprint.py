@@ -65,7 +65,8 @@ def runtime_contract(sections: Mapping[str, Any]) -> dict[str, Any]:
             "cuda": _get(gpu, "cuda_driver_version"),
             "devices": sorted(str(d.get("name")) for d in devices if isinstance(d, Mapping)),
         },
-        "image_digest": _get(container, "image", "digest"),
+        # A locally built image has no registry digest; its image id identifies it as well.
+        "image": _get(container, "image", "digest") or _get(container, "image", "id"),
         "failed": sorted(k for k, v in sections.items() if isinstance(v, Mapping) and set(v) == {"error"}),
     }
 

@@ -1,0 +1,234 @@
+"""Shared measurement helpers for the bench/ scripts: one run, paired runs, statistics, machine facts.
+
+Every command is run as a child process; its wall time is taken with ``time.perf_counter`` around
+spawn-to-reap and its peak RSS comes from the ``rusage`` that ``os.wait4`` returns for that very child.
+On Linux that rusage covers the child *and* the descendants it reaped, and ``ru_maxrss`` is the largest of
+them (not the sum): for a tool that inspects a venv through a subprocess of the venv's Python (envsnap
+``--python``, cyclonedx-py, pipdeptree, uv) the figure is the peak of the biggest process of the run, the
+same number GNU ``/usr/bin/time -f %M`` prints.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Command:
+    """One benchmarked command line: what it is, how to run it, and an optional check of its output."""
+
+    key: str  # stable identifier used in results.json
+    label: str  # how RESULTS.md shows it
+    argv: tuple[str, ...]
+    shown: str  # the command as a reader would type it (paths shortened)
+    before: Callable[[], None] | None = None  # untimed preparation (e.g. delete the previous output)
+
+
+@dataclass
+class Run:
+    """One measured run."""
+
+    wall_s: float
+    max_rss_kib: int
+    returncode: int
+    stdout_bytes: int
+
+
+@dataclass
+class Series:
+    """All measured runs of one command (warm-up excluded)."""
+
+    key: str
+    label: str
+    shown: str
+    runs: list[Run] = field(default_factory=list)
+    error: str | None = None  # why the command could not be measured, when it could not
+
+    def walls(self) -> list[float]:
+        return [r.wall_s for r in self.runs]
+
+    def rss_mib(self) -> list[float]:
+        return [r.max_rss_kib / 1024 for r in self.runs]
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"key": self.key, "label": self.label, "command": self.shown, "error": self.error}
+        data["runs"] = [asdict(r) for r in self.runs]
+        if self.runs:
+            data["wall_s"] = summary(self.walls())
+            data["max_rss_mib"] = summary(self.rss_mib())
+        return data
+
+
+class CommandFailed(RuntimeError):
+    """A benchmarked command exited non-zero: its figures would be meaningless."""
+
+    def __init__(self, command: Command, returncode: int, stderr_tail: str) -> None:
+        super().__init__(f"exited {returncode}: {one_line(stderr_tail)}")
+        self.command = command
+        self.stderr_tail = stderr_tail[-2000:]
+
+
+def run_once(command: Command, *, cwd: Path, env: dict[str, str]) -> Run:
+    """Run ``command`` once, stdout to a scratch file (as a user redirecting it would), and measure it."""
+    if command.before is not None:
+        command.before()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(command.argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        # wait4 (not Popen.wait) because it hands back this child's own rusage: RUSAGE_CHILDREN would
+        # accumulate the maximum over every child this harness ever reaped.
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        size = out.tell()
+        if proc.returncode != 0:
+            err.seek(0)
+            raise CommandFailed(command, proc.returncode, err.read().decode("utf-8", "replace"))
+    return Run(wall_s=wall, max_rss_kib=int(usage.ru_maxrss), returncode=proc.returncode, stdout_bytes=size)
+
+
+@dataclass
+class Pair:
+    """A reference command (A) and one peer (B) measured A B A B ... in the same run."""
+
+    a: Series
+    b: Series
+
+    def ratios(self) -> list[float]:
+        """A/B of each pair of neighbouring runs: drift in machine load hits both halves of a pair."""
+        if len(self.a.runs) != len(self.b.runs):
+            return []
+        return [ra.wall_s / rb.wall_s for ra, rb in zip(self.a.runs, self.b.runs, strict=True)]
+
+    def to_json(self) -> dict[str, Any]:
+        ratios = self.ratios()
+        return {
+            "a": self.a.to_json(),
+            "b": self.b.to_json(),
+            "ratio_a_over_b": summary(ratios) if ratios else None,
+        }
+
+
+def run_pair(
+    a: Command,
+    b: Command,
+    *,
+    runs: int,
+    warmup: int,
+    cwd: Path,
+    env: dict[str, str],
+    progress: Callable[[str], None] = print,
+) -> Pair:
+    """Measure A and B interleaved, ``warmup`` unrecorded pairs first. A failing command ends the pair."""
+    pair = Pair(Series(a.key, a.label, a.shown), Series(b.key, b.label, b.shown))
+    for i in range(warmup + runs):
+        ra = None
+        if pair.a.error is None:
+            try:
+                ra = run_once(a, cwd=cwd, env=env)
+            except CommandFailed as exc:
+                # The peer is still measured on its own: its figures stand, only the ratio is lost.
+                pair.a.error = str(exc)
+                pair.a.runs.clear()
+        try:
+            rb = run_once(b, cwd=cwd, env=env)
+        except CommandFailed as exc:
+            pair.b.error = str(exc)
+            break
+        if i >= warmup:
+            if ra is not None:
+                pair.a.runs.append(ra)
+            pair.b.runs.append(rb)
+        shown_a = f"{ra.wall_s:7.3f}s {ra.max_rss_kib / 1024:6.1f}MiB" if ra else "failed"
+        progress(
+            f"    {a.key} {shown_a} | {b.key} {rb.wall_s:7.3f}s {rb.max_rss_kib / 1024:6.1f}MiB"
+            f"{'  (warm-up)' if i < warmup else ''}"
+        )
+    if pair.b.error:
+        # A half-measured pair would give figures over different conditions: keep the error, drop the runs.
+        pair.a.runs.clear()
+        pair.b.runs.clear()
+    return pair
+
+
+def summary(values: Sequence[float]) -> dict[str, float | int]:
+    """Median, min, max and count of ``values``."""
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "n": len(values),
+    }
+
+
+def _first_line_with(path: str, prefix: str, sep: str = ":") -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith(prefix) and sep in line:
+                    return line.split(sep, 1)[1].strip().strip('"')
+    except OSError:
+        return None
+    return None
+
+
+def machine() -> dict[str, Any]:
+    """CPU, cores, memory, OS and load: what a reader needs to weigh absolute times."""
+    mem_kib = _first_line_with("/proc/meminfo", "MemTotal")
+    cpu_quota = None
+    try:
+        quota = Path("/sys/fs/cgroup/cpu.max").read_text(encoding="utf-8").split()
+        if quota[0] != "max":
+            cpu_quota = int(quota[0]) / int(quota[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return {
+        "cpu_model": _first_line_with("/proc/cpuinfo", "model name") or platform.processor() or "unknown",
+        "cpus": os.cpu_count(),
+        "cgroup_cpu_quota": cpu_quota,
+        "memory_gib": round(int(mem_kib.split()[0]) / 1024 / 1024, 1) if mem_kib else None,
+        "kernel": platform.release(),
+        "os": (_first_line_with("/etc/os-release", "PRETTY_NAME", "=") or "").strip() or platform.platform(),
+        "loadavg_start": os.getloadavg(),
+    }
+
+
+def tool_output(argv: Sequence[str], *, cwd: Path | None = None) -> str:
+    """First line of a ``--version``-style command, or why it could not run."""
+    try:
+        proc = subprocess.run(list(argv), capture_output=True, text=True, check=False, timeout=60, cwd=cwd)
+    except OSError as exc:
+        return f"unavailable ({exc})"
+    text = (proc.stdout or proc.stderr).strip()
+    if proc.returncode != 0:
+        return f"unavailable (exit {proc.returncode}: {text[-200:]})"
+    return text.splitlines()[0] if text else ""
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """An error message fit for a Markdown table cell: its last meaningful line, pipes escaped."""
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    line = lines[-1] if lines else ""
+    if len(lines) > 1 and ": " not in line:
+        line = " ".join(lines[-2:])
+    line = line.replace("|", "\\|").replace("`", "'")
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def fmt_s(value: float) -> str:
+    """Seconds with a precision that suits the magnitude."""
+    return f"{value:.3f}" if value < 10 else f"{value:.1f}"
+
+
+def fmt_ratio(value: float) -> str:
+    """A ratio such as 0.42x."""
+    return f"{value:.2f}x" if value >= 0.1 else f"{value:.3f}x"

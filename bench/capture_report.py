@@ -1,0 +1,248 @@
+"""Turn the capture benchmark's raw results into goal verdicts, bench/RESULTS.md and bench/results.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from _harness import fmt_ratio, fmt_s, one_line
+
+PIP_FREEZE_MAX_RATIO = 1.0
+CYCLONEDX_MAX_RATIO = 0.1
+PEAK_RSS_MAX_MIB = 40.0
+BIG_WALL_MAX_S = 1.0
+BIG_MIN_DISTRIBUTIONS = 300
+INPROCESS_MAX_S = 0.150
+
+
+def _pair(venv: dict[str, Any], key: str) -> dict[str, Any] | None:
+    for pair in venv.get("pairs", []):
+        if pair["b"]["key"] == key:
+            return pair  # type: ignore[no-any-return]
+    return None
+
+
+def _verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("PASS" if ok else "FAIL")
+
+
+def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The speed goals of issue 2, each with its measured figure and verdict (None = could not measure)."""
+    rows: list[dict[str, Any]] = []
+    venvs = results["venvs"]
+
+    def ratio_goal(venv_name: str, key: str, limit: float, text: str) -> None:
+        venv = venvs.get(venv_name)
+        pair = _pair(venv, key) if venv else None
+        ratio = pair["ratio_a_over_b"] if pair else None
+        measured = (
+            f"{fmt_ratio(ratio['median'])} (pairs {fmt_ratio(ratio['min'])}-{fmt_ratio(ratio['max'])})"
+            if ratio
+            else _why(pair)
+        )
+        rows.append(
+            {
+                "goal": text,
+                "venv": venv_name,
+                "measured": measured,
+                "ok": None if not ratio else ratio["median"] <= limit,
+            }
+        )
+
+    ratio_goal("ml", "pip-freeze", PIP_FREEZE_MAX_RATIO, "capture ≤ 1.0x `pip freeze` (pip ≥ 25)")
+    ratio_goal("ml", "cyclonedx", CYCLONEDX_MAX_RATIO, "capture ≤ 0.1x `cyclonedx-py environment` (validating)")
+    for name in ("ml", "big"):
+        venv = venvs.get(name)
+        rss = venv.get("envsnap_max_rss_mib") if venv else None
+        rows.append(
+            {
+                "goal": "capture peaks at ≤ 40 MiB (largest run)" + ("" if name == "ml" else " — also on big"),
+                "venv": name,
+                "measured": f"{rss['max']:.1f} MiB (median {rss['median']:.1f})" if rss else "not measured",
+                "ok": None if not rss else rss["max"] <= PEAK_RSS_MAX_MIB,
+            }
+        )
+    big = venvs.get("big")
+    wall = big.get("envsnap_wall_s") if big else None
+    enough = bool(big) and big["distributions"] >= BIG_MIN_DISTRIBUTIONS
+    rows.append(
+        {
+            "goal": "capture ≤ 1 s at 300 distributions",
+            "venv": "big",
+            "measured": (
+                f"{fmt_s(wall['median'])} s median at {big['distributions']} distributions"
+                if wall and big
+                else "not measured"
+            ),
+            "ok": None if not wall or not enough else wall["median"] <= BIG_WALL_MAX_S,
+        }
+    )
+    for entry in results.get("inprocess", []):
+        first = entry.get("first_s")
+        rows.append(
+            {
+                "goal": f"in-process `envsnap.capture()` ≤ 150 ms — {entry['label']}",
+                "venv": entry.get("python", "?"),
+                "measured": (
+                    f"{first['median'] * 1000:.0f} ms first call median "
+                    f"(warm {entry['warm_s']['median'] * 1000:.0f} ms)"
+                    if first
+                    else "could not run: " + one_line(entry.get("error", "?"))
+                ),
+                "ok": None if not first else first["median"] <= INPROCESS_MAX_S,
+            }
+        )
+    return rows
+
+
+def _why(pair: dict[str, Any] | None) -> str:
+    if pair is None:
+        return "not measured"
+    return "could not run: " + one_line(pair["a"]["error"] or pair["b"]["error"])
+
+
+def _stats_cells(stats: dict[str, Any] | None) -> str:
+    if not stats:
+        return "- | - | -"
+    return f"{fmt_s(stats['median'])} | {fmt_s(stats['min'])} | {fmt_s(stats['max'])}"
+
+
+def _venv_section(name: str, venv: dict[str, Any]) -> list[str]:
+    lines = [
+        f"## Capture on `{name}` ({venv['distributions']} distributions, {venv['pip']})",
+        "",
+        "Wall times in seconds over the measured runs; peak RSS is the median of the runs' peaks. The ratio is",
+        "envsnap ÷ peer for each neighbouring pair of runs (A B A B …): its median, then its min-max.",
+        "",
+        "| command | median s | min s | max s | peak RSS MiB | envsnap ÷ peer | envsnap median s (these pairs) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    wall, rss = venv.get("envsnap_wall_s"), venv.get("envsnap_max_rss_mib")
+    lines.append(
+        f"| **envsnap capture** (all its runs) | {_stats_cells(wall)} | "
+        f"{rss['median']:.1f} (max {rss['max']:.1f}) | - | - |"
+        if wall and rss
+        else "| **envsnap capture** | - | - | - | - | - | - |"
+    )
+    envsnap_errors = sorted({pair["a"]["error"] for pair in venv["pairs"] if pair["a"].get("error")})
+    for pair in venv["pairs"]:
+        b, a = pair["b"], pair["a"]
+        if b.get("error"):
+            lines.append(f"| {b['label']} | could not run: {one_line(b['error'])} | | | | | |")
+            continue
+        ratio = pair["ratio_a_over_b"]
+        ratio_cell = (
+            f"**{fmt_ratio(ratio['median'])}** ({fmt_ratio(ratio['min'])}-{fmt_ratio(ratio['max'])})"
+            if ratio
+            else "n/a (envsnap failed)"
+        )
+        a_cell = fmt_s(a["wall_s"]["median"]) if a.get("wall_s") else "-"
+        lines.append(
+            f"| {b['label']} | {_stats_cells(b['wall_s'])} | {b['max_rss_mib']['median']:.1f} "
+            f"| {ratio_cell} | {a_cell} |"
+        )
+    for error in envsnap_errors:
+        lines.extend(["", f"**envsnap capture could not run**: {one_line(error)}"])
+    snap = venv.get("snapshot", {})
+    lines.append("")
+    if snap.get("error"):
+        lines.append(f"Snapshot check: **the snapshot could not be read**: {one_line(snap['error'])}")
+    else:
+        errors = snap.get("probe_errors") or {}
+        lines.append(
+            f"Snapshot check (envsnap's verifying reader): {snap.get('members')} members, "
+            f"{snap.get('distributions')} distributions in env/packages.json, "
+            f"{(snap.get('size_bytes') or 0) / 1024:.0f} KiB; probes with errors: "
+            + (", ".join(f"`{k}` ({one_line(str(v), 120)})" for k, v in sorted(errors.items())) if errors else "none")
+            + "."
+        )
+    lines.append("")
+    lines.append("Commands:")
+    lines.append("")
+    lines.append(
+        f"- `{venv['envsnap_command']}`"
+        + (" (API stand-in: the CLI was not there)" if venv["envsnap_mode"] != "cli" else "")
+    )
+    lines.extend(f"- `{pair['b']['command']}`" for pair in venv["pairs"])
+    lines.append("")
+    return lines
+
+
+def _inprocess_section(entries: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "## In-process `envsnap.capture()`",
+        "",
+        "Each figure is the median (min-max) over fresh interpreters, one unrecorded warm-up process first.",
+        "*first call* is what a job pays (importing the capture code and the probes included); *warm* is a later call.",
+        "",
+        "| where | distributions | `import envsnap` ms | first call ms | warm call ms | call+write ms | process RSS MiB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+
+    def ms(stats: dict[str, Any]) -> str:
+        return f"{stats['median'] * 1000:.0f} ({stats['min'] * 1000:.0f}-{stats['max'] * 1000:.0f})"
+
+    for entry in entries:
+        if entry.get("error"):
+            lines.append(f"| {entry['label']} | could not run: {one_line(entry['error'])} | | | | | |")
+            continue
+        lines.append(
+            f"| {entry['label']} | {entry['distributions']} | {ms(entry['import_s'])} | {ms(entry['first_s'])} | "
+            f"{ms(entry['warm_s'])} | {ms(entry['write_s'])} | {entry['max_rss_mib']['median']:.0f} |"
+        )
+    lines.append("")
+    for entry in entries:
+        if not entry.get("error"):
+            errors = entry.get("probe_errors") or {}
+            lines.append(
+                f"- `{entry['command']}` — probes with errors: "
+                + (", ".join(f"`{k}`" for k in sorted(errors)) if errors else "none")
+            )
+    lines.append("")
+    return lines
+
+
+def render(results: dict[str, Any]) -> str:
+    """RESULTS.md text."""
+    m = results["machine"]
+    lines = [
+        "# envsnap capture benchmark",
+        "",
+        f"Written by `make bench` (`bench/capture_bench.py`) on {results['started_at']}, in "
+        f"{results['duration_s']:.0f} s. {results['settings']['runs']} measured pairs per comparison after "
+        f"{results['settings']['warmup']} warm-up pair(s). Absolute times on this shared machine are only "
+        "indicative; the ratios are measured pair by pair in the same run.",
+        "",
+        "## Machine",
+        "",
+        f"- CPU: {m['cpu_model']}, {m['cpus']} cores"
+        + (f" (cgroup quota {m['cgroup_cpu_quota']:.1f} CPUs)" if m.get("cgroup_cpu_quota") else ""),
+        f"- memory: {m['memory_gib']} GiB; {m['os']}; kernel {m['kernel']}",
+        f"- load average (1/5/15 min) at start {tuple(round(x, 2) for x in m['loadavg_start'])}, at end "
+        f"{tuple(round(x, 2) for x in m.get('loadavg_end', ()))}",
+        "",
+        "## Tools",
+        "",
+        *(f"- {name}: {version}" for name, version in results["tools"].items()),
+        *(f"- pip in `{name}`: {venv['pip']}" for name, venv in results["venvs"].items()),
+        "",
+        '## Goals (issue 2, "Speed")',
+        "",
+        "| goal | venv | measured | verdict |",
+        "|---|---|---|---|",
+        *(f"| {g['goal']} | {g['venv']} | {g['measured']} | **{_verdict(g['ok'])}** |" for g in goals(results)),
+        "",
+    ]
+    for name, venv in results["venvs"].items():
+        lines.extend(_venv_section(name, venv))
+    lines.extend(_inprocess_section(results.get("inprocess", [])))
+    return "\n".join(lines)
+
+
+def write_reports(results: dict[str, Any], out_dir: Path) -> None:
+    """Write RESULTS.md and results.json (with the verdicts) into ``out_dir``."""
+    results = {**results, "goals": goals(results)}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(results, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    (out_dir / "RESULTS.md").write_text(render(results) + "\n", encoding="utf-8")
