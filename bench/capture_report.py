@@ -176,7 +176,7 @@ def _inprocess_section(entries: list[dict[str, Any]]) -> list[str]:
         "Each figure is the median (min-max) over fresh interpreters, one unrecorded warm-up process first.",
         "*first call* is what a job pays (importing the capture code and the probes included); *warm* is a later call.",
         "",
-        "| where | distributions | `import envsnap` ms | first call ms | warm call ms | call+write ms | process RSS MiB |",
+        "| where | distributions | `import envsnap` ms | first call ms | warm ms | call+write ms | process RSS MiB |",
         "|---|---|---|---|---|---|---|",
     ]
 

@@ -12,10 +12,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from envsnap._version import __version__
+
+# The subpackage envsnap.capture would otherwise shadow the function of the same name once imported;
+# binding the function here, after the subpackage is loaded, keeps `envsnap.capture(...)` callable. The
+# probes themselves load lazily, on the first capture.
+from envsnap.capture import capture
 from envsnap.errors import EnvsnapError
 
 if TYPE_CHECKING:
-    from envsnap.capture import capture
     from envsnap.snapshot.model import Snapshot
     from envsnap.snapshot.reader import open_snapshot as load
 
@@ -23,10 +27,6 @@ __all__ = ["EnvsnapError", "Snapshot", "__version__", "capture", "load"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "capture":
-        from envsnap.capture import capture
-
-        return capture
     if name == "load":
         from envsnap.snapshot.reader import open_snapshot
 

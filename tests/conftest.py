@@ -20,7 +20,7 @@ def sample_members() -> dict[str, bytes]:
         "env/python.json": canonical.dumps({"implementation": "cpython", "version": "3.11.7"}),
         "env/requirements.lock": b"six==1.16.0\n",
         "data/inputs/batch.parquet": bytes(range(256)) * 8,
-        "job/command.json": canonical.dumps({"argv": ["train.py"]}),
+        "artifacts/model.json": canonical.dumps({"feature_order": ["a", "b"]}),
     }
 
 

@@ -282,4 +282,8 @@ def inspect(with_numpy: bool = False) -> Dict[str, Any]:
 
 
 if __name__ == "__main__":
+    # `python -c` puts the caller's working directory first on sys.path; the target's environment must
+    # not include whatever happens to lie where envsnap was started (e.g. a project's *.egg-info).
+    if sys.path and sys.path[0] == "":
+        del sys.path[0]
     json.dump(inspect(with_numpy="--numpy" in sys.argv), sys.stdout)

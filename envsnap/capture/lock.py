@@ -22,8 +22,8 @@ import textwrap
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from envsnap._version import __version__
 from envsnap.capture.base import CaptureContext, Probe, register
@@ -36,7 +36,9 @@ NOTE_LOCAL = "hash known locally"
 NOTE_INDEX = "hash from the index"
 NOTE_INSTALLED = "installed as"
 
-_SIMPLE_VERSION = re.compile(r"\d+(?:\.\d+)*(?:(?:a|b|rc)\d+)?(?:\.post\d+)?(?:\.dev\d+)?(?:\+[a-z0-9]+(?:\.[a-z0-9]+)*)?")
+_SIMPLE_VERSION = re.compile(
+    r"\d+(?:\.\d+)*(?:(?:a|b|rc)\d+)?(?:\.post\d+)?(?:\.dev\d+)?(?:\+[a-z0-9]+(?:\.[a-z0-9]+)*)?"
+)
 _UNHASHABLE = {"editable": "editable", "vcs": "VCS checkout", "local-dir": "local directory"}
 
 
@@ -223,12 +225,18 @@ def _names(items: Iterable[str], limit: int = 8) -> str:
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
-def _header(python: Mapping[str, Any], pins: list[_Pin], hash_mode: bool, requested: bool, failed: Mapping[str, str]) -> list[str]:
+def _header(
+    python: Mapping[str, Any], pins: list[_Pin], hash_mode: bool, requested: bool, failed: Mapping[str, str]
+) -> list[str]:
     where = (
         f"{python.get('executable') or 'python'} ({python.get('implementation', 'python')} "
         f"{python.get('version', '?')}, {python.get('platform', '?')})"
     )
-    install = "pip install --require-hashes --no-deps -r requirements.lock" if hash_mode else "pip install --no-deps -r requirements.lock"
+    install = (
+        "pip install --require-hashes --no-deps -r requirements.lock"
+        if hash_mode
+        else "pip install --no-deps -r requirements.lock"
+    )
     notes: list[str] = []
     unhashable = {p.name: _UNHASHABLE[p.origin] for p in pins if p.origin in _UNHASHABLE}
     missing = [p.name for p in pins if not p.hashes]
@@ -290,7 +298,11 @@ def _render_pin(pin: _Pin, hash_mode: bool, index_resolved: bool) -> list[str]:
 
 
 def render_lock(
-    pins: list[_Pin], python: Mapping[str, Any], *, hashes_requested: bool = False, failed: Mapping[str, str] | None = None
+    pins: list[_Pin],
+    python: Mapping[str, Any],
+    *,
+    hashes_requested: bool = False,
+    failed: Mapping[str, str] | None = None,
 ) -> str:
     """The text of ``requirements.lock`` for ``pins`` (see the module docstring for the hash policy)."""
     failed = failed or {}

@@ -51,13 +51,15 @@ def public_url(url: str) -> str:
 
     Userinfo is dropped rather than replaced by a marker: a lock line with a marker in it could never
     install, while a bare URL still installs where pip finds the credentials itself (netrc, keyring).
+    An SSH user name without a password (``ssh://git@github.com/...``) is an account, not a secret, and
+    the clone needs it: it stays.
     """
     try:
         parts = urlsplit(url)
     except ValueError:
         return scrub_url(url)
-    if "@" in parts.netloc:
-        host = parts.netloc.rpartition("@")[2]
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if at and not (parts.scheme.endswith("ssh") and ":" not in userinfo):
         url = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
     return scrub_url(url)
 
@@ -101,7 +103,9 @@ def classify_direct_url(raw: Any) -> tuple[str, dict[str, Any] | None, list[str]
     }
     if not isinstance(raw, dict) or "error" in raw or not isinstance(raw.get("url"), str):
         # The file exists but says nothing usable: the package did not come from an index.
-        record["error"] = str(raw.get("error")) if isinstance(raw, dict) and raw.get("error") else "invalid direct_url.json"
+        record["error"] = (
+            str(raw.get("error")) if isinstance(raw, dict) and raw.get("error") else "invalid direct_url.json"
+        )
         return "url", record, []
     url: str = raw["url"]
     record["url"] = public_url(url)
@@ -172,7 +176,14 @@ _MARKER_TOKEN = re.compile(
 )
 _VERSION_VARS = frozenset({"python_version", "python_full_version", "implementation_version"})
 _STRING_VARS = frozenset(
-    {"os_name", "sys_platform", "platform_system", "platform_machine", "implementation_name", "platform_python_implementation"}
+    {
+        "os_name",
+        "sys_platform",
+        "platform_system",
+        "platform_machine",
+        "implementation_name",
+        "platform_python_implementation",
+    }
 )
 _RELEASE = re.compile(r"\d+(?:\.\d+)*")
 _VERSION_LIKE = re.compile(r"\s*[vV]?\d")
@@ -361,7 +372,9 @@ def distribution_record(dist: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def collect_packages(site_dirs: Iterable[str], distributions: Iterable[Mapping[str, Any]], markers: Mapping[str, str]) -> dict[str, Any]:
+def collect_packages(
+    site_dirs: Iterable[str], distributions: Iterable[Mapping[str, Any]], markers: Mapping[str, str]
+) -> dict[str, Any]:
     """Build the ``env/packages.json`` document from raw inspected facts."""
     dists = list(distributions)
     graph, extras = dependency_graph(dists, markers)

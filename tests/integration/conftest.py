@@ -51,7 +51,8 @@ def pip_install(python: Path, *args: str | Path) -> None:
 
 def installed_set(python: Path) -> set[str]:
     """``name==version`` (normalized names) of every distribution importable by ``python``."""
-    pairs = json.loads(run([python, "-c", _INSTALLED_SET]).stdout)
+    # Outside any checkout: ``python -c`` puts the cwd on sys.path, and an egg-info there would count.
+    pairs = json.loads(run([python, "-c", _INSTALLED_SET], cwd=python.parent).stdout)
     return {f"{name}=={version}" for name, version in pairs}
 
 
@@ -76,7 +77,7 @@ def write_project(root: Path, name: str, requires: Sequence[str] = ("six",)) -> 
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's signature
+    def log_message(self, format: str, *args: object) -> None:
         """Keep the test output clean."""
 
 

@@ -94,6 +94,8 @@ def test_pip_sync_sees_the_lock_as_up_to_date(index_venv: Path) -> None:
         capture_output=True,
         text=True,
         check=False,
+        # `python -m pip` puts its cwd on sys.path: run away from envsnap's checkout and its *.egg-info.
+        cwd=path.parent,
     )
     assert "Everything up-to-date" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
 

@@ -98,7 +98,7 @@ def test_capture_api_with_python_lists_that_venvs_packages(index_venv: Path) -> 
     """The whole pipeline; needs every probe module of PROBE_MODULES to exist."""
     import envsnap.capture
 
-    snap = envsnap.capture.capture(python=index_venv, git=False, reproducible=True)
+    snap = envsnap.capture(python=index_venv, git=False, reproducible=True)
     packages = snap.read_json("env/packages.json")
     names = {d["normalized_name"] for d in packages["distributions"]}
     assert {"six", "requests"} <= names
@@ -147,5 +147,5 @@ def test_capture_refuses_a_non_python_before_running_any_probe(tmp_path: Path) -
 
     out = tmp_path / "snap.envsnap"
     with pytest.raises(InterpreterError):
-        envsnap.capture.capture(out, python=_script(tmp_path / "fake", "#!/bin/sh\nexit 0\n"), git=False)
+        envsnap.capture(out, python=_script(tmp_path / "fake", "#!/bin/sh\nexit 0\n"), git=False)
     assert not os.path.exists(out)

@@ -1,0 +1,307 @@
+"""Canary secrets, planted everywhere a capture looks, appear in no byte of the snapshot archive.
+
+A battery of realistic fake credentials (the real prefixes, lengths and alphabets of AWS, GitHub, GitLab,
+Slack, Hugging Face, OpenAI, Anthropic, Google, npm and PyPI tokens, a JWT, RSA/OpenSSH/EC private keys,
+URL userinfo), each also URL-, Base64- and hex-encoded, is planted:
+
+1. in environment values, under innocent names and under allowlisted names (whose values are kept, then
+   value-scanned), and inside PATH as URL userinfo;
+2. in argv, after ``--token``, inside ``--x=URL`` and as bare positionals;
+3. in the remotes of a real git repository, and in a committed file modified so that it lands in the
+   dirty patch;
+4. in the label.
+
+Then a full ``capture()`` runs, and every member of the zip (decompressed), the raw archive and the
+manifest are searched for every canary, its Base64 forms (each wrapped line too) and its hex form.
+A second capture runs in a subprocess under an audit hook, with ``HOME`` holding credential files full of
+canaries, to show that they are never opened and that no credential helper is run.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import random
+import string
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+from urllib.parse import quote, quote_plus
+
+import pytest
+
+from envsnap.capture import capture
+from envsnap.snapshot.reader import open_snapshot
+
+_RNG = random.Random(7)
+_ALNUM = string.ascii_letters + string.digits
+
+
+def _rand(n: int, alphabet: str = _ALNUM) -> str:
+    return "".join(_RNG.choice(alphabet) for _ in range(n))
+
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _pem(label: str, first: str) -> str:
+    body = [first + _rand(64 - len(first), _ALNUM + "+/")] + [_rand(64, _ALNUM + "+/") for _ in range(6)]
+    return f"-----BEGIN {label}-----\n" + "\n".join(body) + f"\n{_rand(20)}==\n-----END {label}-----\n"
+
+
+#: Shaped credentials: found by their look wherever they land.
+TOKENS: dict[str, str] = {
+    "aws-access-key-id": "AKIA" + _rand(16, string.ascii_uppercase + "234567"),
+    "aws-secret-access-key": _rand(17) + "/" + _rand(11) + "+" + _rand(10),
+    "github-classic": "ghp_" + _rand(36),
+    "github-fine-grained": "github_pat_" + _rand(22) + "_" + _rand(59),
+    "gitlab": "glpat-" + _rand(20, _ALNUM + "-_"),
+    "slack": f"xoxb-{_rand(11, string.digits)}-{_rand(13, string.digits)}-{_rand(24)}",
+    "huggingface": "hf_" + _rand(34),
+    "openai": "sk-" + _rand(48),
+    "openai-project": "sk-proj-" + _rand(74, _ALNUM + "-_") + "T3BlbkFJ" + _rand(74, _ALNUM + "-_"),
+    "anthropic": "sk-ant-api03-" + _rand(93, _ALNUM + "-_") + "AA",
+    "google": "AIza" + _rand(35, _ALNUM + "-_"),
+    "npm": "npm_" + _rand(36),
+    "pypi": "pypi-AgEIcHlwaS5vcmc" + _rand(70, _ALNUM + "-_"),
+    "jwt": _b64url(b'{"alg":"RS256","typ":"JWT"}')
+    + "."
+    + _b64url(json.dumps({"sub": _rand(12), "exp": 1900000000}).encode())
+    + "."
+    + _rand(86, _ALNUM + "-_"),
+    "rsa-key": _pem("RSA PRIVATE KEY", "MIIEowIBAAKCAQEA"),
+    "openssh-key": _pem("OPENSSH PRIVATE KEY", "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAA"),
+    "ec-key": _pem("EC PRIVATE KEY", "MHcCAQEEI"),
+}
+#: Shapeless secrets: found only by where they sit (a URL's userinfo, the value after ``--token``, a
+#: redacted environment value).
+PASSWORDS: dict[str, str] = {
+    "remote-password": "Rp" + _rand(18),
+    "remote-username-token": _rand(40),
+    "path-password": "Pp" + _rand(18),
+    "url-arg-password": "Up" + _rand(18),
+    "token-flag-value": "Tf" + _rand(22),
+    "innocent-env-value": "Ev" + _rand(22),
+}
+URL_USERINFO = f"https://deploy:{PASSWORDS['path-password']}@proxy.example.com/bin"
+
+ENCODINGS = {
+    "plain": lambda s: s,
+    "url-quoted": lambda s: quote(s, safe=""),
+    "form-quoted": quote_plus,
+    "percent-every-byte": lambda s: "".join(f"%{b:02X}" for b in s.encode()),
+    "base64": lambda s: base64.b64encode(s.encode()).decode(),
+    "base64-urlsafe": lambda s: _b64url(s.encode()),
+    "base64-wrapped": lambda s: base64.encodebytes(s.encode()).decode(),
+    "hex": lambda s: s.encode().hex(),
+}
+
+
+def needles() -> dict[str, str]:
+    """Every byte sequence that must not appear: each canary line, its Base64 forms (whole and per wrapped
+    line), its hex form and its URL-quoted form."""
+    found: dict[str, str] = {}
+    for name, secret in {**TOKENS, **PASSWORDS, "url-userinfo": URL_USERINFO}.items():
+        raw = secret.encode()
+        forms = {
+            "line": [line for line in secret.splitlines() if len(line) >= 12 and "-----" not in line],
+            "base64": [base64.b64encode(raw).decode(), _b64url(raw)],
+            "base64-line": [line for line in base64.encodebytes(raw).decode().splitlines() if len(line) >= 16],
+            "hex": [raw.hex()],
+            "quoted": [quote(secret, safe="")],
+        }
+        for form, values in forms.items():
+            for index, value in enumerate(values):
+                found[f"{name}/{form}/{index}"] = value
+    return found
+
+
+def planted_environment(home: Path) -> dict[str, str]:
+    env = {
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "OMP_NUM_THREADS": "3",
+        "CUDA_VISIBLE_DEVICES": "0,1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "PATH": f"{URL_USERINFO}:{os.environ.get('PATH', '/usr/bin')}",
+        "MY_SETTING": PASSWORDS["innocent-env-value"],
+        "CONFIG_BLOB": base64.b64encode(json.dumps(TOKENS).encode()).decode(),
+        "HF_TOKEN": TOKENS["huggingface"],
+    }
+    for index, secret in enumerate(TOKENS[kind] for kind in sorted(TOKENS)):
+        env[f"SETTING_{index}"] = secret  # an innocent name: redacted by name
+        for encoding, encode in ENCODINGS.items():
+            # allowlisted names: the value is kept, so value scanning alone must catch it
+            env[f"OMP_CANARY_{index}_{encoding.replace('-', '_').upper()}"] = encode(secret)
+            env[f"CUDA_CANARY_{index}_{encoding.replace('-', '_').upper()}"] = f"x={encode(secret)};"
+    return env
+
+
+def planted_argv() -> list[str]:
+    argv = [
+        "train.py",
+        "--token",
+        PASSWORDS["token-flag-value"],
+        f"--x=https://ci:{PASSWORDS['url-arg-password']}@registry.example.com/v2",
+    ]
+    for secret in TOKENS.values():
+        argv += [encode(secret) for encode in ENCODINGS.values()]
+    return argv
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.email=t@example.invalid", "-c", "user.name=t", "-c", "init.defaultBranch=main", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+    )
+
+
+def planted_repo(root: Path) -> Path:
+    repo = root / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    (repo / "settings.py").write_text("DEBUG = False\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "initial")
+    lines = ["DEBUG = True"]
+    for kind, secret in TOKENS.items():
+        for encoding, encode in ENCODINGS.items():
+            lines.append(f"# {kind} {encoding}")
+            lines.extend(encode(secret).splitlines())
+    (repo / "settings.py").write_text("\n".join(lines) + "\n")
+    user, token = PASSWORDS["remote-password"], PASSWORDS["remote-username-token"]
+    git(repo, "remote", "add", "origin", f"https://deploy:{user}@github.com/org/repo.git")
+    git(repo, "remote", "add", "mirror", f"https://{token}@github.com/org/repo.git")
+    git(repo, "remote", "add", "bot", f"https://x-access-token:{TOKENS['github-classic']}@github.com/org/repo.git")
+    return repo
+
+
+def leaks(blob: bytes, found: dict[str, str]) -> list[str]:
+    """Names of the needles found in ``blob``, raw or JSON-escaped."""
+    out = []
+    for name, needle in found.items():
+        forms = {needle.encode(), json.dumps(needle)[1:-1].encode()}
+        if any(form in blob for form in forms):
+            out.append(name)
+    return out
+
+
+def test_no_canary_survives_a_full_capture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    for name, value in planted_environment(home).items():
+        monkeypatch.setenv(name, value)
+    repo = planted_repo(tmp_path)
+    output = tmp_path / "s.envsnap"
+    snap = capture(output, cwd=repo, argv=planted_argv(), label=f"nightly {TOKENS['huggingface']}")
+
+    found = needles()
+    with zipfile.ZipFile(output) as archive:
+        names = archive.namelist()
+        assert {"env/envvars.json", "env/git.json", "env/git.patch", "job/command.json"} <= set(names)
+        for member in names:
+            assert leaks(archive.read(member), found) == [], member
+    assert leaks(output.read_bytes(), found) == []
+
+    loaded = open_snapshot(output)  # verifies hashes and validates every member against its schema
+    variables = loaded.read_json("env/envvars.json")["variables"]
+    assert variables["OMP_NUM_THREADS"] == {"value": "3"}
+    assert variables["CUDA_VISIBLE_DEVICES"] == {"value": "0,1"}
+    assert variables["TOKENIZERS_PARALLELISM"] == {"value": "false"}
+    assert variables["HF_TOKEN"]["redacted"] is True
+    assert variables["PATH"]["value"].startswith("https://<redacted:url-userinfo>@proxy.example.com/bin:")
+    assert "<redacted:" in variables["OMP_CANARY_0_BASE64"]["value"]
+
+    # the canaries really flowed through every channel (a silently skipped channel would pass vacuously)
+    gitdata = loaded.read_json("env/git.json")
+    assert gitdata["dirty"] is True
+    assert gitdata["remotes"] == dict.fromkeys(("bot", "mirror", "origin"), "https://github.com/org/repo.git")
+    assert loaded.read_text("env/git.patch").count("<redacted:") >= len(TOKENS) * len(ENCODINGS)
+    argv = loaded.read_json("job/command.json")["argv"]
+    assert argv[:3] == ["train.py", "--token", "<redacted:argument>"]
+    assert argv[3] == "--x=https://<redacted:url-userinfo>@registry.example.com/v2"
+    assert len(argv) == 4 + len(TOKENS) * len(ENCODINGS) and all("<redacted" in a for a in argv[4:])
+    assert snap.label is not None and "<redacted:huggingface-token>" in snap.label
+
+
+_AUDITED_CAPTURE = textwrap.dedent(
+    """
+    import json, os, sys
+
+    opened, listed, spawned = [], [], []
+
+    def hook(event, args):
+        if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
+            opened.append(os.fsdecode(args[0]))
+        elif event in ("os.listdir", "os.scandir") and args and args[0] is not None:
+            listed.append(os.fsdecode(args[0]) if not isinstance(args[0], int) else str(args[0]))
+        elif event == "subprocess.Popen":
+            spawned.append([os.fsdecode(a) for a in (args[1] or [])])
+
+    sys.addaudithook(hook)
+    from envsnap.capture import capture
+
+    capture(sys.argv[1], cwd=sys.argv[2], argv=["job.py"])
+    with open(sys.argv[3], "w") as fh:
+        json.dump({"opened": opened, "listed": listed, "spawned": spawned}, fh)
+    """
+)
+
+_DOCKER_AUTH = base64.b64encode(b"bot:" + TOKENS["github-classic"].encode()).decode()
+CREDENTIAL_FILES = {
+    ".netrc": f"machine github.com login bot password {PASSWORDS['innocent-env-value']}\n",
+    ".docker/config.json": json.dumps({"auths": {"ghcr.io": {"auth": _DOCKER_AUTH}}}),
+    ".aws/credentials": (
+        f"[default]\naws_access_key_id = {TOKENS['aws-access-key-id']}\n"
+        f"aws_secret_access_key = {TOKENS['aws-secret-access-key']}\n"
+    ),
+    ".pypirc": f"[pypi]\nusername = __token__\npassword = {TOKENS['pypi']}\n",
+    ".git-credentials": f"https://bot:{TOKENS['github-classic']}@github.com\n",
+    ".config/gh/hosts.yml": f"github.com:\n    oauth_token: {TOKENS['github-classic']}\n",
+    ".cache/huggingface/token": TOKENS["huggingface"],
+    ".kube/config": f"users:\n- name: u\n  user:\n    token: {TOKENS['jwt']}\n",
+}
+
+
+def test_credential_files_are_never_opened(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    for relative, content in CREDENTIAL_FILES.items():
+        path = home / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+    repo = planted_repo(tmp_path)
+    output, report = tmp_path / "audited.envsnap", tmp_path / "audit.json"
+    env = {"PATH": os.environ.get("PATH", "/usr/bin"), "HOME": str(home), "LANG": "C.UTF-8"}
+    proc = subprocess.run(
+        [sys.executable, "-c", _AUDITED_CAPTURE, str(output), str(repo), str(report)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    audit = json.loads(report.read_text())
+
+    opened = {os.path.realpath(p) for p in audit["opened"]}
+    assert opened, "the audit hook saw no file opened at all"
+    credential_paths = {os.path.realpath(home / relative) for relative in CREDENTIAL_FILES}
+    assert opened & credential_paths == set()
+    own = os.path.realpath(home / ".config" / "envsnap")
+    under_home = {p for p in opened if p.startswith(os.path.realpath(home) + os.sep)}
+    assert under_home and {os.path.dirname(p) for p in under_home} == {own}  # only envsnap's own key file
+    assert (home / ".config" / "envsnap" / "redaction.key").is_file()
+    listed = {os.path.realpath(p) for p in audit["listed"] if os.path.isabs(p)}
+    assert {p for p in listed if p.startswith(os.path.realpath(home) + os.sep)} <= {own}
+    commands = [" ".join(argv) for argv in audit["spawned"]]
+    assert any(c.startswith("git ") for c in commands)
+    assert [c for c in commands if "credential" in c or "askpass" in c.lower()] == []
+
+    with zipfile.ZipFile(output) as archive:
+        for member in archive.namelist():
+            assert leaks(archive.read(member), needles()) == [], member
