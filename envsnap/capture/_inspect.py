@@ -145,7 +145,9 @@ def _distribution(entry_dir, name):
             direct_url = {"error": "unreadable direct_url.json"}
     top_level = None
     if "top_level.txt" in files:
-        top_level = sorted({t.strip() for t in (_read(os.path.join(path, "top_level.txt")) or "").splitlines() if t.strip()})
+        top_level = sorted(
+            {t.strip() for t in (_read(os.path.join(path, "top_level.txt")) or "").splitlines() if t.strip()}
+        )
     elif "RECORD" in files:
         top_level = _top_level_from_record(_read(os.path.join(path, "RECORD"), 1 << 24) or "")
     return {

@@ -50,7 +50,7 @@ def _system(d: Any) -> str:
         f"kernel {_g(d, 'kernel', 'release')}" if _g(d, "kernel", "release") else None,
         f"glibc {_g(d, 'glibc')}" if _g(d, "glibc") else None,
         _g(d, "cpu", "model"),
-        f"{_g(d, 'cpu', 'logical')} CPUs" if _g(d, "cpu", "logical") else None,
+        f"{_g(d, 'cpu', 'logical_cores')} CPUs" if _g(d, "cpu", "logical_cores") else None,
     ]
     return ", ".join(str(p) for p in parts if p)
 
@@ -64,7 +64,14 @@ def _native(d: Any) -> str:
         for p in pools
         if isinstance(p, Mapping)
     ]
-    head = "; ".join(shown) if shown else "no BLAS/OpenMP pool loaded"
+    if not shown:
+        # Not loaded in the captured process (or another interpreter): name what is installed instead.
+        shown = [
+            f"{lib.get('name')} {lib.get('version') or '?'} (in {lib.get('package')})"
+            for lib in libs
+            if isinstance(lib, Mapping) and lib.get("kind") in ("blas", "openmp")
+        ]
+    head = "; ".join(shown) if shown else "no BLAS/OpenMP library found"
     return f"{head}; {len(libs)} vendored native libraries"
 
 
@@ -95,8 +102,8 @@ def _container(d: Any) -> str:
         return "not in a container"
     image = _g(d, "image") or {}
     ref = f", image {image.get('reference') or '?'}@{image.get('digest') or '?'}" if image else ""
-    cid = str(_g(d, "container_id") or "?")[:12]
-    return f"{_g(d, 'runtime', default='container')} {cid}{ref}"
+    cid = str(_g(d, "container_id") or "")[:12] or "(container id unknown)"
+    return f"{_g(d, 'runtime') or 'container'} {cid}{ref}"
 
 
 def _git(d: Any) -> str:

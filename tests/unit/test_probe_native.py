@@ -273,3 +273,23 @@ def test_other_interpreter_is_walked_not_imported(numpy_python: str) -> None:
     assert openblas and openblas[0]["path"].startswith("numpy.libs/")
     assert all(lib["site_dir"].startswith(str(Path(numpy_python).parent.parent)) for lib in data["libraries"])
     assert data["numpy_config"] is not None and "version" in data["numpy_config"]
+
+
+def test_openblas_without_a_version_in_its_name_gets_the_embedded_release(tmp_path: Path) -> None:
+    """A real ELF64 with the OpenBLAS banner in .rodata, built by the system compiler."""
+    from envsnap.capture.native import embedded_openblas_version
+
+    if shutil.which("cc") is None:
+        pytest.fail("a C compiler is needed to build the test library (apt-get install gcc)")
+    src = tmp_path / "blas.c"
+    src.write_text('const char banner[] = "OpenBLAS 0.3.29  USE64BITINT DYNAMIC_ARCH";\nint f(void) { return 1; }\n')
+    lib = tmp_path / "libscipy_openblas64_-56d6093b.so"
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(lib), str(src)], check=True)
+    assert embedded_openblas_version(str(lib)) == "0.3.29"
+    plain = tmp_path / "libplain.so"
+    src.write_text("int f(void) { return 1; }\n")
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(plain), str(src)], check=True)
+    assert embedded_openblas_version(str(plain)) is None
+    text = tmp_path / "libfake.so"
+    text.write_text("OpenBLAS 9.9.9 but not an ELF file")
+    assert embedded_openblas_version(str(text)) is None
