@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,gpu]'
+	# An editable install leaves envsnap/ uncompiled; with PYTHONDONTWRITEBYTECODE set (as on these
+	# machines) every start would recompile it. A regular wheel install compiles at install time.
+	$(BIN)/python -m compileall -q envsnap
 	touch $(STAMP)
 
 ## test: the whole suite (real virtualenvs, real pip installs, real files)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import sys
 import sysconfig
 from typing import Any, Dict
@@ -85,16 +86,16 @@ def _module_name(first):
     return first
 
 
+# First path component of a RECORD row that lies in a directory, and single-file modules at the top.
+# Regexes over the whole text: torch's RECORD has ~20,000 rows, and a per-line Python loop costs ms.
+_RECORD_DIR = re.compile(r'^"?([^/,\n"]+)/', re.M)
+_RECORD_FILE = re.compile(r'^"?([^/,\n"]+\.(?:py|so|pyd))[",]', re.M)
+
+
 def _top_level_from_record(text):
     names = set()
-    for line in text.splitlines():
-        path = line.split(",", 1)[0].strip().strip('"')
-        if not path or path.startswith(("../", "/")):
-            continue
-        first = path.split("/", 1)[0]
-        if first.endswith((".dist-info", ".egg-info", ".data", ".pth")) or first in ("__pycache__", ""):
-            continue
-        if "/" not in path and not first.endswith((".py", ".so", ".pyd")):
+    for first in set(_RECORD_DIR.findall(text)) | set(_RECORD_FILE.findall(text)):
+        if first.endswith((".dist-info", ".egg-info", ".data", ".pth")) or first in ("__pycache__", "..", "."):
             continue
         name = _module_name(first)
         if name.isidentifier():
