@@ -40,9 +40,8 @@ FLOOR_SNIPPET = (
     "print('\\n'.join(sorted(f\"{d.metadata['Name']}=={d.version}\" for d in m.distributions())))"
 )
 SNAPSHOT_CHECK = """
-import json, sys
-from envsnap.snapshot.reader import open_snapshot  # what envsnap.load is
-snap = open_snapshot(sys.argv[1])
+import json, sys, envsnap
+snap = envsnap.load(sys.argv[1])
 packages = snap.section("packages") or {}
 print(json.dumps({
     "members": len(snap.manifest.members),
@@ -244,6 +243,27 @@ def bench_inprocess(label: str, python: Path, preload: str, work: Path, runs: in
     }
 
 
+def bench_profile(label: str, py: Path, target: Path | None, work: Path, runs: int) -> dict[str, Any]:
+    """Stage-by-stage medians of one capture (bench/profile_capture.py) over fresh processes: a diagnostic."""
+    argv = [str(py), str(BENCH / "profile_capture.py")]
+    if target is not None:
+        argv += ["--python", str(target)]
+    print(f"== profile: {label}", flush=True)
+    samples: list[dict[str, float]] = []
+    for i in range(runs + 1):
+        proc = subprocess.run(argv, cwd=work, env=bench_env(), capture_output=True, text=True, check=False)
+        lines = proc.stdout.strip().splitlines()
+        data: dict[str, Any] = (
+            json.loads(lines[-1]) if proc.returncode == 0 and lines else {"error": proc.stderr[-1500:]}
+        )
+        if "error" in data:
+            return {"label": label, "error": data["error"]}
+        if i:  # the first process is the warm-up
+            samples.append(data["stages"])
+    stages = {name: summary([s[name] for s in samples if name in s]) for name in samples[-1]}
+    return {"label": label, "command": " ".join(short(a) for a in argv), "stages": stages}
+
+
 def tool_versions(py: Path) -> dict[str, str]:
     """Versions of everything measured."""
     return {
@@ -306,6 +326,10 @@ def main(argv: list[str] | None = None) -> int:
                 ),
             ],
         }
+        results["profile"] = [
+            bench_profile(f"--python {name} venv", py, setup_venvs.SPECS[name].python, work, args.inprocess_runs)
+            for name in venvs
+        ] + [bench_profile("in-process, dev venv", py, None, work, args.inprocess_runs)]
         results["machine"]["loadavg_end"] = os.getloadavg()
         results["duration_s"] = time.time() - started
     finally:

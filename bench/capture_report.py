@@ -203,6 +203,42 @@ def _inprocess_section(entries: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _profile_section(entries: list[dict[str, Any]]) -> list[str]:
+    """Median ms per capture stage, one column per profiled target (stages under 1 ms are folded)."""
+    ok = [e for e in entries if not e.get("error")]
+    lines = [
+        "## Where envsnap's time goes (diagnostic)",
+        "",
+        "`bench/profile_capture.py` replays `capture()` with a timer per stage, in fresh processes (median ms;",
+        "one warm-up process first). It runs inside one interpreter, so the CLI's own start-up (interpreter,",
+        "typer) is not in it: compare with the CLI's wall time above. Stages under 1 ms everywhere are folded.",
+        "",
+    ]
+    for entry in entries:
+        if entry.get("error"):
+            lines.append(f"- {entry['label']}: could not run: {one_line(entry['error'])}")
+    if not ok:
+        return [*lines, ""]
+    names: list[str] = []
+    for entry in ok:
+        names.extend(n for n in entry["stages"] if n not in names)
+    lines.append("| stage | " + " | ".join(e["label"] for e in ok) + " |")
+    lines.append("|---|" + "---|" * len(ok))
+    folded = [0.0] * len(ok)
+    total = [0.0] * len(ok)
+    for name in names:
+        values = [e["stages"].get(name, {}).get("median", 0.0) * 1000 for e in ok]
+        total = [t + v for t, v in zip(total, values, strict=True)]
+        if max(values) < 1.0:
+            folded = [f + v for f, v in zip(folded, values, strict=True)]
+            continue
+        lines.append(f"| {name} | " + " | ".join(f"{v:.1f}" for v in values) + " |")
+    lines.append("| (stages under 1 ms, together) | " + " | ".join(f"{v:.1f}" for v in folded) + " |")
+    lines.append("| **sum of medians** | " + " | ".join(f"**{v:.0f}**" for v in total) + " |")
+    lines.extend(["", *(f"- `{e['command']}`" for e in ok), ""])
+    return lines
+
+
 def render(results: dict[str, Any]) -> str:
     """RESULTS.md text."""
     m = results["machine"]
@@ -237,6 +273,7 @@ def render(results: dict[str, Any]) -> str:
     for name, venv in results["venvs"].items():
         lines.extend(_venv_section(name, venv))
     lines.extend(_inprocess_section(results.get("inprocess", [])))
+    lines.extend(_profile_section(results.get("profile", [])))
     return "\n".join(lines)
 
 

@@ -26,12 +26,14 @@ def profile(python: str | None) -> dict[str, float]:
     """Run one capture stage by stage; return seconds per stage, in execution order."""
     stages: dict[str, float] = {}
     start = time.perf_counter()
-    import envsnap.capture as cap
+    import envsnap.capture  # noqa: F401 - loads the subpackage; `cap` below is taken from sys.modules
     from envsnap.capture import base
     from envsnap.capture import target as target_mod
     from envsnap.snapshot.model import ProbeStatus
 
     stages["import envsnap.capture (core)"] = time.perf_counter() - start
+    # `import envsnap.capture as x` would give the function that envsnap/__init__.py binds over the name.
+    cap = sys.modules["envsnap.capture"]
     for name in cap.PROBE_MODULES:
         start = time.perf_counter()
         importlib.import_module(f"envsnap.capture.{name}")

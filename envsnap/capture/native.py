@@ -21,8 +21,8 @@ from envsnap.capture.base import CaptureContext, Probe, register
 from envsnap.capture.system import read_text
 
 # auditwheel inserts "-<8 hex>" after the library stem when it grafts a library into a wheel (twice when a
-# grafted library is grafted again).
-_AUDITWHEEL_HASH = re.compile(r"(?:-[0-9a-f]{8})+(?=\.)")
+# grafted library is grafted again); torch's and pillow's wheels use ".<8 hex>" ("libcudart.faf08d9a.so.13").
+_AUDITWHEEL_HASH = re.compile(r"(?:[-.][0-9a-f]{8})+(?=\.)")
 # An absolute path to a lib*.so* in the cache's NUL-separated string table.
 _LD_SO_CACHE_PATH = re.compile(rb"(?<=\x00)/[^\x00]*/lib[^/\x00]*\.so[^/\x00]*(?=\x00)")
 _SO = re.compile(r"\.so(?=$|\.)")

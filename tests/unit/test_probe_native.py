@@ -293,3 +293,17 @@ def test_openblas_without_a_version_in_its_name_gets_the_embedded_release(tmp_pa
     text = tmp_path / "libfake.so"
     text.write_text("OpenBLAS 9.9.9 but not an ELF file")
     assert embedded_openblas_version(str(text)) is None
+
+
+@pytest.mark.parametrize(
+    ("filename", "expected"),
+    [
+        ("libcudart.faf08d9a.so.13", ("cudart", "13")),  # torch's wheels: "." before the graft hash
+        ("libnvjpeg.36e11081.so.13", ("nvjpeg", "13")),
+        ("libnvrtc.alt.so.13", ("nvrtc.alt", "13")),  # a distinct library, not a hash
+    ],
+)
+def test_dot_separated_graft_hashes_are_dropped(filename: str, expected: tuple[str, str]) -> None:
+    from envsnap.capture.native import parse_library_filename
+
+    assert parse_library_filename(filename) == expected
