@@ -26,7 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import setup_venvs
-from _harness import Command, Pair, machine, run_pair, summary, tool_output
+from _harness import Command, CommandFailed, Pair, machine, run_once, run_pair, summary, tool_output
 from capture_report import write_reports
 
 BENCH = setup_venvs.BENCH
@@ -243,11 +243,15 @@ def bench_inprocess(label: str, python: Path, preload: str, work: Path, runs: in
     }
 
 
-def bench_profile(label: str, py: Path, target: Path | None, work: Path, runs: int) -> dict[str, Any]:
+def bench_profile(
+    label: str, py: Path, work: Path, runs: int, *, target: Path | None = None, preload: str = ""
+) -> dict[str, Any]:
     """Stage-by-stage medians of one capture (bench/profile_capture.py) over fresh processes: a diagnostic."""
     argv = [str(py), str(BENCH / "profile_capture.py")]
     if target is not None:
         argv += ["--python", str(target)]
+    if preload:
+        argv += ["--preload", preload]
     print(f"== profile: {label}", flush=True)
     samples: list[dict[str, float]] = []
     for i in range(runs + 1):
@@ -262,6 +266,23 @@ def bench_profile(label: str, py: Path, target: Path | None, work: Path, runs: i
             samples.append(data["stages"])
     stages = {name: summary([s[name] for s in samples if name in s]) for name in samples[-1]}
     return {"label": label, "command": " ".join(short(a) for a in argv), "stages": stages}
+
+
+def bench_startup(py: Path, work: Path, runs: int) -> dict[str, Any]:
+    """Fixed costs of the CLI before any capture work: interpreter start, and start + CLI imports."""
+    script = str(py.parent / "envsnap")
+    commands = [
+        Command("python-start", "interpreter start (`python -c pass`)", (str(py), "-c", "pass"), ""),
+        Command("cli-version", "`envsnap --version` (start + CLI imports)", (script, "--version"), ""),
+    ]
+    out: dict[str, Any] = {}
+    for command in commands:
+        try:
+            walls = [run_once(command, cwd=work, env=bench_env()).wall_s for _ in range(runs + 1)][1:]
+            out[command.label] = summary(walls)
+        except CommandFailed as exc:
+            out[command.label] = {"error": str(exc)}
+    return out
 
 
 def tool_versions(py: Path) -> dict[str, str]:
@@ -326,10 +347,13 @@ def main(argv: list[str] | None = None) -> int:
                 ),
             ],
         }
+        n = args.inprocess_runs
         results["profile"] = [
-            bench_profile(f"--python {name} venv", py, setup_venvs.SPECS[name].python, work, args.inprocess_runs)
-            for name in venvs
-        ] + [bench_profile("in-process, dev venv", py, None, work, args.inprocess_runs)]
+            *(bench_profile(f"--python {v}", py, work, n, target=setup_venvs.SPECS[v].python) for v in venvs),
+            bench_profile("in-process, dev venv", py, work, n),
+            bench_profile("in-process, ML job", setup_venvs.SPECS["ml-envsnap"].python, work, n, preload=ML_PRELOAD),
+        ]
+        results["startup"] = bench_startup(py, work, n)
         results["machine"]["loadavg_end"] = os.getloadavg()
         results["duration_s"] = time.time() - started
     finally:

@@ -174,7 +174,7 @@ def _inprocess_section(entries: list[dict[str, Any]]) -> list[str]:
         "## In-process `envsnap.capture()`",
         "",
         "Each figure is the median (min-max) over fresh interpreters, one unrecorded warm-up process first.",
-        "*first call* is what a job pays (importing the capture code and the probes included); *warm* is a later call.",
+        "*first call* is what a job pays after `import envsnap` (lazy probe imports included); *warm* is a later call.",
         "",
         "| where | distributions | `import envsnap` ms | first call ms | warm ms | call+write ms | process RSS MiB |",
         "|---|---|---|---|---|---|---|",
@@ -239,6 +239,14 @@ def _profile_section(entries: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _startup_lines(startup: dict[str, Any]) -> list[str]:
+    lines = ["Fixed costs of the CLI, outside the stages above (median of fresh runs, ms):", ""]
+    for label, stats in startup.items():
+        shown = f"{stats['median'] * 1000:.0f}" if "median" in stats else "could not run: " + one_line(stats["error"])
+        lines.append(f"- {label}: {shown}")
+    return [*lines, ""]
+
+
 def render(results: dict[str, Any]) -> str:
     """RESULTS.md text."""
     m = results["machine"]
@@ -274,6 +282,7 @@ def render(results: dict[str, Any]) -> str:
         lines.extend(_venv_section(name, venv))
     lines.extend(_inprocess_section(results.get("inprocess", [])))
     lines.extend(_profile_section(results.get("profile", [])))
+    lines.extend(_startup_lines(results.get("startup", {})))
     return "\n".join(lines)
 
 

@@ -6,7 +6,7 @@ module, inspecting the target interpreter, each probe's collect + encode, the ma
 that a FAIL in RESULTS.md points at the stage to work on. It uses envsnap's internal functions; when they
 change shape this script reports an error instead of figures.
 
-    python bench/profile_capture.py [--python VENV/bin/python]
+    python bench/profile_capture.py [--python VENV/bin/python | --preload numpy,pandas]
 """
 
 from __future__ import annotations
@@ -41,9 +41,7 @@ def profile(python: str | None) -> dict[str, float]:
 
     start = time.perf_counter()
     target = target_mod.from_interpreter(python) if python else target_mod.in_process()
-    stages["inspect target (--python snippet)" if python else "inspect target (in-process)"] = (
-        time.perf_counter() - start
-    )
+    stages["inspect target"] = time.perf_counter() - start
 
     options = base.CaptureOptions(python=python)
     ctx = base.CaptureContext(options, lambda: target)
@@ -85,7 +83,10 @@ def main() -> int:
     """Print {"stages": {...}} or {"error": "..."} as one JSON line."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--python", default=None, help="capture this interpreter, as --python does")
+    parser.add_argument("--preload", default="", help="comma-separated modules to import first (a job's)")
     args = parser.parse_args()
+    for name in filter(None, args.preload.split(",")):
+        importlib.import_module(name)
     try:
         out: dict[str, Any] = {"stages": profile(args.python)}
     except Exception:  # noqa: BLE001 - any drift in envsnap's internals becomes a reported error
