@@ -62,7 +62,8 @@ def short(path: str | Path) -> str:
 def envsnap_python(arg: str | None) -> Path:
     """The interpreter envsnap runs from: --envsnap-python, $ENVSNAP_PYTHON, or the repo's .venv."""
     chosen = arg or os.environ.get("ENVSNAP_PYTHON") or str(REPO / ".venv" / "bin" / "python")
-    return Path(chosen)
+    # Absolute, not resolved: commands run in a scratch directory, and a venv's python must stay the link.
+    return Path(chosen).absolute()
 
 
 def envsnap_command(py: Path, venv_python: Path, out: Path) -> tuple[Command, str]:
@@ -322,7 +323,10 @@ def main(argv: list[str] | None = None) -> int:
     venvs = [v for v in args.venvs.split(",") if v]
     py = envsnap_python(args.envsnap_python)
     if not py.exists():
-        parser.error(f"{py} does not exist: create the dev venv (make venv) or pass --envsnap-python")
+        parser.error(f"{py} does not exist: run `make bench` (it creates .venv) or pass --envsnap-python")
+    unknown = sorted(set(venvs) - set(MEASURED))
+    if unknown:
+        parser.error(f"unknown venv(s) {', '.join(unknown)}; measured venvs are {', '.join(MEASURED)}")
     if not args.no_setup:
         # A missing peer tool is installed, never skipped (issue 8): setup is idempotent and quick when done.
         setup_venvs.main([*venvs, "tools", "ml-envsnap"])

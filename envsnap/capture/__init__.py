@@ -10,12 +10,20 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from envsnap.capture import target as target_mod
-from envsnap.capture.base import CaptureContext, CaptureOptions, Probe, ProbeOutput, registered
+from envsnap.capture.base import (
+    CaptureContext,
+    CaptureOptions,
+    InputSpec,
+    Probe,
+    ProbeOutput,
+    SampleOptions,
+    registered,
+)
 from envsnap.capture.redact import scrub_data, scrub_text
 from envsnap.snapshot import canonical
 from envsnap.snapshot.build import assemble_snapshot
@@ -35,6 +43,8 @@ PROBE_MODULES = (
     "container",
     "git",
     "job",
+    "data",
+    "artifacts",
     "sbom",
 )
 FINGERPRINT_SECTIONS = ("python", "packages", "native", "threads", "system", "gpu", "container")
@@ -113,6 +123,9 @@ def capture(
     force: bool = False,
     cwd: str | os.PathLike[str] | None = None,
     argv: Iterable[str] | None = None,
+    inputs: Mapping[str, Any] | None = None,
+    sampling: SampleOptions | None = None,
+    artifacts: Iterable[str | os.PathLike[str]] = (),
 ) -> Snapshot:
     """Capture the runtime contract of this interpreter (or of ``python``) as a :class:`Snapshot`.
 
@@ -120,6 +133,10 @@ def capture(
     directory). Raises :class:`~envsnap.errors.InterpreterError` when ``python`` is not a Python and
     :class:`~envsnap.errors.OutputError` when ``output`` cannot be written; a probe that fails is
     recorded in the snapshot instead.
+
+    ``inputs`` maps names to sources (a parquet file or directory, a CSV, a pandas DataFrame or an Arrow
+    table); each is sampled as ``sampling`` says and stored as ``data/inputs/NAME.parquet`` with its
+    record. ``artifacts`` are files (models, configs) recorded by hash with format-specific metadata.
     """
     options = CaptureOptions(
         python=os.fspath(python) if python is not None else None,
@@ -130,6 +147,9 @@ def capture(
         hashes=hashes,
         cwd=os.fspath(cwd) if cwd is not None else os.getcwd(),
         argv=tuple(argv) if argv is not None else tuple(sys.argv),
+        inputs=tuple(InputSpec(str(name), source) for name, source in (inputs or {}).items()),
+        sampling=sampling if sampling is not None else SampleOptions(),
+        artifacts=tuple(os.fspath(a) for a in artifacts),
     )
     factory: Callable[[], target_mod.TargetRuntime]
     if options.python is not None:

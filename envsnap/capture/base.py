@@ -20,6 +20,26 @@ from envsnap.capture.target import TargetRuntime
 
 
 @dataclass(frozen=True)
+class SampleOptions:
+    """How input batches are sampled (``--rows``/``--fraction``, ``--seed``, ``--method``, ...)."""
+
+    rows: int | None = 1000
+    fraction: float | None = None
+    seed: int = 0
+    method: str = "uniform"
+    columns: tuple[str, ...] | None = None
+    mask: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One named input: a path (parquet file, parquet directory/dataset, CSV) or an in-memory table."""
+
+    name: str
+    source: Any
+
+
+@dataclass(frozen=True)
 class CaptureOptions:
     """What the user asked of a capture. Probes read the options they own."""
 
@@ -32,6 +52,9 @@ class CaptureOptions:
     cwd: str = field(default_factory=os.getcwd)
     argv: tuple[str, ...] = field(default_factory=lambda: tuple(sys.argv))
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    inputs: tuple[InputSpec, ...] = ()
+    sampling: SampleOptions = field(default_factory=SampleOptions)
+    artifacts: tuple[str, ...] = ()
 
 
 @dataclass

@@ -52,6 +52,9 @@ def cli_errors(func: F) -> F:
                 raise typer.Exit(exc.exit_code) from None
             except typer.Exit:
                 raise
+            except typer.BadParameter as exc:
+                err(f"envsnap: usage error: {exc.format_message()}")
+                raise typer.Exit(EXIT_USAGE) from None
             except KeyboardInterrupt:
                 err("envsnap: interrupted; nothing was written")
                 raise typer.Exit(130) from None

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from envsnap.capture.base import SampleOptions
 from envsnap.cli._common import cli_errors, err, human_size
 
 
@@ -23,6 +24,40 @@ def _default_python() -> str | None:
     except OSError:
         return None
     return venv
+
+
+def parse_inputs(specs: list[str]) -> dict[str, str]:
+    """``NAME=PATH`` pairs; a malformed or repeated name is a usage error (exit 2)."""
+    out: dict[str, str] = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise typer.BadParameter(f"{spec!r} is not NAME=PATH (e.g. --input events=data/events.parquet)")
+        if not name.replace("_", "").replace("-", "").isalnum():
+            raise typer.BadParameter(f"input name {name!r} must be letters, digits, '-' or '_'")
+        if name in out:
+            raise typer.BadParameter(f"input {name!r} is given twice")
+        out[name] = path
+    return out
+
+
+def sampling_options(
+    rows: int | None, fraction: float | None, seed: int, method: str, columns: list[str], mask: list[str]
+) -> SampleOptions:
+    """The sampling options of ``capture``, ``run`` and ``sample``, checked for usage errors."""
+    if rows is not None and fraction is not None:
+        raise typer.BadParameter("give --rows or --fraction, not both")
+    if method not in ("uniform", "row-groups"):
+        raise typer.BadParameter(f"--method must be 'uniform' or 'row-groups', not {method!r}")
+    cols = tuple(c.strip() for spec in columns for c in spec.split(",") if c.strip()) or None
+    return SampleOptions(
+        rows=None if fraction is not None else (rows if rows is not None else 1000),
+        fraction=fraction,
+        seed=seed,
+        method=method,
+        columns=cols,
+        mask=tuple(mask),
+    )
 
 
 @cli_errors
@@ -42,6 +77,22 @@ def capture(
     hashes: bool = typer.Option(False, "--hashes", help="Resolve --hash values for the lock from the index."),
     force: bool = typer.Option(False, "--force", help="Replace an existing output."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the output path."),
+    inputs: list[str] = typer.Option(  # noqa: B008
+        [], "--input", "-i", help="Sample an input: NAME=PATH (parquet file/dir/dataset or CSV; repeatable)."
+    ),
+    rows: int = typer.Option(None, "--rows", "-n", min=1, help="Rows to sample per input (default 1000)."),
+    fraction: float = typer.Option(None, "--fraction", min=0.0, max=1.0, help="Sample this fraction instead."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sample."),
+    method: str = typer.Option("uniform", "--method", help="uniform (iid) or row-groups (fast, not iid)."),
+    columns: list[str] = typer.Option(  # noqa: B008
+        [], "--columns", help="Only these columns (comma-separated or repeated)."
+    ),
+    mask: list[str] = typer.Option(  # noqa: B008
+        [], "--mask", help="Replace this column's values with salted tokens before writing (repeatable)."
+    ),
+    artifacts: list[str] = typer.Option(  # noqa: B008
+        [], "--artifact", help="Record a model/config file: hash, size, format metadata (repeatable)."
+    ),
 ) -> None:
     """Capture the runtime contract of a Python environment into a snapshot."""
     from envsnap.capture import capture as do_capture
@@ -61,6 +112,9 @@ def capture(
         reproducible=reproducible,
         hashes=hashes,
         force=force,
+        inputs=parse_inputs(inputs),
+        sampling=sampling_options(rows, fraction, seed, method, columns, mask),
+        artifacts=artifacts,
     )
     if quiet:
         sys.stdout.write(f"{snap.path}\n")

@@ -114,3 +114,21 @@ def test_real_subprocess_exit_codes(tmp_path: Path) -> None:
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     proc = subprocess.run([sys.executable, "-m", "envsnap", "show"], capture_output=True, text=True, check=False)
     assert proc.returncode == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--input", "no-equals-sign"], "is not NAME=PATH"),
+        (["--input", "a=x.parquet", "--input", "a=y.parquet"], "given twice"),
+        (["--rows", "5", "--fraction", "0.5"], "not both"),
+        (["--method", "magic"], "--method"),
+    ],
+)
+def test_capture_usage_errors_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    out = tmp_path / "x.envsnap"
+    result = runner.invoke(app, ["capture", "-o", str(out), *args])
+    assert result.exit_code == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert not out.exists()
