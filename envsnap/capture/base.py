@@ -55,6 +55,8 @@ class CaptureOptions:
     inputs: tuple[InputSpec, ...] = ()
     sampling: SampleOptions = field(default_factory=SampleOptions)
     artifacts: tuple[str, ...] = ()
+    #: The failure being recorded (``on_failure``, a failing ``run``): {type, message, traceback}.
+    failure: Mapping[str, Any] | None = None
 
 
 @dataclass
@@ -72,6 +74,8 @@ class CaptureContext:
         self.options = options
         self._target_factory = target_factory
         self.results: dict[str, Any] = {}
+        #: Sampled input tables by name (filled by the data probe; the pipeline runner feeds them to stages).
+        self.samples: dict[str, Any] = {}
 
     @cached_property
     def target(self) -> TargetRuntime:

@@ -72,5 +72,5 @@ class JobProbe(Probe):
             "started_at": iso_utc(started) if started is not None else None,
             "ended_at": None,
             "exit_status": None,
-            "exception": None,
+            "exception": dict(options.failure) if options.failure is not None else None,
         }
