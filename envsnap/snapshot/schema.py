@@ -20,9 +20,21 @@ if TYPE_CHECKING:
 ERROR_SCHEMA = "probe-error.schema.json"
 
 
+#: Members whose last component is a user-chosen NAME share one schema: (directory, fixed names).
+_NAMED_MEMBERS = (("data/inputs", ()), ("pipeline/stages", ()), ("artifacts", ("index.json",)))
+
+
 def schema_name(member: str) -> str:
-    """The schema file name for ``member``."""
+    """The schema file name for ``member``: ``env/packages.json`` -> ``env.packages.schema.json``.
+
+    ``data/inputs/events.json`` -> ``data.inputs.NAME.schema.json`` (likewise for stage intermediates'
+    records and artifacts), since their file names are chosen by the user.
+    """
     stem = member.rsplit(".", 1)[0] if member.endswith(".json") else member
+    directory, _, base = member.rpartition("/")
+    for prefix, fixed in _NAMED_MEMBERS:
+        if directory == prefix and member.endswith(".json") and base not in fixed:
+            return prefix.replace("/", ".") + ".NAME.schema.json"
     return stem.replace("/", ".") + ".schema.json"
 
 
