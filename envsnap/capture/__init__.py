@@ -151,18 +151,24 @@ def capture(
         sampling=sampling if sampling is not None else SampleOptions(),
         artifacts=tuple(os.fspath(a) for a in artifacts),
     )
-    factory: Callable[[], target_mod.TargetRuntime]
-    if options.python is not None:
-        inspected = target_mod.from_interpreter(options.python)  # a bad --python is the user's error: raise
-        factory = lambda: inspected  # noqa: E731
-    else:
-        factory = target_mod.in_process
     if output is not None:
         from envsnap.snapshot.writer import check_destination
 
         check_destination(Path(output).absolute(), force)  # fail before the work, not after it
+    factory: Callable[[], target_mod.TargetRuntime]
+    if options.python is not None:
+        # Start the target first; import the probes and their libraries while it answers.
+        pending = target_mod.PendingInspection(options.python)
+        probes = load_probes()
+        for cls in probes:
+            cls.warm_up()
+        inspected = pending.wait()  # a bad --python is the user's error: raise, write nothing
+        factory = lambda: inspected  # noqa: E731
+    else:
+        probes = load_probes()
+        factory = target_mod.in_process
     ctx = CaptureContext(options, factory)
-    members, statuses = run_probes(ctx, load_probes())
+    members, statuses = run_probes(ctx, probes)
     snap = build_snapshot(ctx, members, statuses)
     if output is not None:
         written = snap.write(output, force=force)

@@ -244,18 +244,9 @@ def python_facts():
     }
 
 
-def numpy_config():
-    """numpy's build configuration (BLAS/LAPACK, SIMD); only call where importing numpy is allowed."""
-    try:
-        import numpy  # noqa: PLC0415
-    except Exception as exc:  # noqa: BLE001 - any failure is a recorded fact, not a crash
-        return {"error": type(exc).__name__ + ": " + str(exc)}
-    return config_of_loaded_numpy(numpy)
-
-
 def config_of_loaded_numpy(numpy: Any) -> Dict[str, Any]:
     """Build configuration of an already imported numpy module."""
-    out = {"version": getattr(numpy, "__version__", None)}
+    out = {"version": getattr(numpy, "__version__", None), "source": "runtime"}
     try:
         show = numpy.show_config
         cfg = show(mode="dicts")
@@ -272,15 +263,18 @@ def config_of_loaded_numpy(numpy: Any) -> Dict[str, Any]:
     return out
 
 
-def inspect(with_numpy: bool = False) -> Dict[str, Any]:
-    """Everything the capture probes need to know about this interpreter."""
+def inspect() -> Dict[str, Any]:
+    """Everything the capture probes need to know about this interpreter.
+
+    numpy is never imported here: its build configuration is read from its ``__config__.py`` by envsnap
+    (see ``envsnap.capture.numpy_config``).
+    """
     return {
         "snippet_version": SNIPPET_VERSION,
         "python": python_facts(),
         "markers": marker_environment(),
         "site_dirs": site_dirs(),
         "distributions": distributions(),
-        "numpy": numpy_config() if with_numpy else None,
     }
 
 
@@ -289,4 +283,4 @@ if __name__ == "__main__":
     # not include whatever happens to lie where envsnap was started (e.g. a project's *.egg-info).
     if sys.path and sys.path[0] == "":
         del sys.path[0]
-    json.dump(inspect(with_numpy="--numpy" in sys.argv), sys.stdout)
+    json.dump(inspect(), sys.stdout)

@@ -103,6 +103,11 @@ class Probe(ABC):
         """Whether the probe runs for these options (git is off with ``--no-git``)."""
         return True
 
+    @classmethod  # noqa: B027 - an optional hook, deliberately empty by default
+    def warm_up(cls) -> None:
+        """Import what :meth:`collect` will need. Called while capture waits on another interpreter, so
+        that the wait and the imports overlap; a no-op for most probes."""
+
 
 _REGISTRY: dict[str, type[Probe]] = {}
 

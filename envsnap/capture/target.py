@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from envsnap.capture import _inspect
+from envsnap.capture.numpy_config import numpy_build_config
 from envsnap.errors import InterpreterError
 
 INSPECT_TIMEOUT_S = 60
@@ -38,10 +39,18 @@ class TargetRuntime:
 
 
 def in_process() -> TargetRuntime:
-    """Inspect envsnap's own interpreter. numpy's config is read only if numpy is already imported."""
-    facts = _inspect.inspect(with_numpy=False)
+    """Inspect envsnap's own interpreter.
+
+    numpy's build configuration comes from numpy itself when the job already imported it (that adds the
+    SIMD extensions found at run time), else from its ``__config__.py``, never by importing it.
+    """
+    facts = _inspect.inspect()
     numpy_mod = sys.modules.get("numpy")
-    numpy_cfg = _inspect.config_of_loaded_numpy(numpy_mod) if numpy_mod is not None else None
+    numpy_cfg: dict[str, Any] | None
+    if numpy_mod is not None:
+        numpy_cfg = _inspect.config_of_loaded_numpy(numpy_mod)
+    else:
+        numpy_cfg = numpy_build_config(facts["site_dirs"])
     return TargetRuntime(
         in_process=True,
         python=facts["python"],
@@ -73,43 +82,61 @@ def resolve_interpreter(python: str | os.PathLike[str]) -> str:
     return str(path.absolute())
 
 
-def from_interpreter(python: str | os.PathLike[str], *, with_numpy: bool = True) -> TargetRuntime:
-    """Inspect another interpreter by running the stdlib-only snippet in it."""
-    exe = resolve_interpreter(python)
-    argv = [exe, "-c", _snippet_source()]
-    if with_numpy:
-        argv.append("--numpy")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONSTARTUP")}
-    env["PYTHONIOENCODING"] = "utf-8"
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    try:
-        proc = subprocess.run(
-            argv, capture_output=True, timeout=INSPECT_TIMEOUT_S, env=env, check=False, stdin=subprocess.DEVNULL
+class PendingInspection:
+    """The snippet running in another interpreter. Capture starts it first and does its own start-up
+    work (importing probes, cyclonedx) while the target answers, then calls :meth:`wait`."""
+
+    def __init__(self, python: str | os.PathLike[str]) -> None:
+        self.python = str(python)
+        exe = resolve_interpreter(python)
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONSTARTUP")}
+        env["PYTHONIOENCODING"] = "utf-8"
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        try:
+            self._proc = subprocess.Popen(
+                [exe, "-c", _snippet_source()],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+            )
+        except OSError as exc:
+            raise InterpreterError(self.python, f"cannot be run ({exc.strerror or exc})") from exc
+
+    def wait(self) -> TargetRuntime:
+        """The inspected runtime; raises :class:`InterpreterError` when the target is not a usable Python."""
+        python = self.python
+        try:
+            stdout, stderr = self._proc.communicate(timeout=INSPECT_TIMEOUT_S)
+        except subprocess.TimeoutExpired as exc:
+            self._proc.kill()
+            self._proc.communicate()
+            raise InterpreterError(python, f"did not answer within {INSPECT_TIMEOUT_S} s") from exc
+        if self._proc.returncode != 0:
+            last = (stderr.decode("utf-8", "replace").strip().splitlines() or ["no output"])[-1]
+            raise InterpreterError(python, f"is not a usable Python (exit {self._proc.returncode}: {last[:200]})")
+        try:
+            facts = json.loads(stdout)
+        except ValueError as exc:
+            raise InterpreterError(python, "printed something that is not JSON; is it a Python ≥ 3.8?") from exc
+        if (
+            not isinstance(facts, dict)
+            or not isinstance(facts.get("python"), dict)
+            or not isinstance(facts.get("distributions"), list)
+            or not isinstance(facts.get("site_dirs"), list)
+            or not isinstance(facts.get("markers"), dict)
+        ):
+            raise InterpreterError(python, "answered with an unexpected document; is it CPython or PyPy ≥ 3.8?")
+        return TargetRuntime(
+            in_process=False,
+            python=facts["python"],
+            markers=facts["markers"],
+            site_dirs=facts["site_dirs"],
+            distributions=facts["distributions"],
+            numpy=numpy_build_config(str(d) for d in facts["site_dirs"]),
         )
-    except OSError as exc:
-        raise InterpreterError(str(python), f"cannot be run ({exc.strerror or exc})") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise InterpreterError(str(python), f"did not answer within {INSPECT_TIMEOUT_S} s") from exc
-    if proc.returncode != 0:
-        last = (proc.stderr.decode("utf-8", "replace").strip().splitlines() or ["no output"])[-1]
-        raise InterpreterError(str(python), f"is not a usable Python (exit {proc.returncode}: {last[:200]})")
-    try:
-        facts = json.loads(proc.stdout)
-    except ValueError as exc:
-        raise InterpreterError(str(python), "printed something that is not JSON; is it a Python ≥ 3.8?") from exc
-    if (
-        not isinstance(facts, dict)
-        or not isinstance(facts.get("python"), dict)
-        or not isinstance(facts.get("distributions"), list)
-        or not isinstance(facts.get("site_dirs"), list)
-        or not isinstance(facts.get("markers"), dict)
-    ):
-        raise InterpreterError(str(python), "answered with an unexpected document; is it CPython or PyPy ≥ 3.8?")
-    return TargetRuntime(
-        in_process=False,
-        python=facts["python"],
-        markers=facts["markers"],
-        site_dirs=facts["site_dirs"],
-        distributions=facts["distributions"],
-        numpy=facts.get("numpy"),
-    )
+
+
+def from_interpreter(python: str | os.PathLike[str]) -> TargetRuntime:
+    """Inspect another interpreter by running the stdlib-only snippet in it (nothing of it is imported)."""
+    return PendingInspection(python).wait()

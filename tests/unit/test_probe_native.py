@@ -307,3 +307,30 @@ def test_dot_separated_graft_hashes_are_dropped(filename: str, expected: tuple[s
     from envsnap.capture.native import parse_library_filename
 
     assert parse_library_filename(filename) == expected
+
+
+@pytest.mark.slow
+def test_static_numpy_config_matches_numpys_own_report(numpy_python: str) -> None:
+    """The __config__.py parse (no import) gives the same build facts as numpy.show_config(mode='dicts')."""
+    from envsnap.capture.numpy_config import numpy_build_config
+
+    code = "import json, numpy; print(json.dumps({'v': numpy.__version__, 'c': numpy.show_config(mode='dicts')}))"
+    real = json.loads(subprocess.run([numpy_python, "-c", code], capture_output=True, text=True, check=True).stdout)
+    runtime = target.from_interpreter(numpy_python)
+    static = numpy_build_config(runtime.site_dirs)
+    assert static is not None and static["source"] == "static"
+    assert static["version"] == real["v"]
+    for section in ("Compilers", "Build Dependencies", "Machine Information"):
+        assert static["config"][section] == real["c"][section], section
+    assert static["config"]["Build Dependencies"]["blas"]["version"]  # the BLAS release numpy was built with
+    assert "numpy" not in sys.modules
+
+
+def test_static_numpy_config_survives_odd_files(tmp_path: Path) -> None:
+    from envsnap.capture.numpy_config import numpy_build_config, parse_numpy_config
+
+    assert parse_numpy_config("def broken(:\n") is None
+    assert parse_numpy_config("CONFIG = compute()\n") is None
+    legacy = "blas_opt_info = {'libraries': ['openblas'], 'language': 'c'}\nx = 1\n"
+    assert parse_numpy_config(legacy) == {"blas_opt_info": {"libraries": ["openblas"], "language": "c"}}
+    assert numpy_build_config([str(tmp_path)]) is None
