@@ -38,6 +38,7 @@ class Run:
     """One measured run."""
 
     wall_s: float
+    cpu_s: float  # user + system time of the child and its reaped descendants: less sensitive to load
     max_rss_kib: int
     returncode: int
     stdout_bytes: int
@@ -56,6 +57,9 @@ class Series:
     def walls(self) -> list[float]:
         return [r.wall_s for r in self.runs]
 
+    def cpus(self) -> list[float]:
+        return [r.cpu_s for r in self.runs]
+
     def rss_mib(self) -> list[float]:
         return [r.max_rss_kib / 1024 for r in self.runs]
 
@@ -64,6 +68,7 @@ class Series:
         data["runs"] = [asdict(r) for r in self.runs]
         if self.runs:
             data["wall_s"] = summary(self.walls())
+            data["cpu_s"] = summary(self.cpus())
             data["max_rss_mib"] = summary(self.rss_mib())
         return data
 
@@ -93,7 +98,13 @@ def run_once(command: Command, *, cwd: Path, env: dict[str, str]) -> Run:
         if proc.returncode != 0:
             err.seek(0)
             raise CommandFailed(command, proc.returncode, err.read().decode("utf-8", "replace"))
-    return Run(wall_s=wall, max_rss_kib=int(usage.ru_maxrss), returncode=proc.returncode, stdout_bytes=size)
+    return Run(
+        wall_s=wall,
+        cpu_s=usage.ru_utime + usage.ru_stime,
+        max_rss_kib=int(usage.ru_maxrss),
+        returncode=proc.returncode,
+        stdout_bytes=size,
+    )
 
 
 @dataclass
@@ -109,12 +120,19 @@ class Pair:
             return []
         return [ra.wall_s / rb.wall_s for ra, rb in zip(self.a.runs, self.b.runs, strict=True)]
 
+    def cpu_ratios(self) -> list[float]:
+        """A/B of the CPU time of each pair of neighbouring runs."""
+        if len(self.a.runs) != len(self.b.runs):
+            return []
+        return [ra.cpu_s / rb.cpu_s for ra, rb in zip(self.a.runs, self.b.runs, strict=True) if rb.cpu_s > 0]
+
     def to_json(self) -> dict[str, Any]:
-        ratios = self.ratios()
+        ratios, cpu_ratios = self.ratios(), self.cpu_ratios()
         return {
             "a": self.a.to_json(),
             "b": self.b.to_json(),
             "ratio_a_over_b": summary(ratios) if ratios else None,
+            "cpu_ratio_a_over_b": summary(cpu_ratios) if cpu_ratios else None,
         }
 
 

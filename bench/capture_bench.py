@@ -198,6 +198,7 @@ def bench_venv(name: str, py: Path, work: Path, args: argparse.Namespace) -> dic
         "envsnap_mode": mode,
         "envsnap_command": a.shown,
         "envsnap_wall_s": summary([r.wall_s for r in envsnap_runs]) if envsnap_runs else None,
+        "envsnap_cpu_s": summary([r.cpu_s for r in envsnap_runs]) if envsnap_runs else None,
         "envsnap_max_rss_mib": summary([r.max_rss_kib / 1024 for r in envsnap_runs]) if envsnap_runs else None,
         "pairs": [p.to_json() for p in pairs],
         "snapshot": snapshot,

@@ -36,8 +36,10 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
         venv = venvs.get(venv_name)
         pair = _pair(venv, key) if venv else None
         ratio = pair["ratio_a_over_b"] if pair else None
+        cpu = pair.get("cpu_ratio_a_over_b") if pair else None
         measured = (
-            f"{fmt_ratio(ratio['median'])} (pairs {fmt_ratio(ratio['min'])}-{fmt_ratio(ratio['max'])})"
+            f"{fmt_ratio(ratio['median'])} wall (pairs {fmt_ratio(ratio['min'])}-{fmt_ratio(ratio['max'])})"
+            + (f"; CPU {fmt_ratio(cpu['median'])}" if cpu else "")
             if ratio
             else _why(pair)
         )
@@ -112,24 +114,26 @@ def _venv_section(name: str, venv: dict[str, Any]) -> list[str]:
     lines = [
         f"## Capture on `{name}` ({venv['distributions']} distributions, {venv['pip']})",
         "",
-        "Wall times in seconds over the measured runs; peak RSS is the median of the runs' peaks. The ratio is",
-        "envsnap ÷ peer for each neighbouring pair of runs (A B A B …): its median, then its min-max.",
+        "Wall times in seconds over the measured runs; CPU is user + system time (median), less sensitive to",
+        "other load; peak RSS is the median of the runs' peaks. The ratio is envsnap ÷ peer for each",
+        "neighbouring pair of runs (A B A B …): its median, then its min-max; the goals use the wall ratio.",
         "",
-        "| command | median s | min s | max s | peak RSS MiB | envsnap ÷ peer | envsnap median s (these pairs) |",
-        "|---|---|---|---|---|---|---|",
+        "| command | median s | min s | max s | CPU s | peak RSS MiB | envsnap ÷ peer (wall) "
+        "| envsnap ÷ peer (CPU) | envsnap median s (these pairs) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    wall, rss = venv.get("envsnap_wall_s"), venv.get("envsnap_max_rss_mib")
+    wall, rss, cpu = venv.get("envsnap_wall_s"), venv.get("envsnap_max_rss_mib"), venv.get("envsnap_cpu_s")
     lines.append(
-        f"| **envsnap capture** (all its runs) | {_stats_cells(wall)} | "
-        f"{rss['median']:.1f} (max {rss['max']:.1f}) | - | - |"
+        f"| **envsnap capture** (all its runs) | {_stats_cells(wall)} | {fmt_s(cpu['median']) if cpu else '-'} | "
+        f"{rss['median']:.1f} (max {rss['max']:.1f}) | - | - | - |"
         if wall and rss
-        else "| **envsnap capture** | - | - | - | - | - | - |"
+        else "| **envsnap capture** | - | - | - | - | - | - | - | - |"
     )
     envsnap_errors = sorted({pair["a"]["error"] for pair in venv["pairs"] if pair["a"].get("error")})
     for pair in venv["pairs"]:
         b, a = pair["b"], pair["a"]
         if b.get("error"):
-            lines.append(f"| {b['label']} | could not run: {one_line(b['error'])} | | | | | |")
+            lines.append(f"| {b['label']} | could not run: {one_line(b['error'])} | | | | | | | |")
             continue
         ratio = pair["ratio_a_over_b"]
         ratio_cell = (
@@ -137,10 +141,12 @@ def _venv_section(name: str, venv: dict[str, Any]) -> list[str]:
             if ratio
             else "n/a (envsnap failed)"
         )
+        cpu_ratio = pair.get("cpu_ratio_a_over_b")
+        cpu_cell = fmt_ratio(cpu_ratio["median"]) if cpu_ratio else "-"
         a_cell = fmt_s(a["wall_s"]["median"]) if a.get("wall_s") else "-"
         lines.append(
-            f"| {b['label']} | {_stats_cells(b['wall_s'])} | {b['max_rss_mib']['median']:.1f} "
-            f"| {ratio_cell} | {a_cell} |"
+            f"| {b['label']} | {_stats_cells(b['wall_s'])} | {fmt_s(b['cpu_s']['median'])} "
+            f"| {b['max_rss_mib']['median']:.1f} | {ratio_cell} | {cpu_cell} | {a_cell} |"
         )
     for error in envsnap_errors:
         lines.extend(["", f"**envsnap capture could not run**: {one_line(error)}"])

@@ -80,6 +80,9 @@ def _stamp(spec: VenvSpec, base_python: str) -> str:
         [base_python, "-c", "import sys; print(sys.version)"], check=True, capture_output=True, text=True
     ).stdout
     parts = [lock.read_text(encoding="utf-8"), version, str(spec.editable_envsnap), str(REPO)]
+    if spec.editable_envsnap:
+        # envsnap's own dependencies come from pyproject.toml: a new one must rebuild the venv.
+        parts.append((REPO / "pyproject.toml").read_text(encoding="utf-8"))
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 

@@ -20,7 +20,7 @@ def sample_members() -> dict[str, bytes]:
         "env/python.json": canonical.dumps({"implementation": "cpython", "version": "3.11.7"}),
         "env/requirements.lock": b"six==1.16.0\n",
         "data/inputs/batch.parquet": bytes(range(256)) * 8,
-        "artifacts/model.json": canonical.dumps({"feature_order": ["a", "b"]}),
+        "pipeline/notes.txt": b"free text member: no schema applies\n",
     }
 
 

@@ -13,6 +13,7 @@ import typer
 from envsnap._version import __version__
 from envsnap.cli import capture as capture_cmd
 from envsnap.cli import inspect as inspect_cmd
+from envsnap.cli import run as run_cmd
 from envsnap.cli._common import State
 
 app = typer.Typer(
@@ -45,6 +46,7 @@ app.command("capture")(capture_cmd.capture)
 app.command("show")(inspect_cmd.show)
 app.command("verify")(inspect_cmd.verify)
 app.command("export")(inspect_cmd.export)
+app.command("run")(run_cmd.run)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,120 @@
+"""``envsnap run``: run a pipeline on sampled inputs and capture everything into one snapshot.
+
+Exit status: 0 every stage ran; 1 a stage failed (the snapshot is written and records the failure);
+2 usage or pipeline-definition error (nothing written); 3 an input could not be sampled (the snapshot is
+written, no stage ran) or any other envsnap error.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import typer
+
+from envsnap.cli._common import cli_errors, err, human_size
+from envsnap.cli.capture import _default_python, parse_inputs, sampling_options
+
+
+def _stage_line(outcome: dict[str, Any]) -> str:
+    head = f"  {outcome['index']:02d} {outcome['name']:<20}"
+    if outcome["status"] == "ok":
+        wall = outcome.get("wall_time_s")
+        memory = outcome.get("memory") or {}
+        parts = [f"{outcome.get('rows')} rows"]
+        if wall is not None:
+            parts.append(f"{wall:.3f} s")
+        if memory.get("peak_rss_delta_bytes") is not None:
+            parts.append(f"peak +{human_size(memory['peak_rss_delta_bytes'])}")
+        elif memory.get("peak_rss_bytes") is not None:
+            parts.append(f"peak {human_size(memory['peak_rss_bytes'])}")
+        return f"{head} ok      {', '.join(parts)}"
+    error = outcome.get("error") or {}
+    return f"{head} FAILED  {error.get('message', 'failed')}"
+
+
+@cli_errors
+def run(
+    config: str = typer.Option(
+        None, "--config", "-c", help="envsnap.toml or pyproject.toml (default: found from here upwards)."
+    ),
+    inputs: list[str] = typer.Option(  # noqa: B008 - typer declares options this way
+        [], "--input", "-i", help="NAME=PATH: sample this input instead of the configured one (repeatable)."
+    ),
+    output: str = typer.Option(None, "--output", "-o", help="Where to write: *.envsnap = zip, else a directory."),
+    python: str = typer.Option(
+        None, "--python", help="Run the stages in this interpreter (or venv); nothing is installed there."
+    ),
+    rows: int = typer.Option(None, "--rows", "-n", min=1, help="Rows to sample per input (default 1000)."),
+    fraction: float = typer.Option(None, "--fraction", min=0.0, max=1.0, help="Sample this fraction instead."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sample."),
+    method: str = typer.Option("uniform", "--method", help="uniform (iid) or row-groups (fast, not iid)."),
+    columns: list[str] = typer.Option(  # noqa: B008
+        [], "--columns", help="Only these columns (comma-separated or repeated)."
+    ),
+    mask: list[str] = typer.Option(  # noqa: B008
+        [], "--mask", help="Replace this column's values with salted tokens before anything runs (repeatable)."
+    ),
+    artifacts: list[str] = typer.Option(  # noqa: B008
+        [], "--artifact", help="Record a model/config file: hash, size, format metadata (repeatable)."
+    ),
+    label: str = typer.Option(None, "--label", help="A label stored in the manifest (e.g. 'nightly-good')."),
+    env_allow: list[str] = typer.Option(  # noqa: B008
+        [], "--env-allow", help="Keep the value of matching env vars (glob; repeatable)."
+    ),
+    no_git: bool = typer.Option(False, "--no-git", help="Do not record git state."),
+    reproducible: bool = typer.Option(
+        False, "--reproducible", help="Omit timestamps, ids, timings and memory: same state, same bytes."
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace an existing output."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the output path."),
+) -> None:
+    """Run a pipeline's stages on sampled inputs; write one snapshot with every intermediate."""
+    from envsnap.pipeline import load_pipeline
+    from envsnap.pipeline.runner import run_pipeline
+
+    pipeline = load_pipeline(config)
+    if python is None:
+        python = _default_python()
+        if python is not None and not quiet:
+            err(f"envsnap: running in the active virtualenv {python} (VIRTUAL_ENV); pass --python to choose another")
+    if output is None:
+        output = time.strftime(f"{pipeline.name}-%Y%m%dT%H%M%SZ.envsnap", time.gmtime())
+    if not quiet:
+        err(f"envsnap: pipeline {pipeline.name} ({len(pipeline.stages)} stages) from {pipeline.source}")
+    result = run_pipeline(
+        pipeline,
+        inputs=parse_inputs(inputs),
+        output=output,
+        python=python,
+        sampling=sampling_options(rows, fraction, seed, method, columns, mask),
+        label=label,
+        reproducible=reproducible,
+        force=force,
+        env_allow=env_allow,
+        git=not no_git,
+        artifacts=artifacts,
+        on_stage=None if quiet else lambda outcome: err(_stage_line(outcome)),
+    )
+    snap = result.snapshot
+    if quiet:
+        sys.stdout.write(f"{snap.path}\n")
+    else:
+        size = sum(m.size for m in snap.manifest.members.values())
+        ok = sum(1 for s in result.stages if s.status == "ok")
+        sys.stdout.write(
+            f"wrote {snap.path}\n"
+            f"  {len(snap.manifest.members)} members, {human_size(size)}, fingerprint {snap.fingerprint[:23]}…\n"
+            f"  pipeline {pipeline.name}: {ok}/{len(result.stages)} stages ok\n"
+        )
+        for name, status in sorted(snap.manifest.probes.items()):
+            if status.status == "error" and name != "pipeline":
+                sys.stdout.write(f"  probe {name} failed: {status.error}\n")
+    if result.status == "failed" and not quiet:
+        err(f"envsnap: stage {result.failed_stage} failed; the snapshot records its error and traceback")
+    elif result.status == "failed":
+        err(f"envsnap: {result.error}")
+    elif result.status != "ok":
+        err(f"envsnap: error: {result.error}; the snapshot records what was captured")
+    raise typer.Exit(result.exit_code)

@@ -1,0 +1,194 @@
+"""``envsnap.on_failure(dir)``: capture a snapshot when an exception escapes, then re-raise it.
+
+::
+
+    with envsnap.on_failure("snapshots/"):
+        run_batch()
+
+    @envsnap.on_failure("snapshots/", inputs={"batch": lambda: current_batch})
+    def run_batch(): ...
+
+Only an exception escaping the block or the function triggers a capture; success captures nothing.
+``KeyboardInterrupt`` (someone stopped the job), ``GeneratorExit`` and ``SystemExit`` with status 0 or
+None are not failures and capture nothing; ``SystemExit`` with another status is a failure. The snapshot
+is written to ``<dir>/envsnap-<UTC time>-<exception type>.envsnap`` and its ``job/command.json`` records
+the exception and traceback. Then the ORIGINAL exception propagates, with its own traceback: a failure
+of the capture itself never replaces it; it is reported as an :class:`EnvsnapCaptureWarning` and, on
+Python 3.11+, as a note on the user's exception (so is the path of the snapshot that was written).
+An exception already captured by an inner ``on_failure`` is not captured again by an outer one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import os
+import re
+import time
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Set on an exception once a snapshot of it is written (nested on_failure / the pytest plugin skip it).
+CAPTURED_ATTR = "__envsnap_snapshot__"
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+class EnvsnapCaptureWarning(UserWarning):
+    """Capturing a failure did not work; the user's own exception is unaffected."""
+
+
+def is_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` escaping a job is a failure worth a snapshot (see the module docstring)."""
+    if isinstance(exc, (KeyboardInterrupt, GeneratorExit)):
+        return False
+    if isinstance(exc, SystemExit):
+        return exc.code not in (0, None)
+    return True
+
+
+def snapshot_name(exc: BaseException, when: float | None = None, *, tag: str | None = None) -> str:
+    """``envsnap-20260101T120000.123456Z-ValueError.envsnap`` (``tag`` replaces the exception type)."""
+    now = time.time() if when is None else when
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"
+    what = _UNSAFE.sub("_", tag if tag is not None else type(exc).__qualname__).strip("_.")[:100] or "failure"
+    return f"envsnap-{stamp}-{what}.envsnap"
+
+
+def _free_path(directory: Path, name: str) -> Path:
+    path = directory / name
+    stem = name.removesuffix(".envsnap")
+    counter = 2
+    while path.exists():
+        path = directory / f"{stem}-{counter}.envsnap"
+        counter += 1
+    return path
+
+
+def capture_failure(
+    exc: BaseException,
+    directory: str | os.PathLike[str],
+    *,
+    label: str | None = None,
+    tag: str | None = None,
+    inputs: Mapping[str, Any] | None = None,
+    artifacts: Iterable[str | os.PathLike[str]] = (),
+    env_allow: Iterable[str] = (),
+    git: bool = True,
+) -> Path:
+    """Capture this interpreter with ``exc`` recorded as the failure; return the snapshot's path.
+
+    Input values may be callables, called now: what to sample is often only known at failure time.
+    """
+    from envsnap.capture import build_snapshot, load_probes, run_probes
+    from envsnap.capture import target as target_mod
+    from envsnap.capture.base import CaptureContext, CaptureOptions, InputSpec
+    from envsnap.capture.job import exception_record
+
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    resolved = {name: source() if callable(source) else source for name, source in (inputs or {}).items()}
+    options = CaptureOptions(
+        label=label,
+        env_allow=tuple(env_allow),
+        git=git,
+        inputs=tuple(InputSpec(str(name), source) for name, source in resolved.items()),
+        artifacts=tuple(os.fspath(a) for a in artifacts),
+        failure=exception_record(exc),
+    )
+    ctx = CaptureContext(options, target_mod.in_process)
+    members, statuses = run_probes(ctx, load_probes())
+    snap = build_snapshot(ctx, members, statuses)
+    return snap.write(_free_path(folder, snapshot_name(exc, tag=tag)))
+
+
+def _note(exc: BaseException, text: str) -> None:
+    add_note = getattr(exc, "add_note", None)  # Python 3.11+
+    if add_note is not None:
+        with contextlib.suppress(Exception):
+            add_note(text)
+
+
+def record_failure(exc: BaseException, directory: str | os.PathLike[str], **options: Any) -> Path | None:
+    """Capture ``exc`` unless it is not a failure or was captured already; never raise (warn instead)."""
+    if not is_failure(exc) or getattr(exc, CAPTURED_ATTR, None) is not None:
+        return None
+    try:
+        path = capture_failure(exc, directory, **options)
+    except Exception as capture_exc:  # noqa: BLE001 - the user's exception must come out, not ours
+        message = f"envsnap: could not capture this failure: {type(capture_exc).__name__}: {capture_exc}"
+        warnings.warn(message, EnvsnapCaptureWarning, stacklevel=3)
+        _note(exc, message)
+        return None
+    with contextlib.suppress(Exception):  # e.g. an exception class with __slots__
+        setattr(exc, CAPTURED_ATTR, str(path))
+    _note(exc, f"envsnap: snapshot of this failure: {path}")
+    return path
+
+
+class on_failure:  # lower case: it reads like a function, `with envsnap.on_failure(dir):`
+    """Context manager and decorator: capture a snapshot when an exception escapes, then re-raise it.
+
+    ``label``, ``inputs`` (name -> path, DataFrame, Arrow table, or a callable returning one),
+    ``artifacts``, ``env_allow`` and ``git`` are passed to the capture. After a captured failure,
+    :attr:`path` is where the snapshot was written.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        label: str | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        artifacts: Iterable[str | os.PathLike[str]] = (),
+        env_allow: Iterable[str] = (),
+        git: bool = True,
+    ) -> None:
+        self.directory = os.fspath(directory)
+        self._options: dict[str, Any] = {
+            "label": label,
+            "inputs": dict(inputs or {}),
+            "artifacts": tuple(artifacts),
+            "env_allow": tuple(env_allow),
+            "git": git,
+        }
+        self.path: Path | None = None
+
+    def __enter__(self) -> on_failure:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> Literal[False]:
+        if exc is not None:
+            self.path = record_failure(exc, self.directory, **self._options)
+        return False  # never swallow: the original exception propagates with its traceback
+
+    def __call__(self, func: F) -> F:
+        """Decorate ``func`` (sync or async): a failure escaping any call is captured, then re-raised."""
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                try:
+                    return await func(*args, **kwargs)
+                except BaseException as exc:
+                    self.path = record_failure(exc, self.directory, **self._options) or self.path
+                    raise
+
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return func(*args, **kwargs)
+            except BaseException as exc:
+                self.path = record_failure(exc, self.directory, **self._options) or self.path
+                raise
+
+        return wrapper  # type: ignore[return-value]

@@ -1,0 +1,1 @@
+"""Integrations with other tools: the pytest plugin (``pytest --envsnap-on-fail DIR``)."""

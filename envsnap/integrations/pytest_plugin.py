@@ -1,0 +1,66 @@
+"""pytest plugin: ``pytest --envsnap-on-fail DIR`` writes one snapshot per failing test.
+
+Registered through the ``pytest11`` entry point, so it is loaded wherever envsnap is installed; without
+the option it does nothing and imports nothing of envsnap's capture machinery. A test that fails in
+setup, call or teardown gets one snapshot (its first failing phase), labelled with the test's node id,
+with the test's exception and traceback in ``job/command.json``. Expected failures (xfail) and skips
+are not failures. The path is added to the test's report, and a summary line lists the directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+
+OPTION = "--envsnap-on-fail"
+_WRITTEN = pytest.StashKey[list[str]]()
+_DONE = pytest.StashKey[set[str]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Add ``--envsnap-on-fail DIR``."""
+    group = parser.getgroup("envsnap", "envsnap: snapshots of failing tests")
+    group.addoption(
+        OPTION,
+        dest="envsnap_on_fail",
+        metavar="DIR",
+        default=None,
+        help="write an envsnap snapshot of the runtime for every failing test into DIR",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Set up this session's bookkeeping."""
+    config.stash[_WRITTEN] = []
+    config.stash[_DONE] = set()
+
+
+@pytest.hookimpl(hookwrapper=True)  # the old-style wrapper: works on every pytest >= 7
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+    """After each phase's report: capture once per failing test, and attach the snapshot's path."""
+    outcome = yield
+    report = outcome.get_result()
+    directory = item.config.getoption("envsnap_on_fail")
+    if not directory or not report.failed or call.excinfo is None:
+        return
+    done = item.config.stash[_DONE]
+    if item.nodeid in done:
+        return
+    done.add(item.nodeid)
+    from envsnap.failure import record_failure
+
+    exc = call.excinfo.value
+    path = record_failure(exc, directory, label=item.nodeid, tag=item.nodeid)
+    if path is not None:
+        item.config.stash[_WRITTEN].append(str(path))
+        report.sections.append(("envsnap", f"snapshot of this failure: {path}"))
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """One line: how many snapshots were written, and where."""
+    written = config.stash.get(_WRITTEN, [])
+    if written:
+        directory = config.getoption("envsnap_on_fail")
+        terminalreporter.write_line(f"envsnap: {len(written)} snapshot(s) of failing tests written to {directory}")

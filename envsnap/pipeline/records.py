@@ -1,0 +1,146 @@
+"""The pipeline's snapshot members: ``pipeline/pipeline.json`` and ``pipeline/stages/NN-NAME.{parquet,json}``.
+
+A stage record carries the intermediate's schema, row count and column stats, the stage's wall time and
+peak memory (null with ``--reproducible``: they differ run to run), the top-level modules imported while
+it ran mapped to the distributions that provide them (from ``top_level`` in ``env/packages.json``), and
+the error when it failed.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from envsnap.pipeline._execute import RUNNER_MODULE
+from envsnap.pipeline.model import Pipeline
+
+if TYPE_CHECKING:
+    from envsnap.pipeline.runner import Intermediate
+
+STAGES_DIR = "pipeline/stages"
+PIPELINE_MEMBER = "pipeline/pipeline.json"
+#: Modules that are never a distribution: the interpreter's own and the runner's.
+_NOT_DISTRIBUTIONS = frozenset({"__main__", "__mp_main__", RUNNER_MODULE, "_distutils_hack"})
+
+
+def member_stem(index: int, name: str) -> str:
+    """``pipeline/stages/01-clean`` (add ``.parquet`` / ``.json``)."""
+    return f"{STAGES_DIR}/{index:02d}-{name}"
+
+
+def distributions_by_module(packages: Any) -> dict[str, list[dict[str, str]]]:
+    """Top-level import name -> ``[{name, version}]`` of the distributions that install it."""
+    mapping: dict[str, list[dict[str, str]]] = {}
+    if not isinstance(packages, dict):
+        return mapping
+    for dist in packages.get("distributions") or ():
+        for top in dist.get("top_level") or ():
+            mapping.setdefault(top, []).append({"name": dist["normalized_name"], "version": dist["version"]})
+    for dists in mapping.values():
+        dists.sort(key=lambda d: (d["name"], d["version"]))
+    return mapping
+
+
+def map_modules(modules: Iterable[str], mapping: Mapping[str, list[dict[str, str]]]) -> list[dict[str, Any]]:
+    """``[{module, distributions}]`` for the non-stdlib top-level modules; a local module has no distribution."""
+    stdlib: frozenset[str] = getattr(sys, "stdlib_module_names", frozenset())
+    out = []
+    for module in sorted(set(modules)):
+        if module in stdlib or module in _NOT_DISTRIBUTIONS or module in sys.builtin_module_names:
+            continue
+        out.append({"module": module, "distributions": mapping.get(module, [])})
+    return out
+
+
+def distribution_names(modules: Iterable[str], mapping: Mapping[str, list[dict[str, str]]]) -> list[str]:
+    """Sorted distribution names behind ``modules``."""
+    return sorted({d["name"] for entry in map_modules(modules, mapping) for d in entry["distributions"]})
+
+
+def stage_record(
+    outcome: Mapping[str, Any],
+    stage_def: Mapping[str, Any],
+    *,
+    received: list[str],
+    intermediate: Intermediate | None,
+    parquet_member: str | None,
+    mapping: Mapping[str, list[dict[str, str]]],
+    reproducible: bool,
+) -> dict[str, Any]:
+    """The ``NN-NAME.json`` record of one stage that ran (``intermediate``: its output, None if it failed)."""
+    modules = outcome.get("imported_modules")
+    return {
+        "index": outcome["index"],
+        "name": outcome["name"],
+        "kind": outcome["kind"],
+        "status": outcome["status"],
+        "call": stage_def.get("call"),
+        "run": stage_def.get("run"),
+        "inputs": received,
+        "returned": outcome.get("returned"),
+        "parquet": parquet_member,
+        "rows": intermediate.rows if intermediate is not None else None,
+        "schema": intermediate.schema if intermediate is not None else None,
+        "columns": intermediate.columns if intermediate is not None else None,
+        "load_time_s": None if reproducible else outcome.get("load_time_s"),
+        "wall_time_s": None if reproducible else outcome.get("wall_time_s"),
+        "memory": None if reproducible else outcome.get("memory"),
+        "imports": map_modules(modules, mapping) if modules is not None else None,
+        "command": outcome.get("command"),
+        "error": outcome.get("error"),
+    }
+
+
+def received_inputs(pipeline: Pipeline, input_names: list[str]) -> list[list[str]]:
+    """What each stage receives, by name: its declared inputs, else the previous stage (or the only input)."""
+    out = []
+    previous = input_names[0] if len(input_names) == 1 else None
+    for stage in pipeline.stages:
+        if stage.inputs is not None:
+            out.append(list(stage.inputs))
+        else:
+            out.append([previous] if previous is not None else [])
+        previous = stage.name
+    return out
+
+
+def pipeline_record(
+    pipeline: Pipeline,
+    *,
+    input_names: list[str],
+    outcomes: Sequence[Mapping[str, Any]],
+    not_run_reason: str | None,
+    runner: Mapping[str, Any],
+) -> dict[str, Any]:
+    """``pipeline/pipeline.json``: the definition in order, how each stage ended, and how the runner ran."""
+    ended = {o["index"]: o for o in outcomes}
+    stages = []
+    failed = None
+    for index, stage in enumerate(pipeline.stages, 1):
+        entry = stage.to_dict()
+        outcome = ended.get(index)
+        entry["index"] = index
+        entry["status"] = outcome["status"] if outcome else "not-run"
+        entry["record"] = f"{member_stem(index, stage.name)}.json" if outcome else None
+        if outcome and outcome["status"] != "ok" and failed is None:
+            failed = stage.name
+        stages.append(entry)
+    if not_run_reason is not None:
+        status = "not-run"
+    elif failed is not None:
+        status = "failed"
+    else:
+        status = "ok"
+    failure = next((o.get("error") for o in outcomes if o.get("error")), None)
+    return {
+        "name": pipeline.name,
+        "source": pipeline.source,
+        "accepts": pipeline.accepts,
+        "inputs": input_names,
+        "stages": stages,
+        "status": status,
+        "failed_stage": failed,
+        "error": not_run_reason if not_run_reason is not None else (failure or {}).get("message"),
+        "runner": dict(runner),
+    }

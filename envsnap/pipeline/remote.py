@@ -1,0 +1,175 @@
+"""``--python``: run the stages in another interpreter without installing anything there.
+
+The runner (:mod:`envsnap.pipeline._execute`, stdlib + the target's own pyarrow) is copied into a
+private temporary directory as ``_envsnap_stage_runner.py``; the target is started with ``python -c`` and
+a two-line bootstrap that APPENDS that directory to the end of ``sys.path`` — so the runner can never
+shadow one of the target's packages — and runs the job. ``python -c`` puts the working directory first
+on ``sys.path``, as running the job by hand would; the pipeline's ``pythonpath`` goes in front of it. The
+sampled inputs travel as parquet files; intermediates and a JSON report come back the same way. The
+report lists what the runner added to ``sys.path`` (its own directory, nothing else).
+
+A target without pyarrow is refused before anything runs: the runner needs it for parquet, and lending
+the target envsnap's own pyarrow would put every package of envsnap's environment on the target's path
+(and a compiled extension built for another Python or numpy), so the snapshot would describe an
+environment that never existed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from envsnap.errors import EnvsnapError, InterpreterError
+from envsnap.pipeline import _execute
+from envsnap.pipeline.model import Pipeline, PipelineError
+
+BOOTSTRAP = (
+    f"import sys; sys.path.append(sys.argv[1]); import {_execute.RUNNER_MODULE} as runner; "
+    "sys.exit(runner.main(sys.argv[2:]))"
+)
+
+
+class RunnerError(EnvsnapError):
+    """The stage runner in the other interpreter could not run the job (not a stage failure)."""
+
+
+@dataclass(frozen=True)
+class RemoteRun:
+    """What came back from the target: per-stage outcomes, their intermediates, and the runner's facts."""
+
+    outcomes: list[dict[str, Any]]
+    intermediates: dict[int, Path]
+    preloaded_modules: list[str]
+    added_to_sys_path: list[str]
+    python: str
+
+
+def check_target(python: str, distributions: list[dict[str, Any]]) -> None:
+    """Refuse a target without pyarrow, before any work (see the module docstring)."""
+    if not any(d.get("normalized_name") == "pyarrow" for d in distributions):
+        raise InterpreterError(
+            python,
+            "has no pyarrow; the stage runner uses the target's own pyarrow to read and write the parquet "
+            f"intermediates and never installs anything there: run `{python} -m pip install pyarrow`, or drop "
+            "--python to run the stages in envsnap's interpreter",
+        )
+
+
+def stage_specs(pipeline: Pipeline, *, importable: bool) -> list[dict[str, Any]]:
+    """The stages as plain dicts for the runner; ``importable`` refuses functions it could not import."""
+    specs = []
+    for index, stage in enumerate(pipeline.stages):
+        spec: dict[str, Any] = {
+            "name": stage.name,
+            "kind": stage.kind,
+            "inputs": list(stage.inputs) if stage.inputs is not None else None,
+            "accepts": stage.accepts,
+        }
+        if stage.run is not None:
+            spec["run"] = stage.run
+        else:
+            spec["call"] = stage.target
+            if importable and stage.func is not None:
+                module, _, qualname = stage.target.partition(":")
+                if module == "__main__" or "<locals>" in qualname:
+                    raise PipelineError(
+                        pipeline.source,
+                        f"stage {stage.name!r} is {stage.target}, which another interpreter cannot import",
+                        key=f"stages[{index}]",
+                        hint="define it at module level in an importable module, or drop --python",
+                    )
+            elif stage.func is not None:
+                spec["func"] = stage.func
+        specs.append(spec)
+    return specs
+
+
+def run_in_interpreter(
+    pipeline: Pipeline,
+    python: str,
+    tables: Mapping[str, Any],
+    kinds: Mapping[str, str],
+    *,
+    workdir: Path,
+    cwd: str,
+    environ: Mapping[str, str] | None = None,
+    on_stage: Callable[[dict[str, Any]], None] | None = None,
+) -> RemoteRun:
+    """Run ``pipeline`` on ``tables`` (name -> pyarrow Table) in ``python``; files go under ``workdir``."""
+    import pyarrow.parquet as pq
+
+    from envsnap.capture.target import resolve_interpreter
+
+    exe = resolve_interpreter(python)
+    runner_dir = workdir / "runner"
+    out_dir = workdir / "out"
+    scratch = workdir / "scratch"
+    for d in (runner_dir, out_dir, scratch):
+        d.mkdir()
+    shutil.copyfile(_execute.__file__, runner_dir / f"{_execute.RUNNER_MODULE}.py")
+    inputs = {}
+    for name, table in tables.items():
+        path = workdir / f"input-{name}.parquet"
+        pq.write_table(table, path)
+        inputs[name] = {"path": str(path), "kind": kinds.get(name, "arrow")}
+    job = {
+        "stages": stage_specs(pipeline, importable=True),
+        "inputs": inputs,
+        "pythonpath": list(pipeline.pythonpath),
+        "out_dir": str(out_dir),
+        "work_dir": str(scratch),
+        "cwd": cwd,
+    }
+    job_path = workdir / "job.json"
+    job_path.write_text(json.dumps(job), encoding="utf-8")
+    env = {k: v for k, v in (environ if environ is not None else os.environ).items() if k not in ("PYTHONHOME",)}
+    env.pop("PYTHONSTARTUP", None)
+    try:
+        # stdout/stderr are inherited: what the stages print shows up as it would in-process.
+        proc = subprocess.run(
+            [exe, "-c", BOOTSTRAP, str(runner_dir), str(job_path)],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    except OSError as exc:
+        raise InterpreterError(python, f"cannot be run ({exc.strerror or exc})") from exc
+    report_path = out_dir / "report.json"
+    if not report_path.is_file():
+        raise RunnerError(
+            f"the stage runner in {python} exited {proc.returncode} without a report (its output is above)",
+            hint="check that it is a working Python >= 3.8",
+        )
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    fatal = report.get("fatal")
+    if fatal:
+        raise RunnerError(f"the stage runner in {python} failed: {fatal.get('type')}: {fatal.get('message')}")
+    outcomes: list[dict[str, Any]] = report["stages"]
+    if on_stage is not None:
+        for outcome in outcomes:
+            on_stage(outcome)
+    intermediates = {}
+    for outcome in outcomes:
+        path = out_dir / f"{outcome['index']:02d}-{outcome['name']}.parquet"
+        if outcome["status"] == "ok" and path.is_file():
+            intermediates[outcome["index"]] = path
+    return RemoteRun(
+        outcomes=outcomes,
+        intermediates=intermediates,
+        preloaded_modules=list(report.get("preloaded_modules") or []),
+        added_to_sys_path=[str(runner_dir)] if report.get("added_to_sys_path") else [],
+        python=str(report.get("python") or exe),
+    )
+
+
+def make_workdir() -> Path:
+    """A private temporary directory (0700) for one run; the caller removes it."""
+    return Path(tempfile.mkdtemp(prefix="envsnap-run-"))

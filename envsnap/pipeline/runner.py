@@ -1,0 +1,387 @@
+"""``run_pipeline``: sample the inputs, run the stages, capture the environment, write ONE snapshot.
+
+Order matters and is deliberate:
+
+1. the data probe samples the inputs (``ctx.samples``);
+2. the stages run on the samples — in this process, or in ``--python``'s interpreter through the runner
+   script (:mod:`envsnap.pipeline.remote`) — each intermediate turned into parquet and stats right away;
+3. then the environment probes run. In-process this means the native and threads probes see the BLAS and
+   OpenMP pools the stages actually loaded, and ``job/command.json`` records the failing stage's
+   exception;
+4. the stage records map the modules each stage imported to distributions (``env/packages.json``).
+
+A failing stage does not raise: it is recorded (error, traceback, the intermediates before it), the
+snapshot is still written and :attr:`RunResult.exit_code` is 1. An input that cannot be sampled means no
+stage runs; the snapshot records why and the exit code is 3.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from envsnap.capture import build_snapshot, load_probes, run_probes
+from envsnap.capture import target as target_mod
+from envsnap.capture.base import CaptureContext, CaptureOptions, InputSpec, SampleOptions
+from envsnap.capture.redact import scrub_data, scrub_text
+from envsnap.pipeline import _execute, records
+from envsnap.pipeline.model import Pipeline, PipelineError
+from envsnap.snapshot import canonical
+from envsnap.snapshot.model import ProbeStatus, Snapshot
+
+EXIT_OK = 0
+EXIT_STAGE_FAILED = 1
+EXIT_NOT_RUN = 3
+
+
+@dataclass(frozen=True)
+class Intermediate:
+    """One stage output, already serialised: parquet bytes, row count, schema and column stats."""
+
+    parquet: bytes
+    rows: int
+    schema: list[dict[str, Any]]
+    columns: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class StageRun:
+    """The outcome of running the stages (before any snapshot exists)."""
+
+    outcomes: list[dict[str, Any]]
+    intermediates: dict[int, Intermediate]
+    preloaded_modules: list[str]
+    runner: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """How one stage ended: ``status`` ok / failed / not-run; ``error`` = {kind, type, message, traceback}."""
+
+    index: int
+    name: str
+    kind: str
+    status: str
+    rows: int | None = None
+    wall_time_s: float | None = None
+    peak_memory_bytes: int | None = None
+    error: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The written (or in-memory) snapshot and how the run went."""
+
+    snapshot: Snapshot
+    pipeline: Pipeline
+    stages: tuple[StageResult, ...]
+    status: str  # ok | failed | not-run
+    failed_stage: str | None
+    error: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def exit_code(self) -> int:
+        """0 ok, 1 a stage failed (the pipeline's failure, recorded), 3 nothing ran (inputs unusable)."""
+        return {"ok": EXIT_OK, "failed": EXIT_STAGE_FAILED}.get(self.status, EXIT_NOT_RUN)
+
+
+def intermediate_of(table: Any, parquet: bytes) -> Intermediate:
+    """Serialise-side facts of one intermediate (``table`` is a pyarrow Table)."""
+    from envsnap.pipeline.stats import column_stats, schema_fields
+
+    return Intermediate(parquet, table.num_rows, schema_fields(table.schema), column_stats(table))
+
+
+def _parquet_bytes(table: Any) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def run_stages_here(
+    pipeline: Pipeline,
+    tables: Mapping[str, Any],
+    *,
+    kinds: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    on_stage: Callable[[dict[str, Any]], None] | None = None,
+) -> StageRun:
+    """Run the stages in this interpreter on ``tables`` (name -> pandas DataFrame or pyarrow Table).
+
+    ``kinds`` (name -> ``pandas``/``arrow``) converts an input when a stage takes it; by default inputs
+    reach the stages as they are.
+
+    The pipeline's ``pythonpath`` is put in front of ``sys.path`` for the run (as ``python -m`` puts the
+    working directory there) and taken out again afterwards.
+    """
+    from envsnap.pipeline.remote import make_workdir, stage_specs
+
+    specs = stage_specs(pipeline, importable=False)
+    intermediates: dict[int, Intermediate] = {}
+
+    def sink(index: int, name: str, table: Any) -> None:
+        intermediates[index] = intermediate_of(table, _parquet_bytes(table))
+
+    added = [p for p in pipeline.pythonpath if p not in sys.path]
+    sys.path[:0] = added
+    workdir = make_workdir()
+    try:
+        preloaded = sorted(_execute.top_level_modules(list(sys.modules)))
+        outcomes = _execute.run_stages(
+            specs,
+            tables,
+            sink,
+            workdir=str(workdir),
+            cwd=pipeline.root or cwd,
+            pythonpath=pipeline.pythonpath,
+            input_kinds=kinds,
+            on_stage=on_stage,
+        )
+    finally:
+        for entry in added:
+            if entry in sys.path:
+                sys.path.remove(entry)
+        shutil.rmtree(workdir, ignore_errors=True)
+    runner = {"mode": "in-process", "python": sys.executable, "added_by_runner": []}
+    return StageRun(outcomes, intermediates, preloaded, runner)
+
+
+def run_stages_there(
+    pipeline: Pipeline,
+    python: str,
+    tables: Mapping[str, Any],
+    kinds: Mapping[str, str],
+    *,
+    cwd: str,
+    environ: Mapping[str, str] | None = None,
+    on_stage: Callable[[dict[str, Any]], None] | None = None,
+) -> StageRun:
+    """Run the stages in another interpreter (``--python``) on pyarrow ``tables``."""
+    import pyarrow.parquet as pq
+
+    from envsnap.pipeline.remote import make_workdir, run_in_interpreter
+
+    workdir = make_workdir()
+    try:
+        remote = run_in_interpreter(
+            pipeline,
+            python,
+            tables,
+            kinds,
+            workdir=workdir,
+            cwd=pipeline.root or cwd,
+            environ=environ,
+            on_stage=on_stage,
+        )
+        intermediates = {
+            index: intermediate_of(pq.read_table(path), path.read_bytes())
+            for index, path in remote.intermediates.items()
+        }
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    runner = {
+        "mode": "subprocess",
+        "python": remote.python,
+        "added_by_runner": [
+            f"{_execute.RUNNER_MODULE} (the stage runner, stdlib only; its private directory is appended at the "
+            "end of sys.path)"
+        ]
+        if remote.added_to_sys_path
+        else [],
+    }
+    return StageRun(remote.outcomes, intermediates, remote.preloaded_modules, runner)
+
+
+def _input_kind(pipeline: Pipeline, source: Any) -> str:
+    """In-memory inputs keep their kind; inputs read from files arrive as ``pipeline.accepts`` says."""
+    if isinstance(source, (str, os.PathLike)):
+        return pipeline.accepts
+    return _execute.table_kind(source) or "arrow"
+
+
+def _encode(data: Any) -> bytes:
+    return canonical.dumps(scrub_data(data))
+
+
+def run_pipeline(
+    pipeline: Pipeline,
+    *,
+    inputs: Mapping[str, Any] | None = None,
+    output: str | os.PathLike[str] | None = None,
+    python: str | os.PathLike[str] | None = None,
+    sampling: SampleOptions | None = None,
+    label: str | None = None,
+    reproducible: bool = False,
+    force: bool = False,
+    env_allow: Iterable[str] = (),
+    git: bool = True,
+    hashes: bool = False,
+    artifacts: Iterable[str | os.PathLike[str]] = (),
+    cwd: str | os.PathLike[str] | None = None,
+    argv: Iterable[str] | None = None,
+    on_stage: Callable[[dict[str, Any]], None] | None = None,
+) -> RunResult:
+    """Run ``pipeline`` on sampled ``inputs`` and capture everything into one snapshot.
+
+    ``inputs`` (name -> path, pandas DataFrame or pyarrow Table) replace the pipeline's default inputs of
+    the same name. With ``python`` the stages run in that interpreter (its own packages, nothing
+    installed there) and its environment is what is captured. With ``output`` the snapshot is written
+    there (``*.envsnap`` = zip). ``on_stage`` is called with each stage's outcome dict as it ends.
+
+    Raises :class:`PipelineError` for a pipeline that cannot run as declared,
+    :class:`~envsnap.errors.InterpreterError` for a bad ``python`` (or one without pyarrow) and
+    :class:`~envsnap.errors.OutputError` for an unusable ``output``, all before any work. A failing
+    stage or an unusable input is recorded and reported in the result instead.
+    """
+    sources = dict(pipeline.inputs)
+    for name, source in (inputs or {}).items():
+        if pipeline.inputs and name not in pipeline.inputs:
+            raise PipelineError(
+                pipeline.source,
+                f"pipeline {pipeline.name!r} has no input {name!r} (its inputs: {', '.join(sorted(pipeline.inputs))})",
+            )
+        sources[name] = source
+    pipeline.check_inputs(sources)
+    if output is not None:
+        from envsnap.snapshot.writer import check_destination
+
+        check_destination(Path(output).absolute(), force)
+    options = CaptureOptions(
+        python=os.fspath(python) if python is not None else None,
+        label=label,
+        env_allow=tuple(env_allow),
+        git=git,
+        reproducible=reproducible,
+        hashes=hashes,
+        cwd=os.fspath(cwd) if cwd is not None else os.getcwd(),
+        argv=tuple(argv) if argv is not None else tuple(sys.argv),
+        inputs=tuple(InputSpec(name, source) for name, source in sources.items()),
+        sampling=sampling if sampling is not None else SampleOptions(),
+        artifacts=tuple(os.fspath(a) for a in artifacts),
+    )
+    factory: Callable[[], target_mod.TargetRuntime]
+    if options.python is not None:
+        from envsnap.pipeline.remote import check_target, stage_specs
+
+        stage_specs(pipeline, importable=True)  # refuse unimportable functions before any work
+        inspected = target_mod.from_interpreter(options.python)
+        check_target(options.python, inspected.distributions)
+        factory = lambda: inspected  # noqa: E731
+    else:
+        factory = target_mod.in_process
+    ctx = CaptureContext(options, factory)
+    probes = load_probes()
+    members, statuses = run_probes(ctx, [p for p in probes if p.name == "data"])
+
+    input_names = list(sources)
+    missing = [name for name in input_names if name not in ctx.samples]
+    not_run: str | None = None
+    if missing:
+        why = statuses["data"].error if "data" in statuses and statuses["data"].error else "no sample was taken"
+        not_run = f"input {missing[0]!r} could not be sampled, so no stage ran: {why}"
+        run = StageRun([], {}, [], {"mode": "not-run", "python": None, "added_by_runner": []})
+    elif options.python is not None:
+        kinds = {name: _input_kind(pipeline, src) for name, src in sources.items()}
+        run = run_stages_there(
+            pipeline,
+            options.python,
+            {n: _execute.to_arrow(ctx.samples[n]) for n in input_names},
+            kinds,
+            cwd=options.cwd,
+            environ=options.environ,
+            on_stage=on_stage,
+        )
+    else:
+        kinds = {name: _input_kind(pipeline, src) for name, src in sources.items()}
+        tables = {n: ctx.samples[n] for n in input_names}
+        run = run_stages_here(pipeline, tables, kinds=kinds, cwd=options.cwd, on_stage=on_stage)
+
+    error = next((o["error"] for o in run.outcomes if o.get("error")), None)
+    if error is not None:
+        ctx.options = dataclasses.replace(
+            options,
+            failure={"type": error["type"], "message": error["message"], "traceback": error["traceback"] or ""},
+        )
+    env_members, env_statuses = run_probes(ctx, [p for p in probes if p.name != "data"])
+    members.update(env_members)
+    statuses.update(env_statuses)
+
+    mapping = records.distributions_by_module(ctx.results.get("packages"))
+    received = records.received_inputs(pipeline, input_names)
+    stage_members: list[str] = []
+    results: list[StageResult] = []
+    for outcome in run.outcomes:
+        index = outcome["index"]
+        stem = records.member_stem(index, outcome["name"])
+        intermediate = run.intermediates.get(index)
+        parquet_member = f"{stem}.parquet" if intermediate is not None else None
+        if intermediate is not None and parquet_member is not None:
+            members[parquet_member] = intermediate.parquet
+            stage_members.append(parquet_member)
+        record = records.stage_record(
+            outcome,
+            pipeline.stages[index - 1].to_dict(),
+            received=received[index - 1],
+            intermediate=intermediate,
+            parquet_member=parquet_member,
+            mapping=mapping,
+            reproducible=reproducible,
+        )
+        members[f"{stem}.json"] = _encode(record)
+        stage_members.append(f"{stem}.json")
+        memory = outcome.get("memory") or {}
+        results.append(
+            StageResult(
+                index=index,
+                name=outcome["name"],
+                kind=outcome["kind"],
+                status=outcome["status"],
+                rows=intermediate.rows if intermediate is not None else None,
+                wall_time_s=outcome.get("wall_time_s"),
+                peak_memory_bytes=memory.get("peak_rss_delta_bytes", memory.get("peak_rss_bytes")),
+                error=outcome.get("error"),
+            )
+        )
+    ran = {r.index for r in results}
+    results.extend(
+        StageResult(index=i, name=s.name, kind=s.kind, status="not-run")
+        for i, s in enumerate(pipeline.stages, 1)
+        if i not in ran
+    )
+    runner_facts = dict(run.runner)
+    runner_facts["preloaded_distributions"] = records.distribution_names(run.preloaded_modules, mapping)
+    document = records.pipeline_record(
+        pipeline, input_names=input_names, outcomes=run.outcomes, not_run_reason=not_run, runner=runner_facts
+    )
+    members[records.PIPELINE_MEMBER] = _encode(document)
+    stage_members.append(records.PIPELINE_MEMBER)
+    statuses["pipeline"] = ProbeStatus(
+        "ok" if document["status"] == "ok" else "error",
+        None if document["status"] == "ok" else scrub_text(str(document["error"]))[:2000],
+        tuple(sorted(stage_members)),
+    )
+    snap = build_snapshot(ctx, members, statuses)
+    if output is not None:
+        written = snap.write(output, force=force)
+        snap.path = str(written)
+    return RunResult(
+        snapshot=snap,
+        pipeline=pipeline,
+        stages=tuple(results),
+        status=document["status"],
+        failed_stage=document["failed_stage"],
+        error=scrub_text(document["error"]) if document["error"] else None,
+    )

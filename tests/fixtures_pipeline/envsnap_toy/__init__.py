@@ -1,0 +1,1 @@
+"""Stages for the pipeline runner's tests (see ../README.md)."""
