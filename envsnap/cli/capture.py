@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from envsnap.capture.base import SampleOptions
-from envsnap.cli._common import cli_errors, err, human_size
+from envsnap.cli._common import EXIT_ERROR, cli_errors, err, human_size
 
 
 def _default_python() -> str | None:
@@ -116,8 +116,12 @@ def capture(
         sampling=sampling_options(rows, fraction, seed, method, columns, mask),
         artifacts=artifacts,
     )
+    # Inputs and artifacts are what the user asked for by name: the snapshot is written with what
+    # happened, but a failure to record one of them is an error, not a footnote.
+    asked = {n: s.error for n, s in snap.manifest.probes.items() if n in ("data", "artifacts") and s.error}
     if quiet:
         sys.stdout.write(f"{snap.path}\n")
+        fail_on_requested(asked)
         return
     size = sum(m.size for m in snap.manifest.members.values())
     failed = {n: s.error for n, s in snap.manifest.probes.items() if s.status == "error"}
@@ -126,4 +130,14 @@ def capture(
         f"  {len(snap.manifest.members)} members, {human_size(size)}, fingerprint {snap.fingerprint[:23]}…\n"
     )
     for name, message in sorted(failed.items()):
-        sys.stdout.write(f"  probe {name} failed: {message}\n")
+        if name not in asked:
+            sys.stdout.write(f"  probe {name} failed: {message}\n")
+    fail_on_requested(asked)
+
+
+def fail_on_requested(errors: dict[str, str]) -> None:
+    """Exit 3 (after the snapshot was written) when a requested input or artifact could not be recorded."""
+    if errors:
+        messages = [m.split(": ", 1)[1] if m.split(": ", 1)[0].endswith("Error") else m for m in errors.values()]
+        err("envsnap: error: " + "; ".join(sorted(messages)) + " (the snapshot was written with what happened)")
+        raise typer.Exit(EXIT_ERROR)

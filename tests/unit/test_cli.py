@@ -132,3 +132,16 @@ def test_capture_usage_errors_exit_2(tmp_path: Path, args: list[str], message: s
     assert message in result.stderr and "Traceback" not in result.stderr
     assert result.stderr.count("\n") == 1
     assert not out.exists()
+
+
+def test_missing_artifact_writes_the_snapshot_and_exits_3(tmp_path: Path) -> None:
+    import envsnap
+
+    out = tmp_path / "x.envsnap"
+    missing = tmp_path / "model.joblib"
+    result = runner.invoke(app, ["capture", "--no-git", "--artifact", str(missing), "-o", str(out)])
+    line = _one_line_error(result, 3)
+    assert str(missing) in line and "snapshot was written" in line
+    snap = envsnap.load(out)
+    assert snap.manifest.probes["artifacts"].status == "error"
+    assert snap.manifest.probes["packages"].status == "ok"
