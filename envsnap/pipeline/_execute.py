@@ -169,8 +169,36 @@ class MemoryMeter:
 
 
 def top_level_modules(names: Any) -> set[str]:
-    """Top-level package names of dotted module names."""
-    return {name.partition(".")[0] for name in names}
+    """The top-level packages that the modules ``names`` belong to.
+
+    Usually the first dotted component. But compiled extensions often register a flat name
+    (scipy's ``_csparsetools`` lives in ``scipy/sparse/``): a module whose file sits inside another
+    top-level package's directory on ``sys.path`` is counted as that package. Modules created at run time
+    (no file, not a package; e.g. Cython's shared ``_cython_3_x`` module) belong to whoever imported them
+    and are left out.
+    """
+    roots = sorted({os.path.join(os.path.abspath(p or os.curdir), "") for p in sys.path}, key=len, reverse=True)
+    found = set()
+    for name in names:
+        top = name.partition(".")[0]
+        if top != name:
+            found.add(top)
+            continue
+        module = sys.modules.get(name)
+        path = getattr(module, "__file__", None)
+        if not isinstance(path, str):
+            if getattr(module, "__path__", None) is not None or name in sys.builtin_module_names:
+                found.add(top)  # a namespace package, or a builtin (the host drops the stdlib)
+            continue
+        path = os.path.abspath(path)
+        owner = top
+        for root in roots:
+            if path.startswith(root):
+                first = path[len(root) :].split(os.sep, 1)[0]
+                owner = first.split(".", 1)[0] if os.sep not in path[len(root) :] else first
+                break
+        found.add(owner)
+    return found
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -347,7 +375,7 @@ def _tail(path: str) -> str:
 def run_stages(
     stages: list[dict[str, Any]],
     inputs: Mapping[str, Any],
-    sink: Callable[[int, str, Any], None],
+    sink: Callable[[int, str, Any], int],
     *,
     workdir: str,
     cwd: str | None = None,
@@ -359,7 +387,8 @@ def run_stages(
 
     Each stage is a dict: ``name``, ``kind`` (``call``/``run``), ``call`` or ``run``, ``inputs`` (list or
     None), ``accepts`` (None, ``pandas`` or ``arrow``) and, in-process only, ``func``. Each successful
-    output is handed to ``sink(index, name, arrow_table)`` right away, before the next stage could
+    output is handed to ``sink(index, name, table)`` (which stores it, typically through
+    :func:`to_arrow`, and returns its row count) right away, before the next stage could
     mutate it in place. ``input_kinds`` says which kind each of ``inputs`` reaches a stage as (converted
     when a stage takes it, so that a missing pandas is that stage's recorded failure). Returns one
     outcome dict per stage that ran.
@@ -467,9 +496,7 @@ def run_stages(
                     )
         if outcome["error"] is None:
             try:
-                arrow = to_arrow(result)
-                outcome["rows"] = arrow.num_rows
-                sink(index, name, arrow)
+                outcome["rows"] = sink(index, name, result)
             except Exception as exc:  # noqa: BLE001 - a table that cannot become parquet is the stage's failure
                 outcome["error"] = error_record(
                     name, "output", exc, f"stage {name!r} returned a table that cannot be stored as parquet: {exc}"
@@ -517,8 +544,10 @@ def main(argv: list[str]) -> int:
         inputs = {name: pq.read_table(spec["path"]) for name, spec in job["inputs"].items()}
         input_kinds = {name: spec["kind"] for name, spec in job["inputs"].items()}
 
-        def sink(index: int, name: str, table: Any) -> None:
-            pq.write_table(table, os.path.join(out_dir, f"{index:02d}-{name}.parquet"))
+        def sink(index: int, name: str, table: Any) -> int:
+            arrow = to_arrow(table)
+            pq.write_table(arrow, os.path.join(out_dir, f"{index:02d}-{name}.parquet"))
+            return int(arrow.num_rows)
 
         report["preloaded_modules"] = sorted(top_level_modules(list(sys.modules)))
         report["stages"] = run_stages(

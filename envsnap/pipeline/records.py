@@ -49,6 +49,8 @@ def map_modules(modules: Iterable[str], mapping: Mapping[str, list[dict[str, str
     for module in sorted(set(modules)):
         if module in stdlib or module in _NOT_DISTRIBUTIONS or module in sys.builtin_module_names:
             continue
+        if module.startswith("__"):  # __editable___*_finder, __future__, ...: import machinery, not code
+            continue
         out.append({"module": module, "distributions": mapping.get(module, [])})
     return out
 

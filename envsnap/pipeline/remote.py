@@ -40,6 +40,21 @@ class RunnerError(EnvsnapError):
     """The stage runner in the other interpreter could not run the job (not a stage failure)."""
 
 
+class TargetLacksPyarrowError(EnvsnapError, ValueError):
+    """The ``--python`` interpreter has no pyarrow, which the stage runner needs for parquet."""
+
+    def __init__(self, python: str) -> None:
+        super().__init__(
+            "has no pyarrow; the stage runner uses the target's own pyarrow to read and write the parquet "
+            "intermediates and never installs anything there",
+            hint=f"run `{python} -m pip install pyarrow`, or drop --python to run the stages in envsnap's interpreter",
+        )
+        self.python = python
+
+    def __str__(self) -> str:
+        return f"--python {self.python}: {self.message}; {self.hint}"
+
+
 @dataclass(frozen=True)
 class RemoteRun:
     """What came back from the target: per-stage outcomes, their intermediates, and the runner's facts."""
@@ -54,12 +69,7 @@ class RemoteRun:
 def check_target(python: str, distributions: list[dict[str, Any]]) -> None:
     """Refuse a target without pyarrow, before any work (see the module docstring)."""
     if not any(d.get("normalized_name") == "pyarrow" for d in distributions):
-        raise InterpreterError(
-            python,
-            "has no pyarrow; the stage runner uses the target's own pyarrow to read and write the parquet "
-            f"intermediates and never installs anything there: run `{python} -m pip install pyarrow`, or drop "
-            "--python to run the stages in envsnap's interpreter",
-        )
+        raise TargetLacksPyarrowError(python)
 
 
 def stage_specs(pipeline: Pipeline, *, importable: bool) -> list[dict[str, Any]]:

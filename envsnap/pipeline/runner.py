@@ -132,8 +132,10 @@ def run_stages_here(
     specs = stage_specs(pipeline, importable=False)
     intermediates: dict[int, Intermediate] = {}
 
-    def sink(index: int, name: str, table: Any) -> None:
-        intermediates[index] = intermediate_of(table, _parquet_bytes(table))
+    def sink(index: int, name: str, table: Any) -> int:
+        arrow = _execute.to_arrow(table)
+        intermediates[index] = intermediate_of(arrow, _parquet_bytes(arrow))
+        return int(arrow.num_rows)
 
     added = [p for p in pipeline.pythonpath if p not in sys.path]
     sys.path[:0] = added

@@ -3,10 +3,13 @@
 Per column: type, null count and rate, min/max (numbers, strings, booleans, temporal), quantiles
 (numbers), the number of distinct values and the most frequent values. Non-finite floats and values that
 JSON cannot hold are stored as null; long strings are cut, so a record stays small whatever the data.
+Everything is computed in Arrow (one hash pass per column for distinct and top values); only a handful
+of values per column are converted to Python.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import decimal
 import math
@@ -33,6 +36,26 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, dt.timedelta):
         return value.total_seconds()
     return None
+
+
+def _distinct_and_top(column: Any) -> tuple[int, list[dict[str, Any]] | None]:
+    """Distinct non-null values and the most frequent ones, from ONE hash pass (``value_counts``).
+
+    Only a few candidates leave Arrow (``select_k``): converting a million counts to Python would cost
+    more than everything else. A column whose values are all distinct has no top values (null).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    counts = pc.value_counts(column.drop_null())
+    distinct = len(counts)
+    if distinct == 0 or distinct == len(column) - column.null_count:
+        return distinct, None
+    table = pa.table({"values": counts.field("values"), "counts": counts.field("counts")})
+    candidates = pc.select_k_unstable(table, k=min(distinct, TOP_VALUES * 4), sort_keys=[("counts", "descending")])
+    rows = table.take(candidates).to_pylist()
+    rows.sort(key=lambda r: (-r["counts"], str(r["values"])))  # a stable order for ties
+    return distinct, [{"value": _json_value(r["values"]), "count": r["counts"]} for r in rows[:TOP_VALUES]]
 
 
 def schema_fields(schema: Any) -> list[dict[str, Any]]:
@@ -84,15 +107,7 @@ def column_stats(table: Any) -> list[dict[str, Any]]:
             if pa.types.is_integer(kind) or pa.types.is_floating(kind):
                 values = pc.quantile(column, q=list(QUANTILES)).to_pylist()
                 record["quantiles"] = {str(q): _json_value(v) for q, v in zip(QUANTILES, values, strict=True)}
-            try:
-                record["distinct"] = pc.count_distinct(column).as_py()
-                if not pa.types.is_floating(kind):
-                    counts = pc.value_counts(column.drop_null()).to_pylist()
-                    counts.sort(key=lambda c: (-c["counts"], str(c["values"])))
-                    record["top_values"] = [
-                        {"value": _json_value(c["values"]), "count": c["counts"]} for c in counts[:TOP_VALUES]
-                    ]
-            except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
-                pass
+            with contextlib.suppress(pa.ArrowNotImplementedError, pa.ArrowInvalid):
+                record["distinct"], record["top_values"] = _distinct_and_top(column)
         out.append(record)
     return out

@@ -85,7 +85,11 @@ def test_decorator_sync_and_async(tmp_path: Path) -> None:
 
 
 def test_nested_guards_capture_once(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError), on_failure(tmp_path / "outer", git=False), on_failure(tmp_path / "inner", git=False):
+    with (
+        pytest.raises(RuntimeError),
+        on_failure(tmp_path / "outer", git=False),
+        on_failure(tmp_path / "inner", git=False),
+    ):
         raise RuntimeError("once")
     assert len(_snapshots(tmp_path / "inner")) == 1
     assert _snapshots(tmp_path / "outer") == []

@@ -10,7 +10,7 @@ import envsnap
 
 pytest_plugins = ["pytester"]
 
-TESTS = '''
+TESTS = """
 import pytest
 
 def test_passes():
@@ -44,7 +44,7 @@ def test_xfail():
 
 def test_skipped():
     pytest.skip("not here")
-'''
+"""
 
 
 def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:

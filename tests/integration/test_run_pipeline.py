@@ -27,7 +27,9 @@ runner = CliRunner()
 @pytest.fixture
 def events(tmp_path: Path) -> Path:
     path = tmp_path / "events.parquet"
-    table = pa.table({"a": [1.0, None, 3.0, 4.0, 0.5], "b": [10, 20, 30, 40, 50], "user": ["u1", "u2", "u1", "u3", "u2"]})
+    table = pa.table(
+        {"a": [1.0, None, 3.0, 4.0, 0.5], "b": [10, 20, 30, 40, 50], "user": ["u1", "u2", "u1", "u3", "u2"]}
+    )
     pq.write_table(table, path)
     return path
 
@@ -121,7 +123,11 @@ def test_a_failing_stage_is_recorded_and_exits_1(tmp_path: Path, events: Path) -
 @pytest.mark.parametrize(
     ("stage", "kind", "fragment"),
     [
-        (Stage("ingest", call="envsnap_toy.nope:run"), "import", "stage 'ingest': cannot import 'envsnap_toy.nope:run'"),
+        (
+            Stage("ingest", call="envsnap_toy.nope:run"),
+            "import",
+            "stage 'ingest': cannot import 'envsnap_toy.nope:run'",
+        ),
         (Stage("count", call="envsnap_toy.stages:returns_number"), "output", "stage 'count' returned builtins.int"),
         (Stage("label", run="python -m envsnap_toy.cli {input} {output} --fail"), "command", "command exited 4"),
     ],

@@ -90,7 +90,9 @@ def test_stages_run_in_the_target_venv(arrow_venv: Path, setup: tuple[Path, Path
 
 
 @pytest.mark.slow
-def test_a_target_without_pyarrow_is_refused_clearly(fresh_venv: Path, setup: tuple[Path, Path], tmp_path: Path) -> None:
+def test_a_target_without_pyarrow_is_refused_clearly(
+    fresh_venv: Path, setup: tuple[Path, Path], tmp_path: Path
+) -> None:
     config, events = setup
     out = tmp_path / "never.envsnap"
     args = ["run", "-c", str(config), "-i", f"x={events}", "-o", str(out), "--python", str(fresh_venv)]

@@ -79,7 +79,7 @@ def test_no_config_anywhere_is_a_clear_error(tmp_path: Path) -> None:
     ("text", "key", "problem"),
     [
         ("[pipeline\n", None, "not valid TOML"),
-        ('[other]\nx = 1\n', None, "has no [pipeline] table"),
+        ("[other]\nx = 1\n", None, "has no [pipeline] table"),
         ('[pipeline]\nname = "p"\n', "pipeline.stages", "declares no stages"),
         ('[pipeline]\nname = "p"\nstgaes = []\n', "pipeline.stgaes", "unknown key 'stgaes'"),
         ('[pipeline]\nname = 3\n[[pipeline.stages]]\nname="a"\ncall="m:f"\n', "pipeline.name", "must be a string"),
@@ -91,7 +91,11 @@ def test_no_config_anywhere_is_a_clear_error(tmp_path: Path) -> None:
             "exactly one of 'call' or 'run'",
         ),
         ('[pipeline]\n[[pipeline.stages]]\nname="a"\n', "pipeline.stages[0]", "got neither"),
-        ('[pipeline]\n[[pipeline.stages]]\nname="a"\ncall="m.f"\n', "pipeline.stages[0].call", "package.module:function"),
+        (
+            '[pipeline]\n[[pipeline.stages]]\nname="a"\ncall="m.f"\n',
+            "pipeline.stages[0].call",
+            "package.module:function",
+        ),
         ('[pipeline]\n[[pipeline.stages]]\nname="a"\nrun="x {input}"\n', "pipeline.stages[0].run", "{output}"),
         ('[pipeline]\n[[pipeline.stages]]\nname="a b"\ncall="m:f"\n', "pipeline.stages[0]", "letters, digits"),
         ('[pipeline]\n[[pipeline.stages]]\nname="a"\ncall="m:f"\ncal="x"\n', "pipeline.stages[0].cal", "unknown key"),
@@ -116,7 +120,9 @@ def test_bad_config_names_the_file_and_the_key(tmp_path: Path, text: str, key: s
 
 
 def test_pyproject_keys_are_named_under_tool_envsnap(tmp_path: Path) -> None:
-    config = _write(tmp_path / "pyproject.toml", '[tool.envsnap.pipeline]\n[[tool.envsnap.pipeline.stages]]\nname="a"\n')
+    config = _write(
+        tmp_path / "pyproject.toml", '[tool.envsnap.pipeline]\n[[tool.envsnap.pipeline.stages]]\nname="a"\n'
+    )
     with pytest.raises(PipelineError, match=r"tool\.envsnap\.pipeline\.stages\[0\]"):
         load_pipeline(config)
 

@@ -140,7 +140,10 @@ def test_stats_of_an_intermediate() -> None:
 
 @pytest.mark.parametrize(
     ("call", "accepts", "missing"),
-    [("envsnap_toy.stages:needs_missing", None, ["tenure"]), ("envsnap_toy.stages:needs_missing_arrow", "arrow", ["tenure"])],
+    [
+        ("envsnap_toy.stages:needs_missing", None, ["tenure"]),
+        ("envsnap_toy.stages:needs_missing_arrow", "arrow", ["tenure"]),
+    ],
 )
 def test_a_missing_column_is_named_with_the_stage(call: str, accepts: str | None, missing: list[str]) -> None:
     pipeline = _toy(Stage("clean", call="envsnap_toy.stages:clean"), Stage("features", call=call, accepts=accepts))
@@ -157,7 +160,9 @@ def test_a_missing_column_is_named_with_the_stage(call: str, accepts: str | None
 
 
 def test_a_keyerror_of_the_stages_own_code_is_not_called_a_column() -> None:
-    run = run_stages_here(_toy(Stage("f", call="envsnap_toy.stages:dict_lookup")), {"x": _table()}, kinds={"x": "pandas"})
+    run = run_stages_here(
+        _toy(Stage("f", call="envsnap_toy.stages:dict_lookup")), {"x": _table()}, kinds={"x": "pandas"}
+    )
     error = run.outcomes[0]["error"]
     assert error["missing_columns"] == [] and "column" not in error["message"]
     assert "'threshold'" in error["message"]
@@ -167,7 +172,9 @@ def test_a_stage_that_returns_something_else() -> None:
     run = run_stages_here(_toy(Stage("count", call="envsnap_toy.stages:returns_number")), {"x": _table()})
     error = run.outcomes[0]["error"]
     assert error["kind"] == "output"
-    assert error["message"] == "stage 'count' returned builtins.int, not a table (a pandas DataFrame or a pyarrow Table)"
+    assert (
+        error["message"] == "stage 'count' returned builtins.int, not a table (a pandas DataFrame or a pyarrow Table)"
+    )
     assert run.intermediates == {}
 
 
@@ -201,7 +208,9 @@ def test_a_command_that_does_not_exist_or_writes_nothing() -> None:
     assert "cannot run" in run.outcomes[0]["error"]["message"]
     assert "envsnap-no-such-command" in run.outcomes[0]["error"]["message"]
     run = run_stages_here(_toy(Stage("y", run="python -c pass {input} {output}")), {"x": _table()})
-    assert run.outcomes[0]["error"]["message"] == "stage 'y': command exited 0 but did not write its {output} parquet file"
+    assert (
+        run.outcomes[0]["error"]["message"] == "stage 'y': command exited 0 but did not write its {output} parquet file"
+    )
 
 
 def test_modules_imported_by_a_stage_are_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
