@@ -99,7 +99,9 @@ def make(rows: int, out: Path, *, seed: int = 1) -> Path:
             writer.write_table(table, row_group_size=per_group)
         assert writer is not None
         writer.close()
-        print(f"  {path.name}: {path.stat().st_size / 2**20:,.0f} MiB ({time.perf_counter() - began:.0f} s)", flush=True)
+        print(
+            f"  {path.name}: {path.stat().st_size / 2**20:,.0f} MiB ({time.perf_counter() - began:.0f} s)", flush=True
+        )
     stamp.write_text(json.dumps(params))
     return out
 

@@ -20,10 +20,22 @@ from envsnap.capture import capture
 from envsnap.errors import EnvsnapError
 
 if TYPE_CHECKING:
+    from envsnap.failure import on_failure
+    from envsnap.pipeline.model import Pipeline
+    from envsnap.pipeline.runner import run_pipeline
     from envsnap.snapshot.model import Snapshot
     from envsnap.snapshot.reader import open_snapshot as load
 
-__all__ = ["EnvsnapError", "Snapshot", "__version__", "capture", "load"]
+__all__ = [
+    "EnvsnapError",
+    "Pipeline",
+    "Snapshot",
+    "__version__",
+    "capture",
+    "load",
+    "on_failure",
+    "run_pipeline",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -35,4 +47,16 @@ def __getattr__(name: str) -> Any:
         from envsnap.snapshot.model import Snapshot
 
         return Snapshot
+    if name == "Pipeline":
+        from envsnap.pipeline.model import Pipeline
+
+        return Pipeline
+    if name == "run_pipeline":
+        from envsnap.pipeline.runner import run_pipeline
+
+        return run_pipeline
+    if name == "on_failure":
+        from envsnap.failure import on_failure
+
+        return on_failure
     raise AttributeError(f"module 'envsnap' has no attribute {name!r}")

@@ -79,3 +79,23 @@ class OutputError(EnvsnapError, ValueError):
 
 class NotFoundError(EnvsnapError, ValueError):
     """A requested section, member or item does not exist in the snapshot."""
+
+
+class InputError(EnvsnapError, ValueError):
+    """An input cannot be sampled: missing, not parquet/CSV, corrupt, or without a column the options name.
+
+    ``name`` is the input's name (``--input NAME=PATH``), ``path`` its path or ``<DataFrame>``/``<Table>``.
+    """
+
+    def __init__(self, name: str, path: str, problem: str, *, hint: str | None = None) -> None:
+        super().__init__(problem, hint=hint)
+        self.name = name
+        self.path = path
+        self.problem = problem
+
+    def __str__(self) -> str:
+        from envsnap.capture.redact import scrub_text  # paths may carry credentials (URLs with userinfo)
+
+        where = f" ({self.path})" if self.path else ""
+        text = f"input {self.name!r}{where}: {self.problem}"
+        return scrub_text(f"{text}; {self.hint}" if self.hint else text)

@@ -89,6 +89,7 @@ def capture_failure(
     from envsnap.capture import target as target_mod
     from envsnap.capture.base import CaptureContext, CaptureOptions, InputSpec
     from envsnap.capture.job import exception_record
+    from envsnap.pipeline.execution import paused_gc
 
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
@@ -102,8 +103,9 @@ def capture_failure(
         failure=exception_record(exc),
     )
     ctx = CaptureContext(options, target_mod.in_process)
-    members, statuses = run_probes(ctx, load_probes())
-    snap = build_snapshot(ctx, members, statuses)
+    with paused_gc():
+        members, statuses = run_probes(ctx, load_probes())
+        snap = build_snapshot(ctx, members, statuses)
     return snap.write(_free_path(folder, snapshot_name(exc, tag=tag)))
 
 

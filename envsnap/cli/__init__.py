@@ -14,6 +14,7 @@ from envsnap._version import __version__
 from envsnap.cli import capture as capture_cmd
 from envsnap.cli import inspect as inspect_cmd
 from envsnap.cli import run as run_cmd
+from envsnap.cli import sample as sample_cmd
 from envsnap.cli._common import State
 
 app = typer.Typer(
@@ -47,6 +48,7 @@ app.command("show")(inspect_cmd.show)
 app.command("verify")(inspect_cmd.verify)
 app.command("export")(inspect_cmd.export)
 app.command("run")(run_cmd.run)
+app.command("sample")(sample_cmd.sample)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,11 +12,11 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from envsnap.pipeline._execute import RUNNER_MODULE
+from envsnap.pipeline._runner import RUNNER_MODULE
 from envsnap.pipeline.model import Pipeline
 
 if TYPE_CHECKING:
-    from envsnap.pipeline.runner import Intermediate
+    from envsnap.pipeline.execution import Intermediate
 
 STAGES_DIR = "pipeline/stages"
 PIPELINE_MEMBER = "pipeline/pipeline.json"

@@ -1,12 +1,12 @@
 """``--python``: run the stages in another interpreter without installing anything there.
 
-The runner (:mod:`envsnap.pipeline._execute`, stdlib + the target's own pyarrow) is copied into a
-private temporary directory as ``_envsnap_stage_runner.py``; the target is started with ``python -c`` and
-a two-line bootstrap that APPENDS that directory to the end of ``sys.path`` — so the runner can never
-shadow one of the target's packages — and runs the job. ``python -c`` puts the working directory first
-on ``sys.path``, as running the job by hand would; the pipeline's ``pythonpath`` goes in front of it. The
-sampled inputs travel as parquet files; intermediates and a JSON report come back the same way. The
-report lists what the runner added to ``sys.path`` (its own directory, nothing else).
+The runner (the package :mod:`envsnap.pipeline._runner`: stdlib + the target's own pyarrow) is copied
+into a private temporary directory as the package ``_envsnap_stage_runner``; the target is started with
+``python -c`` and a two-line bootstrap that APPENDS that directory to the end of ``sys.path`` — so the
+runner can never shadow one of the target's packages — and runs the job. ``python -c`` puts the working
+directory first on ``sys.path``, as running the job by hand would; the pipeline's ``pythonpath`` goes in
+front of it. The sampled inputs travel as parquet files; intermediates and a JSON report come back the
+same way. The report lists what the runner added to ``sys.path`` (its own directory, nothing else).
 
 A target without pyarrow is refused before anything runs: the runner needs it for parquet, and lending
 the target envsnap's own pyarrow would put every package of envsnap's environment on the target's path
@@ -27,12 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from envsnap.errors import EnvsnapError, InterpreterError
-from envsnap.pipeline import _execute
+from envsnap.pipeline import _runner
 from envsnap.pipeline.model import Pipeline, PipelineError
 
 BOOTSTRAP = (
-    f"import sys; sys.path.append(sys.argv[1]); import {_execute.RUNNER_MODULE} as runner; "
-    "sys.exit(runner.main(sys.argv[2:]))"
+    f"import sys; sys.path.append(sys.argv[1]); from {_runner.RUNNER_MODULE}.main import main; "
+    "sys.exit(main(sys.argv[2:]))"
 )
 
 
@@ -123,7 +123,11 @@ def run_in_interpreter(
     scratch = workdir / "scratch"
     for d in (runner_dir, out_dir, scratch):
         d.mkdir()
-    shutil.copyfile(_execute.__file__, runner_dir / f"{_execute.RUNNER_MODULE}.py")
+    package = Path(_runner.__file__).parent
+    copy = runner_dir / _runner.RUNNER_MODULE
+    copy.mkdir()
+    for module in package.glob("*.py"):  # sources only: no caches compiled for another interpreter
+        shutil.copyfile(module, copy / module.name)
     inputs = {}
     for name, table in tables.items():
         path = workdir / f"input-{name}.parquet"

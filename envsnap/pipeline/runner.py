@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -30,7 +29,9 @@ from envsnap.capture import build_snapshot, load_probes, run_probes
 from envsnap.capture import target as target_mod
 from envsnap.capture.base import CaptureContext, CaptureOptions, InputSpec, SampleOptions
 from envsnap.capture.redact import scrub_data, scrub_text
-from envsnap.pipeline import _execute, records
+from envsnap.pipeline import records
+from envsnap.pipeline._runner.tables import table_kind, to_arrow
+from envsnap.pipeline.execution import StageRun, paused_gc, run_stages_here, run_stages_there
 from envsnap.pipeline.model import Pipeline, PipelineError
 from envsnap.snapshot import canonical
 from envsnap.snapshot.model import ProbeStatus, Snapshot
@@ -38,26 +39,6 @@ from envsnap.snapshot.model import ProbeStatus, Snapshot
 EXIT_OK = 0
 EXIT_STAGE_FAILED = 1
 EXIT_NOT_RUN = 3
-
-
-@dataclass(frozen=True)
-class Intermediate:
-    """One stage output, already serialised: parquet bytes, row count, schema and column stats."""
-
-    parquet: bytes
-    rows: int
-    schema: list[dict[str, Any]]
-    columns: list[dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class StageRun:
-    """The outcome of running the stages (before any snapshot exists)."""
-
-    outcomes: list[dict[str, Any]]
-    intermediates: dict[int, Intermediate]
-    preloaded_modules: list[str]
-    runner: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -95,123 +76,11 @@ class RunResult:
         return {"ok": EXIT_OK, "failed": EXIT_STAGE_FAILED}.get(self.status, EXIT_NOT_RUN)
 
 
-def intermediate_of(table: Any, parquet: bytes) -> Intermediate:
-    """Serialise-side facts of one intermediate (``table`` is a pyarrow Table)."""
-    from envsnap.pipeline.stats import column_stats, schema_fields
-
-    return Intermediate(parquet, table.num_rows, schema_fields(table.schema), column_stats(table))
-
-
-def _parquet_bytes(table: Any) -> bytes:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink)
-    return bytes(sink.getvalue().to_pybytes())
-
-
-def run_stages_here(
-    pipeline: Pipeline,
-    tables: Mapping[str, Any],
-    *,
-    kinds: Mapping[str, str] | None = None,
-    cwd: str | None = None,
-    on_stage: Callable[[dict[str, Any]], None] | None = None,
-) -> StageRun:
-    """Run the stages in this interpreter on ``tables`` (name -> pandas DataFrame or pyarrow Table).
-
-    ``kinds`` (name -> ``pandas``/``arrow``) converts an input when a stage takes it; by default inputs
-    reach the stages as they are.
-
-    The pipeline's ``pythonpath`` is put in front of ``sys.path`` for the run (as ``python -m`` puts the
-    working directory there) and taken out again afterwards.
-    """
-    from envsnap.pipeline.remote import make_workdir, stage_specs
-
-    specs = stage_specs(pipeline, importable=False)
-    intermediates: dict[int, Intermediate] = {}
-
-    def sink(index: int, name: str, table: Any) -> int:
-        arrow = _execute.to_arrow(table)
-        intermediates[index] = intermediate_of(arrow, _parquet_bytes(arrow))
-        return int(arrow.num_rows)
-
-    added = [p for p in pipeline.pythonpath if p not in sys.path]
-    sys.path[:0] = added
-    workdir = make_workdir()
-    try:
-        preloaded = sorted(_execute.top_level_modules(list(sys.modules)))
-        outcomes = _execute.run_stages(
-            specs,
-            tables,
-            sink,
-            workdir=str(workdir),
-            cwd=pipeline.root or cwd,
-            pythonpath=pipeline.pythonpath,
-            input_kinds=kinds,
-            on_stage=on_stage,
-        )
-    finally:
-        for entry in added:
-            if entry in sys.path:
-                sys.path.remove(entry)
-        shutil.rmtree(workdir, ignore_errors=True)
-    runner = {"mode": "in-process", "python": sys.executable, "added_by_runner": []}
-    return StageRun(outcomes, intermediates, preloaded, runner)
-
-
-def run_stages_there(
-    pipeline: Pipeline,
-    python: str,
-    tables: Mapping[str, Any],
-    kinds: Mapping[str, str],
-    *,
-    cwd: str,
-    environ: Mapping[str, str] | None = None,
-    on_stage: Callable[[dict[str, Any]], None] | None = None,
-) -> StageRun:
-    """Run the stages in another interpreter (``--python``) on pyarrow ``tables``."""
-    import pyarrow.parquet as pq
-
-    from envsnap.pipeline.remote import make_workdir, run_in_interpreter
-
-    workdir = make_workdir()
-    try:
-        remote = run_in_interpreter(
-            pipeline,
-            python,
-            tables,
-            kinds,
-            workdir=workdir,
-            cwd=pipeline.root or cwd,
-            environ=environ,
-            on_stage=on_stage,
-        )
-        intermediates = {
-            index: intermediate_of(pq.read_table(path), path.read_bytes())
-            for index, path in remote.intermediates.items()
-        }
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    runner = {
-        "mode": "subprocess",
-        "python": remote.python,
-        "added_by_runner": [
-            f"{_execute.RUNNER_MODULE} (the stage runner, stdlib only; its private directory is appended at the "
-            "end of sys.path)"
-        ]
-        if remote.added_to_sys_path
-        else [],
-    }
-    return StageRun(remote.outcomes, intermediates, remote.preloaded_modules, runner)
-
-
 def _input_kind(pipeline: Pipeline, source: Any) -> str:
     """In-memory inputs keep their kind; inputs read from files arrive as ``pipeline.accepts`` says."""
     if isinstance(source, (str, os.PathLike)):
         return pipeline.accepts
-    return _execute.table_kind(source) or "arrow"
+    return table_kind(source) or "arrow"
 
 
 def _encode(data: Any) -> bytes:
@@ -300,7 +169,7 @@ def run_pipeline(
         run = run_stages_there(
             pipeline,
             options.python,
-            {n: _execute.to_arrow(ctx.samples[n]) for n in input_names},
+            {n: to_arrow(ctx.samples[n]) for n in input_names},
             kinds,
             cwd=options.cwd,
             environ=options.environ,
@@ -317,7 +186,8 @@ def run_pipeline(
             options,
             failure={"type": error["type"], "message": error["message"], "traceback": error["traceback"] or ""},
         )
-    env_members, env_statuses = run_probes(ctx, [p for p in probes if p.name != "data"])
+    with paused_gc():
+        env_members, env_statuses = run_probes(ctx, [p for p in probes if p.name != "data"])
     members.update(env_members)
     statuses.update(env_statuses)
 

@@ -49,7 +49,7 @@ def test_skipped():
 
 def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     pytester.makepyfile(test_sample=TESTS)
-    return pytester.runpytest_subprocess("-p", "envsnap.integrations.pytest_plugin", "-p", "no:cacheprovider", *args)
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)  # loaded by its pytest11 entry point
 
 
 def test_one_snapshot_per_failing_test(pytester: pytest.Pytester, tmp_path: Path) -> None:
@@ -88,5 +88,5 @@ def test_without_the_option_nothing_is_written(pytester: pytest.Pytester) -> Non
 
 
 def test_the_option_is_documented(pytester: pytest.Pytester) -> None:
-    result = pytester.runpytest_subprocess("-p", "envsnap.integrations.pytest_plugin", "--help")
+    result = pytester.runpytest_subprocess("--help")
     result.stdout.fnmatch_lines(["*--envsnap-on-fail=DIR*"])

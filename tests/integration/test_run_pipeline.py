@@ -51,6 +51,14 @@ def _stage_members(snap: Snapshot) -> list[str]:
     return [m for m in snap.members() if m.startswith("pipeline/")]
 
 
+@pytest.fixture
+def fresh_toy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``envsnap_toy`` not yet imported in this process (an earlier test may have), so a stage imports it."""
+    for name in [m for m in sys.modules if m == "envsnap_toy" or m.startswith("envsnap_toy.")]:
+        monkeypatch.delitem(sys.modules, name)
+
+
+@pytest.mark.usefixtures("fresh_toy")
 def test_cli_run_writes_one_snapshot_with_every_intermediate(tmp_path: Path, events: Path) -> None:
     out = tmp_path / "run.envsnap"
     result = runner.invoke(
@@ -78,7 +86,7 @@ def test_cli_run_writes_one_snapshot_with_every_intermediate(tmp_path: Path, eve
     assert document["runner"]["mode"] == "in-process"
     final = _parquet(snap, "pipeline/stages/03-label.parquet")
     assert final.column_names == ["a", "b", "user", "total", "label"]
-    assert sorted(final["total"].to_pylist()) == [10.5, 11.0, 33.0, 44.0]
+    assert sorted(final["total"].to_pylist()) == [11.0, 33.0, 44.0, 50.5]
     clean = snap.read_json("pipeline/stages/01-clean.json")
     assert clean["rows"] == 4 and clean["returned"] == "pandas" and clean["inputs"] == ["x"]
     assert {"module": "envsnap_toy", "distributions": []} in clean["imports"]

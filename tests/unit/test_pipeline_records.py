@@ -14,9 +14,10 @@ from envsnap.capture.base import CaptureContext, CaptureOptions
 from envsnap.capture.packages import PackagesProbe
 from envsnap.capture.target import in_process
 from envsnap.pipeline import Pipeline
-from envsnap.pipeline._execute import MemoryMeter, table_kind
+from envsnap.pipeline._runner.measure import MemoryMeter, top_level_modules
+from envsnap.pipeline._runner.tables import table_kind
+from envsnap.pipeline.execution import run_stages_here
 from envsnap.pipeline.records import distributions_by_module, map_modules, pipeline_record, received_inputs
-from envsnap.pipeline.runner import run_stages_here
 from envsnap.snapshot.schema import validate_member
 
 
@@ -121,3 +122,25 @@ def test_pipeline_record_of_a_run_that_did_not_start_validates() -> None:
     )
     validate_member("<test>", "pipeline/pipeline.json", document)
     assert document["status"] == "not-run" and [s["status"] for s in document["stages"]] == ["not-run", "not-run"]
+
+
+def test_flat_extension_names_count_as_their_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+    import types
+
+    inner = tmp_path / "envsnap_pkgx" / "inner"
+    inner.mkdir(parents=True)
+    (inner / "_flat.py").write_text("X = 1\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    # What a compiled extension does: it lives in a package's directory but registers a top-level name.
+    spec = importlib.util.spec_from_file_location("_envsnap_flat", inner / "_flat.py")
+    assert spec is not None and spec.loader is not None
+    flat = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(flat)
+    monkeypatch.setitem(sys.modules, "_envsnap_flat", flat)
+    made = types.ModuleType("_envsnap_made")
+    made.__file__ = "<string>"
+    monkeypatch.setitem(sys.modules, "_envsnap_made", made)
+    monkeypatch.setitem(sys.modules, "_envsnap_nofile", types.ModuleType("_envsnap_nofile"))
+    found = top_level_modules(["_envsnap_flat", "_envsnap_made", "_envsnap_nofile", "pandas.core.frame"])
+    assert found == {"envsnap_pkgx", "pandas"}

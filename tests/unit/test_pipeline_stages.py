@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from envsnap.pipeline import Pipeline, Stage, load_pipeline
+from envsnap.pipeline.execution import StageRun, run_stages_here
 from envsnap.pipeline.records import stage_record
-from envsnap.pipeline.runner import StageRun, run_stages_here
 from envsnap.snapshot.schema import validate_member
 
 TOY = Path(__file__).resolve().parents[1] / "fixtures_pipeline"
@@ -132,9 +132,9 @@ def test_stats_of_an_intermediate() -> None:
     columns = {c["name"]: c for c in run.intermediates[1].columns}
     assert columns["a"]["null_count"] == 1 and columns["a"]["null_rate"] == 0.25
     assert (columns["a"]["min"], columns["a"]["max"]) == (1.0, 4.0)
-    assert columns["a"]["quantiles"]["0.5"] == 3.0
+    assert columns["a"]["quantiles"]["p50"] == 3.0
     assert columns["user"]["distinct"] == 3
-    assert columns["user"]["top_values"][0] == {"value": "u1", "count": 2}
+    assert columns["user"]["top"] == [{"value": "u1", "count": 2}]
     assert run.intermediates[1].schema[1] == {"name": "b", "type": "int64", "nullable": True}
 
 
@@ -154,7 +154,7 @@ def test_a_missing_column_is_named_with_the_stage(call: str, accepts: str | None
     assert error["missing_columns"] == missing
     assert "stage 'features' failed" in error["message"]
     assert "column 'tenure' is not in the stage's input; its columns: a, b, user" in error["message"]
-    assert "stages.py" in error["traceback"] and "_execute.py" not in error["traceback"].splitlines()[1]
+    assert "stages.py" in error["traceback"] and "_runner" not in error["traceback"].splitlines()[1]
     assert set(run.intermediates) == {1}, "the intermediates before the failure are kept"
     _check_records(run, pipeline)
 

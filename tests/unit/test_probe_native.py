@@ -263,12 +263,13 @@ def test_loaded_numpy_shows_its_openblas_pool(numpy_python: str) -> None:
 
 @pytest.mark.slow
 def test_other_interpreter_is_walked_not_imported(numpy_python: str) -> None:
+    numpy_before = sys.modules.get("numpy")  # pyarrow, imported by other test modules, loads numpy itself
     runtime = target.from_interpreter(numpy_python)
     ctx = CaptureContext(CaptureOptions(python=numpy_python), lambda: runtime)
     data = NativeProbe().collect(ctx)
     validate_member("<test>", "env/native.json", data)
     assert data["pools"] is None and data["loaded"] is None
-    assert "numpy" not in sys.modules  # envsnap's process never imported the target's numpy
+    assert sys.modules.get("numpy") is numpy_before  # envsnap's process never imported the target's numpy
     openblas = [lib for lib in data["libraries"] if lib["name"] == "openblas"]
     assert openblas and openblas[0]["path"].startswith("numpy.libs/")
     assert all(lib["site_dir"].startswith(str(Path(numpy_python).parent.parent)) for lib in data["libraries"])
@@ -314,6 +315,7 @@ def test_static_numpy_config_matches_numpys_own_report(numpy_python: str) -> Non
     """The __config__.py parse (no import) gives the same build facts as numpy.show_config(mode='dicts')."""
     from envsnap.capture.numpy_config import numpy_build_config
 
+    numpy_before = sys.modules.get("numpy")
     code = "import json, numpy; print(json.dumps({'v': numpy.__version__, 'c': numpy.show_config(mode='dicts')}))"
     real = json.loads(subprocess.run([numpy_python, "-c", code], capture_output=True, text=True, check=True).stdout)
     runtime = target.from_interpreter(numpy_python)
@@ -323,7 +325,7 @@ def test_static_numpy_config_matches_numpys_own_report(numpy_python: str) -> Non
     for section in ("Compilers", "Build Dependencies", "Machine Information"):
         assert static["config"][section] == real["c"][section], section
     assert static["config"]["Build Dependencies"]["blas"]["version"]  # the BLAS release numpy was built with
-    assert "numpy" not in sys.modules
+    assert sys.modules.get("numpy") is numpy_before
 
 
 def test_static_numpy_config_survives_odd_files(tmp_path: Path) -> None:

@@ -76,7 +76,11 @@ def runner_isolation(table: Any) -> Any:
     import sys
 
     rows = table.num_rows
-    last = os.path.isfile(os.path.join(sys.path[-1], "_envsnap_stage_runner.py"))
-    elsewhere = any(os.path.isfile(os.path.join(p, "_envsnap_stage_runner.py")) for p in sys.path[:-1])
+
+    def holds_runner(entry: str) -> bool:
+        return os.path.isdir(os.path.join(entry, "_envsnap_stage_runner"))
+
+    last = holds_runner(sys.path[-1])
+    elsewhere = any(holds_runner(p) for p in sys.path[:-1])
     table = table.append_column("runner_last", [[last and not elsewhere] * rows])
     return table.append_column("envsnap_importable", [[importlib.util.find_spec("envsnap") is not None] * rows])

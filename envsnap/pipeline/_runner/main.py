@@ -1,0 +1,71 @@
+"""The entry point of the ``--python`` runner: run the job a JSON file describes, write a JSON report."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from typing import Any
+
+from . import RUNNER_MODULE
+from .failures import type_name
+from .measure import top_level_modules
+from .stages import run_stages
+from .tables import to_arrow
+
+
+def main(argv: list[str]) -> int:
+    """Run the job in ``argv[0]`` (JSON: stages, inputs, kinds, pythonpath, out_dir); write report.json."""
+    with open(argv[0], encoding="utf-8") as fh:
+        job = json.load(fh)
+    out_dir = job["out_dir"]
+    report: dict[str, Any] = {
+        "python": sys.executable,
+        "version": ".".join(map(str, sys.version_info[:3])),
+        "added_to_sys_path": [p for p in sys.path if os.path.isfile(os.path.join(p, RUNNER_MODULE, "main.py"))],
+        "fatal": None,
+        "preloaded_modules": [],
+        "stages": [],
+    }
+    try:
+        for entry in reversed(job["pythonpath"]):
+            sys.path.insert(0, entry)
+        try:
+            import pyarrow.parquet as pq
+        except ImportError as exc:
+            report["fatal"] = {
+                "type": "MissingPyarrow",
+                "message": f"{sys.executable} cannot import pyarrow ({exc}); the stage runner needs it to read and "
+                "write the parquet intermediates: install pyarrow in that environment",
+            }
+            return _write_report(out_dir, report)
+        inputs = {name: pq.read_table(spec["path"]) for name, spec in job["inputs"].items()}
+        input_kinds = {name: spec["kind"] for name, spec in job["inputs"].items()}
+
+        def sink(index: int, name: str, table: Any) -> int:
+            arrow = to_arrow(table)
+            pq.write_table(arrow, os.path.join(out_dir, f"{index:02d}-{name}.parquet"))
+            return int(arrow.num_rows)
+
+        report["preloaded_modules"] = sorted(top_level_modules(list(sys.modules)))
+        report["stages"] = run_stages(
+            job["stages"],
+            inputs,
+            sink,
+            workdir=job["work_dir"],
+            cwd=job.get("cwd"),
+            pythonpath=job["pythonpath"],
+            input_kinds=input_kinds,
+        )
+    except Exception as exc:  # noqa: BLE001 - reported to the host, which turns it into an error
+        report["fatal"] = {"type": type_name(exc), "message": str(exc), "traceback": traceback.format_exc()}
+    return _write_report(out_dir, report)
+
+
+def _write_report(out_dir: str, report: dict[str, Any]) -> int:
+    tmp = os.path.join(out_dir, "report.json.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(report, fh, default=str)
+    os.replace(tmp, os.path.join(out_dir, "report.json"))
+    return 0

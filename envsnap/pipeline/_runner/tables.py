@@ -1,0 +1,48 @@
+"""Table kinds: pandas DataFrames and pyarrow Tables, told apart without importing either."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+
+def table_kind(obj: Any) -> str | None:
+    """``"pandas"`` for a DataFrame, ``"arrow"`` for a pyarrow Table/RecordBatch, else None (not a table).
+
+    Looked up in ``sys.modules`` so that checking never imports a library the stage did not use.
+    """
+    pd = sys.modules.get("pandas")
+    if pd is not None and isinstance(obj, pd.DataFrame):
+        return "pandas"
+    pa = sys.modules.get("pyarrow")
+    if pa is not None and isinstance(obj, (pa.Table, pa.RecordBatch)):
+        return "arrow"
+    return None
+
+
+def to_arrow(obj: Any) -> Any:
+    """A pyarrow Table for a DataFrame, Table or RecordBatch (a pandas index is kept as pandas does)."""
+    import pyarrow as pa
+
+    if isinstance(obj, pa.Table):
+        return obj
+    if isinstance(obj, pa.RecordBatch):
+        return pa.Table.from_batches([obj])
+    return pa.Table.from_pandas(obj)
+
+
+def as_kind(table: Any, kind: str | None) -> Any:
+    """``table`` converted to ``kind`` (``"pandas"``/``"arrow"``); unchanged when it already is, or no kind."""
+    current = table_kind(table)
+    if kind is None or current == kind:
+        return table
+    if kind == "pandas":
+        return to_arrow(table).to_pandas()
+    return to_arrow(table)
+
+
+def columns_of(table: Any) -> list[str]:
+    """Column names of a table of either kind."""
+    if table_kind(table) == "pandas":
+        return [str(c) for c in table.columns]
+    return [str(c) for c in getattr(table, "column_names", [])]
