@@ -31,13 +31,19 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check envsnap
 	$(BIN)/mypy
 
-## demo: capture the bundled example environment, then show, verify and export it
-demo: $(STAMP)
-	@test -x $(DEMO_VENV)/bin/python || ( $(PYTHON) -m venv $(DEMO_VENV) && \
-	  $(DEMO_VENV)/bin/python -m pip install --quiet -r fixtures/example/requirements.txt )
+DEMO_STAMP := $(DEMO_VENV)/.installed
+$(DEMO_STAMP): fixtures/example/requirements.txt
+	$(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/python -m pip install --quiet -r fixtures/example/requirements.txt
+	touch $(DEMO_STAMP)
+
+## demo: the churn example pipeline in its own pinned venv: generate data, run it under envsnap, show, verify, export
+demo: $(STAMP) $(DEMO_STAMP)
 	@mkdir -p $(OUT)
-	$(DEMO_VENV)/bin/python fixtures/example/job.py
-	$(BIN)/envsnap capture --python $(DEMO_VENV)/bin/python --label demo -o $(OUT)/demo.envsnap --force
+	$(DEMO_VENV)/bin/python fixtures/example/make_data.py
+	$(BIN)/envsnap run --config fixtures/example/envsnap.toml --python $(DEMO_VENV)/bin/python --label demo \
+	  --artifact fixtures/example/.data/model.joblib --artifact fixtures/example/.data/model.json \
+	  -o $(OUT)/demo.envsnap --force
 	$(BIN)/envsnap show $(OUT)/demo.envsnap
 	$(BIN)/envsnap verify $(OUT)/demo.envsnap
 	$(BIN)/envsnap export $(OUT)/demo.envsnap --requirements $(OUT)/demo-requirements.lock
@@ -47,7 +53,7 @@ demo: $(STAMP)
 ## bench: capture speed side by side with its peers; writes bench/RESULTS.md
 bench: $(STAMP)
 	$(BIN)/python bench/setup_venvs.py
-	$(BIN)/python bench/capture_bench.py
+	$(BIN)/python bench/capture_bench.py --envsnap-python $(BIN)/python
 
 clean:
 	rm -rf $(VENV) .cache $(OUT) .pytest_cache .mypy_cache .ruff_cache

@@ -43,6 +43,9 @@ SECTIONS: Mapping[str, str] = MappingProxyType(
         "git": "env/git.json",
         "git-patch": "env/git.patch",
         "job": "job/command.json",
+        "inputs": "data/inputs.json",
+        "pipeline": "pipeline/pipeline.json",
+        "artifacts": "artifacts/index.json",
     }
 )
 

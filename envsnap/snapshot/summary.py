@@ -118,6 +118,29 @@ def _job(d: Any) -> str:
     return " ".join(str(a) for a in argv) or "?"
 
 
+def _inputs(d: Any) -> str:
+    inputs = _g(d, "inputs", default={}) or {}
+    shown = [
+        f"{name} ({entry.get('rows')} rows)"
+        if isinstance(entry, Mapping) and "error" not in entry
+        else f"{name} (failed)"
+        for name, entry in sorted(inputs.items())
+    ]
+    return ", ".join(shown) or "none"
+
+
+def _pipeline(d: Any) -> str:
+    stages = _g(d, "stages", default=[]) or []
+    ok = sum(1 for s in stages if isinstance(s, Mapping) and s.get("status") == "ok")
+    head = f"{_g(d, 'name', default='?')}: {ok}/{len(stages)} stages ok"
+    failed = _g(d, "failed_stage")
+    return head + (f", failed at {failed}" if failed else "")
+
+
+def _artifacts(d: Any) -> str:
+    return ", ".join(sorted(_g(d, "artifacts", default={}) or {})) or "none"
+
+
 SUMMARIZERS: Mapping[str, Callable[[Any], str]] = {
     "python": _python,
     "packages": _packages,
@@ -131,6 +154,9 @@ SUMMARIZERS: Mapping[str, Callable[[Any], str]] = {
     "container": _container,
     "git": _git,
     "job": _job,
+    "inputs": _inputs,
+    "pipeline": _pipeline,
+    "artifacts": _artifacts,
 }
 
 
