@@ -85,28 +85,22 @@ def capture_failure(
 
     Input values may be callables, called now: what to sample is often only known at failure time.
     """
-    from envsnap.capture import build_snapshot, load_probes, run_probes
-    from envsnap.capture import target as target_mod
-    from envsnap.capture.base import CaptureContext, CaptureOptions, InputSpec
+    from envsnap.capture import capture
     from envsnap.capture.job import exception_record
-    from envsnap.pipeline.execution import paused_gc
 
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
     resolved = {name: source() if callable(source) else source for name, source in (inputs or {}).items()}
-    options = CaptureOptions(
+    snap = capture(
+        _free_path(folder, snapshot_name(exc, tag=tag)),
         label=label,
-        env_allow=tuple(env_allow),
+        env_allow=env_allow,
         git=git,
-        inputs=tuple(InputSpec(str(name), source) for name, source in resolved.items()),
-        artifacts=tuple(os.fspath(a) for a in artifacts),
+        inputs=resolved,
+        artifacts=artifacts,
         failure=exception_record(exc),
     )
-    ctx = CaptureContext(options, target_mod.in_process)
-    with paused_gc():
-        members, statuses = run_probes(ctx, load_probes())
-        snap = build_snapshot(ctx, members, statuses)
-    return snap.write(_free_path(folder, snapshot_name(exc, tag=tag)))
+    return Path(snap.path)
 
 
 def _note(exc: BaseException, text: str) -> None:

@@ -7,10 +7,8 @@ credentials before it is serialised.
 
 from __future__ import annotations
 
-import gc
 import importlib
 import os
-import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -19,10 +17,10 @@ from envsnap.capture import target as target_mod
 from envsnap.capture.base import (
     CaptureContext,
     CaptureOptions,
-    InputSpec,
     Probe,
     ProbeOutput,
     SampleOptions,
+    paused_gc,
     registered,
 )
 from envsnap.capture.redact import scrub_data, scrub_text
@@ -79,6 +77,15 @@ def run_probes(ctx: CaptureContext, probes: Iterable[type[Probe]]) -> tuple[dict
             result = probe.collect(ctx)
         except Exception as exc:  # noqa: BLE001 - a snapshot of a broken machine is exactly what is needed
             message = scrub_text(f"{type(exc).__name__}: {exc}")[:2000]
+            partial = getattr(exc, "partial", None)
+            if isinstance(partial, ProbeOutput):
+                # The probe recorded what it could before failing (the inputs that did sample): keep it.
+                ctx.results[probe.name] = partial.data
+                members[probe.member] = _encode(probe.member, partial.data)
+                for member, data in partial.extra.items():
+                    members[member] = _encode(member, data)
+                statuses[probe.name] = ProbeStatus("error", message, tuple(sorted([probe.member, *partial.extra])))
+                continue
             statuses[probe.name] = ProbeStatus("error", message)
             if probe.member.endswith(".json"):
                 members[probe.member] = canonical.dumps({"error": {"type": type(exc).__name__, "message": message}})
@@ -127,6 +134,7 @@ def capture(
     inputs: Mapping[str, Any] | None = None,
     sampling: SampleOptions | None = None,
     artifacts: Iterable[str | os.PathLike[str]] = (),
+    failure: Mapping[str, Any] | None = None,
 ) -> Snapshot:
     """Capture the runtime contract of this interpreter (or of ``python``) as a :class:`Snapshot`.
 
@@ -138,19 +146,21 @@ def capture(
     ``inputs`` maps names to sources (a parquet file or directory, a CSV, a pandas DataFrame or an Arrow
     table); each is sampled as ``sampling`` says and stored as ``data/inputs/NAME.parquet`` with its
     record. ``artifacts`` are files (models, configs) recorded by hash with format-specific metadata.
+    ``failure`` is the exception being recorded (``{type, message, traceback}``, see ``on_failure``).
     """
-    options = CaptureOptions(
-        python=os.fspath(python) if python is not None else None,
+    options = CaptureOptions.build(
+        python=python,
         label=label,
-        env_allow=tuple(env_allow),
+        env_allow=env_allow,
         git=git,
         reproducible=reproducible,
         hashes=hashes,
-        cwd=os.fspath(cwd) if cwd is not None else os.getcwd(),
-        argv=tuple(argv) if argv is not None else tuple(sys.argv),
-        inputs=tuple(InputSpec(str(name), source) for name, source in (inputs or {}).items()),
-        sampling=sampling if sampling is not None else SampleOptions(),
-        artifacts=tuple(os.fspath(a) for a in artifacts),
+        cwd=cwd,
+        argv=argv,
+        inputs=inputs,
+        sampling=sampling,
+        artifacts=artifacts,
+        failure=failure,
     )
     if output is not None:
         from envsnap.snapshot.writer import check_destination
@@ -169,17 +179,9 @@ def capture(
         probes = load_probes()
         factory = target_mod.in_process
     ctx = CaptureContext(options, factory)
-    # Inside a job that has imported numpy/pandas/scikit-learn the heap holds millions of objects, and a
-    # full garbage collection triggered by capture's own small allocations costs ~50 ms. Capture creates
-    # no reference cycles worth collecting, so collection waits until it is done.
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with paused_gc():
         members, statuses = run_probes(ctx, probes)
         snap = build_snapshot(ctx, members, statuses)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
     if output is not None:
         written = snap.write(output, force=force)
         snap.path = str(written)

@@ -3,16 +3,16 @@
 pyarrow decodes whole column chunks: to keep 20 rows of a 1M-row row group it decompresses and decodes
 the million. Parquet stores a chunk as pages (pyarrow writes at most 20,000 rows a page), and a uniform
 sample of 1,000 rows from a 50-row-group dataset touches about a third of each chunk's pages. So for every
-flat column we hand pyarrow a small synthetic parquet file: the chunk's dictionary page plus only the data
-pages that hold drawn rows — the file's own bytes, same codec, encodings and checksums — behind a footer
-rewritten to describe just that. Only the footer is new; pyarrow does all the decoding.
+flat column we hand pyarrow a small synthetic parquet file: only the data pages that hold drawn rows (and
+the chunk's dictionary page when one of them is dictionary-encoded) — the file's own bytes, same codec,
+encodings and checksums — behind a footer rewritten to describe just that. Only the footer is new; pyarrow
+does all the decoding.
 
 Anything unusual falls back to pyarrow's read of the whole chunk: nested or repeated columns, encrypted or
 external column chunks, a header this module cannot parse, a type that does not come back as expected, and
 chunks where the drawn rows touch most pages anyway (then the rewrite would only add work).
 
-The footer is Thrift compact protocol. The small generic reader/writer below keeps every field it does
-not touch, in order, so a footer parsed and written back is byte-identical (tested).
+Footers and page headers are Thrift compact protocol (:mod:`envsnap.capture.thrift_compact`).
 """
 
 from __future__ import annotations
@@ -31,11 +31,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-# Thrift compact protocol type ids.
-_STOP, _TRUE, _FALSE, _BYTE, _I16, _I32, _I64, _DOUBLE, _BINARY, _LIST, _SET, _MAP, _STRUCT = range(13)
-
-#: A parsed Thrift struct: (field id, type, value) triples in wire order.
-Struct = list[tuple[int, int, Any]]
+from envsnap.capture import thrift_compact as thrift
+from envsnap.capture.thrift_compact import Struct, ThriftError, dump_struct, get, parse_struct
 
 #: Page types (parquet.thrift PageType).
 _DATA_PAGE, _DICTIONARY_PAGE, _DATA_PAGE_V2 = 0, 2, 3
@@ -69,210 +66,6 @@ def string_array(values: Sequence[str | None]) -> pa.Array:
     return pa.Array.from_buffers(pa.large_string(), len(values), buffers).cast(pa.string())
 
 
-class ThriftError(ValueError):
-    """Bytes that are not the Thrift compact structure expected."""
-
-
-class _Reader:
-    def __init__(self, buf: bytes, pos: int = 0) -> None:
-        self.buf = buf
-        self.pos = pos
-
-    def byte(self) -> int:
-        try:
-            value = self.buf[self.pos]
-        except IndexError:
-            raise ThriftError("truncated thrift data") from None
-        self.pos += 1
-        return value
-
-    def varint(self) -> int:
-        shift = result = 0
-        while True:
-            b = self.byte()
-            result |= (b & 0x7F) << shift
-            if b < 0x80:
-                return result
-            shift += 7
-            if shift > 70:
-                raise ThriftError("varint too long")
-
-    def zigzag(self) -> int:
-        n = self.varint()
-        return (n >> 1) ^ -(n & 1)
-
-    def binary(self) -> bytes:
-        n = self.varint()
-        end = self.pos + n
-        if end > len(self.buf):
-            raise ThriftError("truncated thrift data")
-        value = bytes(self.buf[self.pos : end])
-        self.pos = end
-        return value
-
-    def value(self, kind: int) -> Any:
-        if kind in (_TRUE, _FALSE):
-            return kind == _TRUE
-        if kind == _BYTE:
-            b = self.byte()
-            return b - 256 if b > 127 else b
-        if kind in (_I16, _I32, _I64):
-            return self.zigzag()
-        if kind == _DOUBLE:
-            if self.pos + 8 > len(self.buf):
-                raise ThriftError("truncated thrift data")
-            self.pos += 8
-            return struct.unpack_from("<d", self.buf, self.pos - 8)[0]
-        if kind == _BINARY:
-            return self.binary()
-        if kind in (_LIST, _SET):
-            head = self.byte()
-            size, elem = head >> 4, head & 0x0F
-            if size == 15:
-                size = self.varint()
-            if elem in (_TRUE, _FALSE):  # booleans inside collections are one byte each
-                return (elem, [self.byte() == _TRUE for _ in range(size)])
-            return (elem, [self.value(elem) for _ in range(size)])
-        if kind == _MAP:
-            size = self.varint()
-            if size == 0:
-                return (0, 0, [])
-            head = self.byte()
-            key, val = head >> 4, head & 0x0F
-            return (key, val, [(self.value(key), self.value(val)) for _ in range(size)])
-        if kind == _STRUCT:
-            return self.struct()
-        raise ThriftError(f"unknown thrift type {kind}")
-
-    def skip(self, kind: int) -> None:
-        """Step over a value without building it (page headers carry statistics nobody here reads)."""
-        if kind in (_I16, _I32, _I64):
-            self.varint()
-        elif kind == _BINARY:
-            size = self.varint()  # read first: ``self.pos += self.varint()`` would add to the old position
-            self.pos += size
-            if self.pos > len(self.buf):
-                raise ThriftError("truncated thrift data")
-        elif kind == _STRUCT:
-            while (head := self.byte()) != _STOP:
-                if not head >> 4:
-                    self.zigzag()
-                self.skip(head & 0x0F)
-        elif kind in (_BYTE, _DOUBLE):
-            self.pos += 1 if kind == _BYTE else 8
-        elif kind in (_LIST, _SET, _MAP):
-            self.value(kind)
-        elif kind not in (_TRUE, _FALSE):
-            raise ThriftError(f"unknown thrift type {kind}")
-
-    def ints(self, wanted: frozenset[int]) -> dict[int, int]:
-        """The integer fields ``wanted`` of the struct at the cursor; every other field is skipped."""
-        found: dict[int, int] = {}
-        last = 0
-        while (head := self.byte()) != _STOP:
-            kind, delta = head & 0x0F, head >> 4
-            fid = last + delta if delta else self.zigzag()
-            last = fid
-            if fid in wanted and kind in (_I16, _I32, _I64):
-                found[fid] = self.zigzag()
-            else:
-                self.skip(kind)
-        return found
-
-    def struct(self) -> Struct:
-        fields: Struct = []
-        last = 0
-        while True:
-            head = self.byte()
-            if head == _STOP:
-                return fields
-            kind, delta = head & 0x0F, head >> 4
-            fid = last + delta if delta else self.zigzag()
-            fields.append((fid, kind, self.value(kind)))
-            last = fid
-
-
-class _Writer:
-    def __init__(self) -> None:
-        self.out = bytearray()
-
-    def varint(self, n: int) -> None:
-        while n > 0x7F:
-            self.out.append((n & 0x7F) | 0x80)
-            n >>= 7
-        self.out.append(n)
-
-    def value(self, kind: int, value: Any) -> None:
-        if kind in (_TRUE, _FALSE):
-            return  # a bool field's value is its type nibble
-        if kind == _BYTE:
-            self.out.append(value & 0xFF)
-        elif kind in (_I16, _I32, _I64):
-            self.varint((value << 1) ^ (value >> 63))
-        elif kind == _DOUBLE:
-            self.out += struct.pack("<d", value)
-        elif kind == _BINARY:
-            self.varint(len(value))
-            self.out += value
-        elif kind in (_LIST, _SET):
-            elem, items = value
-            if len(items) < 15:
-                self.out.append((len(items) << 4) | elem)
-            else:
-                self.out.append(0xF0 | elem)
-                self.varint(len(items))
-            for item in items:
-                if elem in (_TRUE, _FALSE):
-                    self.out.append(_TRUE if item else _FALSE)
-                else:
-                    self.value(elem, item)
-        elif kind == _MAP:
-            key, val, pairs = value
-            self.varint(len(pairs))
-            if pairs:
-                self.out.append((key << 4) | val)
-                for k, v in pairs:
-                    self.value(key, k)
-                    self.value(val, v)
-        elif kind == _STRUCT:
-            self.struct(value)
-        else:
-            raise ThriftError(f"unknown thrift type {kind}")
-
-    def struct(self, fields: Struct) -> None:
-        last = 0
-        for fid, kind, value in fields:
-            wire = (_TRUE if value else _FALSE) if kind in (_TRUE, _FALSE) else kind
-            delta = fid - last
-            if 0 < delta <= 15:
-                self.out.append((delta << 4) | wire)
-            else:
-                self.out.append(wire)
-                self.varint((fid << 1) ^ (fid >> 63))
-            self.value(wire, value)
-            last = fid
-        self.out.append(_STOP)
-
-
-def parse_struct(data: bytes) -> Struct:
-    """Parse a Thrift compact struct (a parquet footer, a page header)."""
-    return _Reader(data).struct()
-
-
-def dump_struct(fields: Struct) -> bytes:
-    """Serialise a struct parsed by :func:`parse_struct` (possibly edited) back to bytes."""
-    writer = _Writer()
-    writer.struct(fields)
-    return bytes(writer.out)
-
-
-def _get(fields: Struct, fid: int) -> Any:
-    for f, _, value in fields:
-        if f == fid:
-            return value
-    return None
-
-
 @dataclass(frozen=True)
 class _Page:
     offset: int  # of the header, in the file
@@ -295,20 +88,20 @@ def _page_header(buf: bytes, pos: int) -> tuple[int, int, int, int, int, bool]:
     Only the few fields needed are built; statistics and the rest are stepped over (30,000 headers for a
     50-row-group sample: this is the hot loop of the Python side).
     """
-    reader = _Reader(buf, pos)
+    reader = thrift.Reader(buf, pos)
     sizes: dict[int, int] = {}
     rows, encoding = 0, 0
     last = 0
-    while (head := reader.byte()) != _STOP:
+    while (head := reader.byte()) != thrift.STOP:
         kind, delta = head & 0x0F, head >> 4
         fid = last + delta if delta else reader.zigzag()
         last = fid
-        if fid in _PAGE_FIELDS and kind == _I32:
+        if fid in _PAGE_FIELDS and kind == thrift.I32:
             sizes[fid] = reader.zigzag()
-        elif fid == 5 and kind == _STRUCT:  # data_page_header: num_values are the rows of a flat column
+        elif fid == 5 and kind == thrift.STRUCT:  # data_page_header: num_values are the rows of a flat column
             found = reader.ints(_V1_FIELDS)
             rows, encoding = found.get(1, -1), found.get(2, 0)
-        elif fid == 8 and kind == _STRUCT:  # data_page_header_v2
+        elif fid == 8 and kind == thrift.STRUCT:  # data_page_header_v2
             found = reader.ints(_V2_FIELDS)
             rows, encoding = found.get(3, -1), found.get(4, 0)
         else:
@@ -332,8 +125,8 @@ def _layout(footer: bytes, schema: pa.Schema) -> _Layout | None:
         tree = parse_struct(footer)
     except ThriftError:
         return None
-    elements: list[Struct] = (_get(tree, 2) or (0, []))[1]
-    if _get(tree, 8) is not None or not elements:  # 8: encryption_algorithm
+    elements: list[Struct] = (get(tree, 2) or (0, []))[1]
+    if get(tree, 8) is not None or not elements:  # 8: encryption_algorithm
         return None
     unique = {n for n in schema.names if schema.names.count(n) == 1}
     flat: dict[str, tuple[int, Struct]] = {}
@@ -341,20 +134,20 @@ def _layout(footer: bytes, schema: pa.Schema) -> _Layout | None:
     index = 1
     while index < len(elements):  # the root's children, in order; a nested group is skipped whole
         element = elements[index]
-        if _get(element, 1) is None:  # no physical type: a group
+        if get(element, 1) is None:  # no physical type: a group
             pending = 1
             index += 1
             while pending and index < len(elements):
                 child = elements[index]
-                if _get(child, 1) is None:
-                    pending += (_get(child, 5) or 0) - 1
+                if get(child, 1) is None:
+                    pending += (get(child, 5) or 0) - 1
                 else:
                     pending -= 1
                     leaf += 1
                 index += 1
             continue
-        name = _get(element, 4)
-        if isinstance(name, bytes) and _get(element, 3) != 2:  # 3: repetition; 2 = REPEATED
+        name = get(element, 4)
+        if isinstance(name, bytes) and get(element, 3) != 2:  # 3: repetition; 2 = REPEATED
             text = name.decode("utf-8", "replace")
             if text in unique and not pa.types.is_nested(schema.field(text).type):
                 flat[text] = (leaf, element)
@@ -452,7 +245,7 @@ class SparseReader:
 
     def _pages(self, meta: Struct) -> list[_Page]:
         """Every page of a column chunk, from its headers."""
-        data_offset, dict_offset, size = _get(meta, 9), _get(meta, 11), _get(meta, 7)
+        data_offset, dict_offset, size = get(meta, 9), get(meta, 11), get(meta, 7)
         start = dict_offset if isinstance(dict_offset, int) and 0 < dict_offset < data_offset else data_offset
         end = start + size
         whole = self._read(start, size) if size <= _WHOLE_CHUNK_READ else None
@@ -480,10 +273,10 @@ class SparseReader:
     def _sparse_column(self, layout: _Layout, row_group: int, name: str, rows: Sequence[int]) -> pa.Array | None:
         """The drawn rows of one flat column, or None when a dense read is the better (or only) way."""
         leaf, element = layout.flat[name]
-        group = _get(layout.tree, 4)[1][row_group]
-        chunk = _get(group, 1)[1][leaf]
-        meta = _get(chunk, 3)
-        if meta is None or _get(chunk, 1) is not None or _get(chunk, 8) is not None:
+        group = get(layout.tree, 4)[1][row_group]
+        chunk = get(group, 1)[1][leaf]
+        meta = get(chunk, 3)
+        if meta is None or get(chunk, 1) is not None or get(chunk, 8) is not None:
             return None  # external file, or encrypted column metadata
         try:
             pages = self._pages(meta)
@@ -496,7 +289,7 @@ class SparseReader:
         for page in data:
             starts.append(total)
             total += page.rows
-        if len(data) < _MIN_DATA_PAGES or total != _get(group, 3) or len(dictionary) > 1:
+        if len(data) < _MIN_DATA_PAGES or total != get(group, 3) or len(dictionary) > 1:
             return None
         where = [bisect.bisect_right(starts, r) - 1 for r in rows]
         hit = sorted(set(where))
@@ -540,41 +333,45 @@ class SparseReader:
             if fid in (1, 2, 3, 4, 8):  # type, encodings, path, codec, key-value metadata
                 new_meta.append((fid, kind, value))
             elif fid in replaced:  # num_values, sizes, first data page
-                new_meta.append((fid, _I64, replaced[fid]))
+                new_meta.append((fid, thrift.I64, replaced[fid]))
             elif fid == 11 and dictionary:
-                new_meta.append((11, _I64, 4))
-            # statistics, encoding stats, bloom filters, size statistics: they describe the whole chunk
-        chunk: Struct = [(2, _I64, 4), (3, _STRUCT, new_meta)]
-        group: Struct = [(1, _LIST, (_STRUCT, [chunk])), (2, _I64, uncompressed), (3, _I64, rows)]
-        root = [(fid, kind, 1 if fid == 5 else value) for fid, kind, value in _get(layout.tree, 2)[1][0]]
+                new_meta.append((11, thrift.I64, 4))
+            # not kept: statistics, encoding stats, bloom filters, size statistics (they describe the chunk)
+        chunk: Struct = [(2, thrift.I64, 4), (3, thrift.STRUCT, new_meta)]
+        group: Struct = [
+            (1, thrift.LIST, (thrift.STRUCT, [chunk])),
+            (2, thrift.I64, uncompressed),
+            (3, thrift.I64, rows),
+        ]
+        root = [(fid, kind, 1 if fid == 5 else value) for fid, kind, value in get(layout.tree, 2)[1][0]]
         tree: Struct = []
         for fid, kind, value in layout.tree:
             if fid in (1, 6):  # version; created_by (pyarrow works around old writers' bugs by it)
                 tree.append((fid, kind, value))
             elif fid == 2:
-                tree.append((2, _LIST, (_STRUCT, [root, element])))
+                tree.append((2, thrift.LIST, (thrift.STRUCT, [root, element])))
             elif fid == 3:
-                tree.append((3, _I64, rows))
+                tree.append((3, thrift.I64, rows))
             elif fid == 4:
-                tree.append((4, _LIST, (_STRUCT, [group])))
+                tree.append((4, thrift.LIST, (thrift.STRUCT, [group])))
             elif fid == 5 and self._narrow_kv(layout, name) is not None:
-                tree.append((5, _LIST, self._narrow_kv(layout, name)))
+                tree.append((5, thrift.LIST, self._narrow_kv(layout, name)))
             elif fid == 7 and leaf < len(value[1]):  # column orders, one per leaf
-                tree.append((7, _LIST, (value[0], [value[1][leaf]])))
+                tree.append((7, thrift.LIST, (value[0], [value[1][leaf]])))
         return dump_struct(tree)
 
     def _narrow_kv(self, layout: _Layout, name: str) -> Any:
         """The footer's key-value metadata with ``ARROW:schema`` narrowed to column ``name``."""
         if name not in self._kv:
-            kv = _get(layout.tree, 5)
+            kv = get(layout.tree, 5)
             entries = []
             if kv is not None:
                 field = self._pf.schema_arrow.field(name)
                 serialized = base64.b64encode(pa.schema([field]).serialize().to_pybytes())
                 for entry in kv[1]:
-                    key = _get(entry, 1)
+                    key = get(entry, 1)
                     if key == b"ARROW:schema":
-                        entries.append([(1, _BINARY, key), (2, _BINARY, serialized)])
+                        entries.append([(1, thrift.BINARY, key), (2, thrift.BINARY, serialized)])
                     elif key != b"pandas":  # pandas metadata names every column: not this file's
                         entries.append(entry)
             self._kv[name] = (kv[0], entries) if kv is not None else None

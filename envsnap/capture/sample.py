@@ -44,7 +44,8 @@ import pyarrow.parquet as pq
 from envsnap.capture.base import InputSpec, SampleOptions
 from envsnap.capture.data import column_stats
 from envsnap.capture.parquet_pages import int64_array, string_array
-from envsnap.capture.sample_files import Drawn, Progress, check_columns, draw, sample_path, target_rows
+from envsnap.capture.sample_csv import csv_kind, sample_csv
+from envsnap.capture.sample_files import Drawn, Progress, check_columns, draw, sample_parquet, target_rows
 from envsnap.errors import InputError
 
 METHODS = ("uniform", "row-groups")
@@ -205,6 +206,31 @@ def _sample_memory(name: str, source: Any, options: SampleOptions, rng: random.R
 # -- the entry point -------------------------------------------------------------------------------------
 
 
+def _sample_path(name: str, path: str, options: SampleOptions, rng: random.Random, progress: Progress | None) -> Drawn:
+    if "://" in path:
+        raise InputError(name, path, "remote sources are not supported", hint="copy the data to a local path first")
+    if not os.path.exists(path):
+        raise InputError(name, path, "no such file or directory")
+    if os.path.isdir(path):
+        return sample_parquet(name, path, options, rng, progress)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError as exc:
+        raise InputError(name, path, f"cannot read it: {exc.strerror or exc}") from None
+    kind = csv_kind(path)
+    if head in (b"PAR1", b"PARE") or kind is None:
+        if head not in (b"PAR1", b"PARE") and not path.lower().endswith((".parquet", ".parq", ".pq")):
+            raise InputError(
+                name,
+                path,
+                "is neither a parquet file (no PAR1 magic bytes) nor a CSV file (.csv, .tsv)",
+                hint="give a parquet file, a directory of parquet files or a .csv file",
+            )
+        return sample_parquet(name, path, options, rng, progress)
+    return sample_csv(name, path, kind, options, rng, progress)
+
+
 def _check_options(name: str, shown: str, options: SampleOptions) -> None:
     if options.method not in METHODS:
         raise InputError(name, shown, f"unknown sampling method {options.method!r}; use one of {', '.join(METHODS)}")
@@ -234,7 +260,7 @@ def sample_input(
     _check_options(name, shown, options)
     rng = random.Random(options.seed)  # noqa: S311 - a reproducible sample, not a secret
     if isinstance(spec.source, (str, os.PathLike)):
-        drawn = sample_path(name, os.fspath(spec.source), options, rng, progress)
+        drawn = _sample_path(name, os.fspath(spec.source), options, rng, progress)
     else:
         drawn = _sample_memory(name, spec.source, options, rng)
     table = drawn.table

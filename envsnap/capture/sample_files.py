@@ -1,8 +1,9 @@
-"""Sampling from files: parquet files and datasets (row groups streamed, pages skipped) and CSV.
+"""Sampling parquet files and datasets (row groups streamed, pages skipped), and what all sources share.
 
 See :mod:`envsnap.capture.sample` for the algorithms and the guarantees; this module does the reading.
 Only footers are read before the row ids are drawn; then each row group that holds a drawn row is read
-(only its pages that hold drawn rows, for flat columns) and reduced to those rows at once.
+(only its pages that hold drawn rows, for flat columns) and reduced to those rows at once. The drawing,
+column checks and record helpers here serve the CSV and in-memory sources too.
 """
 
 from __future__ import annotations
@@ -33,9 +34,7 @@ from envsnap.errors import InputError
 Progress = Callable[[int, int], None]
 
 MIN_ROW_GROUPS = 2
-CSV_CODECS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".lz4": "lz4"}
 FILE_LIST_LIMIT = 100
-_CSV_BLOCK = 8 << 20
 _WINDOW = 2  # row groups in flight ahead of the one being finished (memory: a few groups' pages)
 
 
@@ -62,6 +61,7 @@ def _draw_set(rng: random.Random, population: int, k: int) -> set[int]:
 
 
 def target_rows(options: SampleOptions, total: int) -> int:
+    """How many rows ``options`` ask of a source of ``total`` rows (``fraction`` rounds half up)."""
     if options.fraction is not None:
         return min(total, math.floor(options.fraction * total + 0.5))
     return min(total, options.rows if options.rows is not None else 1000)
@@ -106,8 +106,11 @@ class Drawn:
     note: str | None = None
 
 
-def _iso(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def iso_time(ns: int) -> str:
+    """A file time (``st_mtime_ns``) as ISO 8601 UTC with microseconds."""
+    seconds, rest = divmod(ns, 10**9)
+    moment = datetime.fromtimestamp(seconds, tz=timezone.utc).replace(microsecond=rest // 1000)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _read_footer(name: str, path: str, relpath: str) -> _Part:
@@ -197,11 +200,11 @@ def _parquet_parts(name: str, path: str) -> tuple[list[_Part], pa.Schema]:
         )
     fields = [pa.field(key, _partition_type(values)) for key, values in raw.items()]
     for part in parts:
-        part.partition = {
-            f.name: (int(v) if pa.types.is_integer(f.type) and v is not None else v)
-            for f in fields
-            for v in [part.partition.get(f.name)]
-        }
+        typed: dict[str, Any] = {}
+        for f in fields:
+            value = part.partition.get(f.name)
+            typed[f.name] = int(value) if value is not None and pa.types.is_integer(f.type) else value
+        part.partition = typed
     parts.sort(key=lambda p: p.relpath)
     return parts, pa.schema(fields)
 
@@ -231,7 +234,7 @@ def check_columns(name: str, path: str, names: Sequence[str], options: SampleOpt
     return list(dict.fromkeys(options.columns)) if options.columns else list(names)
 
 
-def _conform(arrays: Mapping[str, Any], rows: int, schema: pa.Schema, name: str, path: str, where: str) -> pa.Table:
+def conform(arrays: Mapping[str, Any], rows: int, schema: pa.Schema, name: str, path: str, where: str) -> pa.Table:
     """A table of exactly ``schema``'s columns and types from ``arrays`` (missing columns are null)."""
     columns = []
     for f in schema:
@@ -247,7 +250,7 @@ def _conform(arrays: Mapping[str, Any], rows: int, schema: pa.Schema, name: str,
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-def _fingerprint(entries: list[dict[str, Any]], digest_keys: Sequence[str]) -> dict[str, Any]:
+def fingerprint(entries: list[dict[str, Any]], digest_keys: Sequence[str]) -> dict[str, Any]:
     """A cheap identity of the source files: sizes, footers (or mtimes), no data hashed."""
     basis = json.dumps([[e[k] for k in digest_keys] for e in entries], separators=(",", ":")).encode()
     return {
@@ -279,9 +282,10 @@ def _choose_row_groups(rng: random.Random, rows: Sequence[int], k: int) -> dict[
     return {chosen[unit]: ids for unit, ids in split(draw(rng, acc, k), starts).items()}
 
 
-def _sample_parquet(
+def sample_parquet(
     name: str, path: str, options: SampleOptions, rng: random.Random, progress: Progress | None
 ) -> Drawn:
+    """Sample a parquet file or dataset directory: draw from the footers, then stream the row groups."""
     from envsnap.capture.parquet_pages import SparseReader
 
     parts, partitions = _parquet_parts(name, path)
@@ -340,7 +344,7 @@ def _sample_parquet(
         for column in wanted:
             if column not in arrays and column in partitions.names:
                 arrays[column] = _constant(part.partition.get(column), len(ids), target.field(column).type)
-        pieces.append(_conform(arrays, len(ids), target, name, path, part.relpath))
+        pieces.append(conform(arrays, len(ids), target, name, path, part.relpath))
         left[p] -= 1
         if not left[p] and p in readers:
             readers.pop(p).close()
@@ -357,10 +361,13 @@ def _sample_parquet(
                 columns = file_columns(part)
                 waiter = None
                 if columns:  # else only partition keys are wanted: nothing to read
-                    if p not in readers:
-                        handle = pq.ParquetFile(part.path, metadata=part.metadata)
-                        readers[p] = SparseReader(part.path, part.footer, handle)
-                    waiter = readers[p].submit(rg, columns, selected[g], pool)
+                    try:
+                        if p not in readers:
+                            handle = pq.ParquetFile(part.path, metadata=part.metadata)
+                            readers[p] = SparseReader(part.path, part.footer, handle)
+                        waiter = readers[p].submit(rg, columns, selected[g], pool)
+                    except (pa.ArrowException, OSError) as exc:
+                        raise InputError(name, path, f"cannot read {part.relpath}: {exc}") from None
                 pending.append((g, size, waiter))
                 while len(pending) > _WINDOW:
                     finish()
@@ -374,7 +381,7 @@ def _sample_parquet(
         {
             "path": part.relpath,
             "size": part.size,
-            "modified": _iso(part.mtime_ns),
+            "modified": iso_time(part.mtime_ns),
             "footer_sha256": hashlib.sha256(part.footer).hexdigest(),
         }
         for part in parts
@@ -388,187 +395,6 @@ def _sample_parquet(
         "row_groups": len(groups),
         "partitioning": partitions.names,
     }
-    fingerprint = _fingerprint(entries, ("path", "size", "footer_sha256"))
+    identity = fingerprint(entries, ("path", "size", "footer_sha256"))
     algorithm = "row-groups" if options.method == "row-groups" else "row-ids"
-    return Drawn(table, schema, source, fingerprint, algorithm, row_groups_read=len(work))
-
-
-# -- CSV -------------------------------------------------------------------------------------------------
-
-
-def _csv_kind(path: str) -> tuple[str, str | None] | None:
-    """(delimiter, compression codec) for a CSV path, None when the name is not a CSV's."""
-    lower = path.lower()
-    codec = None
-    for suffix, name in CSV_CODECS.items():
-        if lower.endswith(suffix):
-            codec = name
-            lower = lower[: -len(suffix)]
-            break
-    if lower.endswith(".tsv"):
-        return "\t", codec
-    if lower.endswith(".csv"):
-        return ",", codec
-    return None
-
-
-class _CsvStream:
-    """Opens the CSV again for each pass; reports the raw bytes consumed for progress."""
-
-    def __init__(self, name: str, path: str, delimiter: str, codec: str | None) -> None:
-        self.name, self.path, self.delimiter, self.codec = name, path, delimiter, codec
-        self.size = os.path.getsize(path)
-
-    def batches(
-        self, columns: Sequence[str] | None, progress: Progress | None = None, block: int = _CSV_BLOCK
-    ) -> Iterable[pa.RecordBatch]:
-        import pyarrow.csv as pacsv
-
-        read = pacsv.ReadOptions(block_size=block)
-        parse = pacsv.ParseOptions(delimiter=self.delimiter)
-        convert = pacsv.ConvertOptions(include_columns=list(columns) if columns is not None else None)
-        try:
-            with open(self.path, "rb") as raw:
-                stream: Any = pa.PythonFile(raw, mode="r")
-                if self.codec is not None:
-                    stream = pa.CompressedInputStream(stream, self.codec)
-                reader = pacsv.open_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
-                for batch in reader:
-                    yield batch
-                    if progress is not None:
-                        progress(min(raw.tell(), self.size), self.size)
-        except (pa.ArrowException, OSError) as exc:
-            raise InputError(self.name, self.path, f"cannot read the CSV: {exc}") from None
-
-    def schema(self) -> pa.Schema:
-        for batch in self.batches(None, block=1 << 20):
-            return batch.schema
-        raise InputError(self.name, self.path, "the CSV file is empty (no header line)")
-
-
-def _reservoir(
-    batches: Iterable[pa.RecordBatch], k: int, rng: random.Random, schema: pa.Schema
-) -> tuple[pa.Table, int]:
-    """Li's Algorithm L over a stream of batches: k uniform rows in one pass; returns (rows, rows seen)."""
-    filled: list[pa.Table] = []
-    held = 0
-    reservoir: pa.Table | None = None
-    ids: list[int] = []
-    seen = 0
-
-    def uniform() -> float:
-        u = rng.random()
-        while u == 0.0:
-            u = rng.random()
-        return u
-
-    w = math.exp(math.log(uniform()) / k) if k else 0.0
-    upcoming = k - 1 + math.floor(math.log(uniform()) / math.log1p(-w)) + 1 if k else -1
-    for batch in batches:
-        table = pa.Table.from_batches([batch])
-        start, end = seen, seen + batch.num_rows
-        seen = end
-        if k == 0:
-            continue
-        if held < k:
-            n = min(k - held, batch.num_rows)
-            filled.append(table.slice(0, n))
-            ids.extend(range(start, start + n))
-            held += n
-            if held == k:
-                reservoir = pa.concat_tables(filled)
-                filled = []
-        replace: dict[int, int] = {}
-        while upcoming < end:
-            replace[rng.randrange(k)] = upcoming - start  # a later row for the same slot wins
-            w *= math.exp(math.log(uniform()) / k)
-            upcoming += math.floor(math.log(uniform()) / math.log1p(-w)) + 1
-        if replace and reservoir is not None:
-            incoming = table.take(int64_array(list(replace.values())))
-            index = list(range(k))
-            for j, (slot, local) in enumerate(replace.items()):
-                index[slot] = k + j
-                ids[slot] = start + local
-            reservoir = pa.concat_tables([reservoir, incoming]).take(int64_array(index))
-    result = reservoir if reservoir is not None else (pa.concat_tables(filled) if filled else schema.empty_table())
-    order = sorted(range(len(ids)), key=ids.__getitem__)
-    return result.take(int64_array(order)), seen
-
-
-def _sample_csv(
-    name: str,
-    path: str,
-    kind: tuple[str, str | None],
-    options: SampleOptions,
-    rng: random.Random,
-    progress: Progress | None,
-) -> Drawn:
-    stream = _CsvStream(name, path, *kind)
-    schema = stream.schema()
-    wanted = check_columns(name, path, schema.names, options)
-    target = pa.schema([schema.field(c) for c in wanted])
-    columns = wanted if options.columns else None
-    note = "a CSV has no row groups: sampled uniformly" if options.method == "row-groups" else None
-    if options.fraction is None:
-        k = options.rows if options.rows is not None else 1000
-        table, total = _reservoir(stream.batches(columns, progress), k, rng, target)
-        algorithm = "reservoir"
-    else:
-        total = sum(b.num_rows for b in stream.batches(wanted[:1]))
-        ids = draw(rng, total, target_rows(options, total))
-        pieces = []
-        seen = 0
-        for batch in stream.batches(columns, progress):
-            lo = bisect.bisect_left(ids, seen)
-            hi = bisect.bisect_left(ids, seen + batch.num_rows)
-            if hi > lo:
-                pieces.append(pa.Table.from_batches([batch]).take(int64_array([i - seen for i in ids[lo:hi]])))
-            seen += batch.num_rows
-        table = pa.concat_tables(pieces) if pieces else target.empty_table()
-        algorithm = "count-then-row-ids"
-    st = os.stat(path)
-    entry = {"path": os.path.basename(path), "size": st.st_size, "modified": _iso(st.st_mtime_ns)}
-    source = {
-        "kind": "csv",
-        "path": path,
-        "size": st.st_size,
-        "rows": total,
-        "files": 1,
-        "row_groups": None,
-        "partitioning": [],
-    }
-    table = table.combine_chunks()
-    table = _conform(
-        dict(zip(table.column_names, table.columns, strict=True)),
-        table.num_rows,
-        target,
-        name,
-        path,
-        os.path.basename(path),
-    )
-    return Drawn(table, schema, source, _fingerprint([entry], ("path", "size", "modified")), algorithm, note=note)
-
-
-def sample_path(name: str, path: str, options: SampleOptions, rng: random.Random, progress: Progress | None) -> Drawn:
-    if "://" in path:
-        raise InputError(name, path, "remote sources are not supported", hint="copy the data to a local path first")
-    if not os.path.exists(path):
-        raise InputError(name, path, "no such file or directory")
-    if os.path.isdir(path):
-        return _sample_parquet(name, path, options, rng, progress)
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4)
-    except OSError as exc:
-        raise InputError(name, path, f"cannot read it: {exc.strerror or exc}") from None
-    kind = _csv_kind(path)
-    if head in (b"PAR1", b"PARE") or kind is None:
-        if head not in (b"PAR1", b"PARE") and not path.lower().endswith((".parquet", ".parq", ".pq")):
-            raise InputError(
-                name,
-                path,
-                "is neither a parquet file (no PAR1 magic bytes) nor a CSV file (.csv, .tsv)",
-                hint="give a parquet file, a directory of parquet files or a .csv file",
-            )
-        return _sample_parquet(name, path, options, rng, progress)
-    return _sample_csv(name, path, kind, options, rng, progress)
+    return Drawn(table, schema, source, identity, algorithm, row_groups_read=len(work))

@@ -8,11 +8,9 @@ after its stage returns. Nothing here captures the environment or writes a snaps
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import shutil
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,20 +39,6 @@ class StageRun:
     intermediates: dict[int, Intermediate]
     preloaded_modules: list[str]
     runner: dict[str, Any]
-
-
-@contextlib.contextmanager
-def paused_gc() -> Iterator[None]:
-    """No garbage collection while envsnap captures (see :func:`envsnap.capture.capture`): after a job has
-    loaded numpy/pandas/scikit-learn a full collection triggered by capture's small allocations costs
-    tens of milliseconds, and capture creates no cycles worth collecting."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def schema_fields(schema: Any) -> list[dict[str, Any]]:

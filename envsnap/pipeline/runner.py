@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +26,11 @@ from typing import Any
 
 from envsnap.capture import build_snapshot, load_probes, run_probes
 from envsnap.capture import target as target_mod
-from envsnap.capture.base import CaptureContext, CaptureOptions, InputSpec, SampleOptions
+from envsnap.capture.base import CaptureContext, CaptureOptions, SampleOptions, paused_gc
 from envsnap.capture.redact import scrub_data, scrub_text
 from envsnap.pipeline import records
 from envsnap.pipeline._runner.tables import table_kind, to_arrow
-from envsnap.pipeline.execution import StageRun, paused_gc, run_stages_here, run_stages_there
+from envsnap.pipeline.execution import StageRun, run_stages_here, run_stages_there
 from envsnap.pipeline.model import Pipeline, PipelineError
 from envsnap.snapshot import canonical
 from envsnap.snapshot.model import ProbeStatus, Snapshot
@@ -130,18 +129,18 @@ def run_pipeline(
         from envsnap.snapshot.writer import check_destination
 
         check_destination(Path(output).absolute(), force)
-    options = CaptureOptions(
-        python=os.fspath(python) if python is not None else None,
+    options = CaptureOptions.build(
+        python=python,
         label=label,
-        env_allow=tuple(env_allow),
+        env_allow=env_allow,
         git=git,
         reproducible=reproducible,
         hashes=hashes,
-        cwd=os.fspath(cwd) if cwd is not None else os.getcwd(),
-        argv=tuple(argv) if argv is not None else tuple(sys.argv),
-        inputs=tuple(InputSpec(name, source) for name, source in sources.items()),
-        sampling=sampling if sampling is not None else SampleOptions(),
-        artifacts=tuple(os.fspath(a) for a in artifacts),
+        cwd=cwd,
+        argv=argv,
+        inputs=sources,
+        sampling=sampling,
+        artifacts=artifacts,
     )
     factory: Callable[[], target_mod.TargetRuntime]
     if options.python is not None:

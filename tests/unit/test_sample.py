@@ -22,9 +22,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from envsnap.capture.base import InputSpec, SampleOptions
-from envsnap.capture.parquet_pages import SparseReader, dump_struct, parse_struct
+from envsnap.capture.parquet_pages import SparseReader
 from envsnap.capture.sample import mask_salt, mask_table, mask_token, parquet_bytes, salt_id, sample_input
-from envsnap.capture.sample_files import _reservoir, draw
+from envsnap.capture.sample_csv import _reservoir
+from envsnap.capture.sample_files import draw
+from envsnap.capture.thrift_compact import dump_struct, parse_struct
 from envsnap.errors import InputError
 from envsnap.snapshot import canonical
 from envsnap.snapshot.schema import validate_member
@@ -349,6 +351,14 @@ def test_csv_reservoir_and_two_pass(tmp_path: Path) -> None:
     assert fallback.record["iid"] is True and "no row groups" in fallback.record["note"]
 
 
+def test_a_csv_with_only_a_header_gives_an_empty_sample(tmp_path: Path) -> None:
+    path = tmp_path / "h.csv"
+    path.write_text("a,b\n")
+    result = sample(str(path))
+    assert result.table.column_names == ["a", "b"] and result.table.num_rows == 0
+    assert result.record["source"]["rows"] == 0
+
+
 def test_compressed_tsv_with_columns(tmp_path: Path) -> None:
     table = pa.table({"id": list(range(500)), "a": ["x"] * 500, "b": [1.5] * 500})
     sink = pa.BufferOutputStream()
@@ -459,12 +469,16 @@ def test_bad_inputs_name_the_input(tmp_path: Path) -> None:
     truncated = tmp_path / "trunc.parquet"
     truncated.write_bytes(good.read_bytes()[:-100])
     (tmp_path / "empty").mkdir()
+    (tmp_path / "empty.csv").write_bytes(b"")
+    (tmp_path / "ragged.csv").write_text("a,b\n1,2\n3\n")
     cases = [
         (str(tmp_path / "missing.parquet"), {}, "no such file"),
         (str(tmp_path / "notes.txt"), {}, "neither a parquet file"),
         (str(tmp_path / "fake.parquet"), {}, "not a parquet file"),
         (str(truncated), {}, "truncated"),
         (str(tmp_path / "empty"), {}, "no parquet files"),
+        (str(tmp_path / "empty.csv"), {}, "cannot read the CSV: Empty CSV file"),
+        (str(tmp_path / "ragged.csv"), {}, "cannot read the CSV: CSV parse error"),
         ("s3://bucket/events.parquet", {}, "remote sources are not supported"),
         (str(good), {"columns": ("nope",)}, "no column 'nope' (--columns)"),
         (str(good), {"mask": ("secret",)}, "no column 'secret' (--mask)"),
