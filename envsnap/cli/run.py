@@ -13,8 +13,8 @@ from typing import Any
 
 import typer
 
+from envsnap.cli import _options as opt
 from envsnap.cli._common import cli_errors, err, human_size
-from envsnap.cli.capture import _default_python, parse_inputs, sampling_options
 
 
 def _stage_line(outcome: dict[str, Any]) -> str:
@@ -42,33 +42,25 @@ def run(
     inputs: list[str] = typer.Option(  # noqa: B008 - typer declares options this way
         [], "--input", "-i", help="NAME=PATH: sample this input instead of the configured one (repeatable)."
     ),
-    output: str = typer.Option(None, "--output", "-o", help="Where to write: *.envsnap = zip, else a directory."),
+    output: str = opt.OUTPUT,
     python: str = typer.Option(
         None, "--python", help="Run the stages in this interpreter (or venv); nothing is installed there."
     ),
-    rows: int = typer.Option(None, "--rows", "-n", min=1, help="Rows to sample per input (default 1000)."),
-    fraction: float = typer.Option(None, "--fraction", min=0.0, max=1.0, help="Sample this fraction instead."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the sample."),
-    method: str = typer.Option("uniform", "--method", help="uniform (iid) or row-groups (fast, not iid)."),
-    columns: list[str] = typer.Option(  # noqa: B008
-        [], "--columns", help="Only these columns (comma-separated or repeated)."
-    ),
-    mask: list[str] = typer.Option(  # noqa: B008
-        [], "--mask", help="Replace this column's values with salted tokens before anything runs (repeatable)."
-    ),
-    artifacts: list[str] = typer.Option(  # noqa: B008
-        [], "--artifact", help="Record a model/config file: hash, size, format metadata (repeatable)."
-    ),
-    label: str = typer.Option(None, "--label", help="A label stored in the manifest (e.g. 'nightly-good')."),
-    env_allow: list[str] = typer.Option(  # noqa: B008
-        [], "--env-allow", help="Keep the value of matching env vars (glob; repeatable)."
-    ),
-    no_git: bool = typer.Option(False, "--no-git", help="Do not record git state."),
+    rows: int = opt.ROWS,
+    fraction: float = opt.FRACTION,
+    seed: int = opt.SEED,
+    method: str = opt.METHOD,
+    columns: list[str] = opt.COLUMNS,
+    mask: list[str] = opt.MASK,
+    artifacts: list[str] = opt.ARTIFACTS,
+    label: str = opt.LABEL,
+    env_allow: list[str] = opt.ENV_ALLOW,
+    no_git: bool = opt.NO_GIT,
     reproducible: bool = typer.Option(
         False, "--reproducible", help="Omit timestamps, ids, timings and memory: same state, same bytes."
     ),
-    force: bool = typer.Option(False, "--force", help="Replace an existing output."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the output path."),
+    force: bool = opt.FORCE,
+    quiet: bool = opt.QUIET,
 ) -> None:
     """Run a pipeline's stages on sampled inputs; write one snapshot with every intermediate."""
     from envsnap.pipeline import load_pipeline
@@ -76,7 +68,7 @@ def run(
 
     pipeline = load_pipeline(config)
     if python is None:
-        python = _default_python()
+        python = opt.default_python()
         if python is not None and not quiet:
             err(f"envsnap: running in the active virtualenv {python} (VIRTUAL_ENV); pass --python to choose another")
     if output is None:
@@ -85,10 +77,10 @@ def run(
         err(f"envsnap: pipeline {pipeline.name} ({len(pipeline.stages)} stages) from {pipeline.source}")
     result = run_pipeline(
         pipeline,
-        inputs=parse_inputs(inputs),
+        inputs=opt.parse_inputs(inputs),
         output=output,
         python=python,
-        sampling=sampling_options(rows, fraction, seed, method, columns, mask),
+        sampling=opt.sampling_options(rows, fraction, seed, method, columns, mask),
         label=label,
         reproducible=reproducible,
         force=force,

@@ -14,7 +14,7 @@ from typing import Any
 import typer
 
 from envsnap.cli._common import cli_errors, write_output
-from envsnap.cli.capture import sampling_options
+from envsnap.cli._options import sampling_options
 from envsnap.errors import OutputError
 
 #: Sources whose sampled bytes reach this get a progress bar (on a terminal only).
