@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 from envsnap._version import __version__
 
-# The subpackage envsnap.capture would otherwise shadow the function of the same name once imported;
-# binding the function here, after the subpackage is loaded, keeps `envsnap.capture(...)` callable. The
-# probes themselves load lazily, on the first capture.
+# The subpackages envsnap.capture and envsnap.diff would otherwise shadow the functions of the same names
+# once imported; binding the functions here, after the subpackages are loaded, keeps `envsnap.capture(...)`
+# and `envsnap.diff(...)` callable. Probes and differs load lazily, on first use.
 from envsnap.capture import capture
+from envsnap.diff.compare import diff
 from envsnap.errors import EnvsnapError
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ __all__ = [
     "Snapshot",
     "__version__",
     "capture",
+    "diff",
     "load",
     "on_failure",
     "run_pipeline",

@@ -12,6 +12,7 @@ import typer
 
 from envsnap._version import __version__
 from envsnap.cli import capture as capture_cmd
+from envsnap.cli import diff as diff_cmd
 from envsnap.cli import inspect as inspect_cmd
 from envsnap.cli import run as run_cmd
 from envsnap.cli import sample as sample_cmd
@@ -49,6 +50,7 @@ app.command("verify")(inspect_cmd.verify)
 app.command("export")(inspect_cmd.export)
 app.command("run")(run_cmd.run)
 app.command("sample")(sample_cmd.sample)
+app.command("diff")(diff_cmd.diff)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from envsnap.errors import FormatVersionError, IntegrityError, NotFoundError, SnapshotError
 from envsnap.snapshot import canonical
@@ -235,6 +235,24 @@ class Snapshot:
         """The error a probe recorded during capture, if it failed."""
         status = self.manifest.probes.get(name)
         return status.error if status is not None else None
+
+    def open_member(self, member: str) -> BinaryIO:
+        """A seekable binary file over ``member`` for random-access readers (parquet), NOT yet verified:
+        check it with :meth:`check_member` (it may run concurrently, on its own handle) before trusting
+        anything parsed from it. The caller closes the file."""
+        info = self.manifest.members.get(member)
+        if info is None:
+            raise NotFoundError(f"{self.path}: no member {member!r}; see `envsnap show {self.path}` for the list")
+        return self._store.open_seekable(member, info.size)
+
+    def check_member(self, member: str) -> None:
+        """Stream-hash ``member`` and raise :class:`IntegrityError` unless it matches the manifest."""
+        info = self.manifest.members.get(member)
+        if info is None:
+            raise NotFoundError(f"{self.path}: no member {member!r}; see `envsnap show {self.path}` for the list")
+        digest, size = self._store.hash_member(member, info.size)
+        if size != info.size or digest != info.sha256:
+            raise IntegrityError(self.path, f"member {member} does not match its manifest hash (altered or corrupt)")
 
     def iter_member_bytes(self) -> Iterator[tuple[str, bytes]]:
         """Every member's verified bytes, in sorted order."""

@@ -8,11 +8,14 @@ caught without reading a compression bomb to its end).
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import stat
+import struct
 import zipfile
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from typing import BinaryIO
 
 from envsnap.errors import IntegrityError, SnapshotError, UnsafeArchiveError
 
@@ -46,6 +49,11 @@ class MemberStore(ABC):
                 digest.update(chunk)
                 seen += len(chunk)
         return digest.hexdigest(), seen
+
+    def open_seekable(self, member: str, size: int) -> BinaryIO:
+        """A seekable binary file over ``member`` (random access, e.g. for parquet). Not verified: the
+        caller checks the hash (:meth:`hash_member`). The default holds at most ``size + 1`` bytes."""
+        return io.BytesIO(self.read(member, size))
 
     def close(self) -> None:  # noqa: B027 - optional hook; most stores hold nothing open
         """Release any open handle."""
@@ -116,6 +124,10 @@ class DirStore(MemberStore):
             raise SnapshotError(self.path, f"cannot read member {member}: {exc.strerror}") from exc
         return os.fdopen(fd, "rb")  # type: ignore[return-value]
 
+    def open_seekable(self, member: str, size: int) -> BinaryIO:
+        """The member's own file (checked as in :meth:`open_member`): already seekable."""
+        return self.open_member(member)  # type: ignore[return-value]
+
 
 class ZipStore(MemberStore):
     """A ``*.envsnap`` zip, read with random access: ``show`` never inflates members it does not need."""
@@ -134,6 +146,27 @@ class ZipStore(MemberStore):
         except (zipfile.BadZipFile, OSError, NotImplementedError) as exc:
             raise SnapshotError(self.path, f"member {member} cannot be read ({exc})") from exc
 
+    def open_seekable(self, member: str, size: int) -> BinaryIO:
+        """A stored (uncompressed) member is a window of the archive file, read by offset with its own
+        handle: parquet readers seek backwards, which a ``ZipExtFile`` serves by re-reading from the start.
+        A compressed member is inflated into memory (bounded by its manifest size)."""
+        info = self._infos.get(member)
+        if info is None:
+            raise IntegrityError(self.path, f"member {member} is listed in the manifest but missing")
+        if info.compress_type != zipfile.ZIP_STORED or info.file_size != info.compress_size:
+            return super().open_seekable(member, size)
+        fh = open(self.path, "rb")  # noqa: SIM115 - owned by the returned window, closed with it
+        try:
+            header = os.pread(fh.fileno(), 30, info.header_offset)
+            if len(header) != 30 or header[:4] != b"PK\x03\x04":
+                raise IntegrityError(self.path, f"member {member} has no valid local header")
+            name_len, extra_len = struct.unpack("<HH", header[26:30])
+            start = info.header_offset + 30 + name_len + extra_len
+            return _Window(fh, start, min(info.file_size, size + 1))  # type: ignore[return-value]
+        except BaseException:
+            fh.close()
+            raise
+
     def read(self, member: str, size: int) -> bytes:
         try:
             return super().read(member, size)
@@ -148,3 +181,52 @@ class ZipStore(MemberStore):
 
     def close(self) -> None:
         self._zip.close()
+
+
+class _Window(io.RawIOBase):
+    """A read-only, seekable view of ``length`` bytes of an open file from ``start`` (``os.pread``: no
+    shared file position, and the GIL is released while reading)."""
+
+    def __init__(self, fh: BinaryIO, start: int, length: int) -> None:
+        super().__init__()
+        self._fh = fh
+        self._fd = fh.fileno()
+        self._start = start
+        self._length = length
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._length}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def read(self, size: int | None = -1) -> bytes:
+        left = max(0, self._length - self._pos)
+        n = left if size is None or size < 0 else min(size, left)
+        if n == 0:
+            return b""
+        data = os.pread(self._fd, n, self._start + self._pos)
+        self._pos += len(data)
+        return data
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        memoryview(buffer)[: len(data)] = data
+        return len(data)
+
+    def readall(self) -> bytes:
+        return self.read(-1)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._fh.close()
+        super().close()

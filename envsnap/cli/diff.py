@@ -1,0 +1,102 @@
+"""``envsnap diff``: compare two snapshots, or a snapshot with the environment now or a requirements file.
+
+Exit codes: 0 (differences or not, unless ``--fail-on`` asks); 1 with ``--fail-on env|data|any`` when such
+differences exist; 2 for a usage error; 3 for an unreadable snapshot (via :func:`cli_errors`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING
+
+import typer
+
+from envsnap.cli._common import EXIT_DIFFERENT, EXIT_USAGE, cli_errors, err, write_output
+
+if TYPE_CHECKING:
+    from envsnap.diff.model import SnapshotDiff
+
+FAIL_ON = ("env", "data", "any")
+
+
+def _use_color() -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    return sys.stdout.isatty() and os.environ.get("TERM") != "dumb"
+
+
+def _width() -> int:
+    import shutil
+
+    return max(80, min(shutil.get_terminal_size((100, 24)).columns, 160)) if sys.stdout.isatty() else 100
+
+
+def _fails(result: SnapshotDiff, fail_on: str | None) -> bool:
+    if fail_on is None:
+        return False
+    env, data = result.env.changed, result.data.changed
+    return {"env": env, "data": data, "any": env or data}[fail_on]
+
+
+@cli_errors
+def diff(
+    a: str = typer.Argument(..., metavar="A", help="The good/old snapshot (directory or *.envsnap)."),
+    b: str = typer.Argument(None, metavar="[B]", help="The bad/new snapshot."),
+    current: bool = typer.Option(False, "--current", help="Compare A with the environment as it is now."),
+    python: str = typer.Option(None, "--python", help="With --current: inspect this interpreter (or venv)."),
+    requirements: str = typer.Option(
+        None, "--requirements", "-r", metavar="FILE", help="Compare A's packages with a lock/requirements file."
+    ),
+    rtol: float = typer.Option(0.0, "--rtol", min=0.0, help="Relative tolerance for numeric cells."),
+    atol: float = typer.Option(0.0, "--atol", min=0.0, help="Absolute tolerance for numeric cells."),
+    keys: list[str] = typer.Option(  # noqa: B008 - typer declares options this way
+        [], "--key", metavar="COL", help="Match rows by these columns (repeatable)."
+    ),
+    max_rows: int = typer.Option(10, "--max-rows", min=0, help="Differing rows to show per table."),
+    as_json: bool = typer.Option(False, "--json", help="Print the JSON document (docs/diff-json.md)."),
+    markdown: bool = typer.Option(False, "--markdown", help="Print Markdown (CI job summary, PR comment)."),
+    html: str = typer.Option(None, "--html", metavar="FILE", help="Also write a self-contained HTML report."),
+    fail_on: str = typer.Option(
+        None, "--fail-on", metavar="env|data|any", help="Exit 1 when such differences exist."
+    ),
+) -> None:
+    """Compare two snapshots: environment, data and the first diverging stage, with ranked suspects."""
+    given = sum([b is not None, current, requirements is not None])
+    if given != 1:
+        err("envsnap: usage error: give exactly one of B, --current or --requirements FILE")
+        raise typer.Exit(EXIT_USAGE)
+    if as_json and markdown:
+        err("envsnap: usage error: --json and --markdown both print to stdout; choose one")
+        raise typer.Exit(EXIT_USAGE)
+    if fail_on is not None and fail_on not in FAIL_ON:
+        err(f"envsnap: usage error: --fail-on must be one of {', '.join(FAIL_ON)} (got {fail_on!r})")
+        raise typer.Exit(EXIT_USAGE)
+    if python is not None and not current:
+        err("envsnap: usage error: --python goes with --current")
+        raise typer.Exit(EXIT_USAGE)
+
+    from envsnap.diff import compare
+
+    if current:
+        result = compare.diff_current(a, python=python)
+    elif requirements is not None:
+        result = compare.diff_requirements_file(a, requirements)
+    else:
+        result = compare.diff(a, b, rtol=rtol, atol=atol, keys=keys, max_rows=max_rows)
+
+    from envsnap.diff.render import render
+
+    if html is not None:
+        where = write_output(html, render(result, "html").encode("utf-8"))
+        err(f"wrote {where}")
+    if as_json:
+        sys.stdout.write(render(result, "json"))
+    elif markdown:
+        sys.stdout.write(render(result, "markdown"))
+    else:
+        sys.stdout.write(render(result, "text", color=_use_color(), width=_width()))
+    sys.stdout.flush()
+    if _fails(result, fail_on):
+        raise typer.Exit(EXIT_DIFFERENT)

@@ -1,0 +1,184 @@
+"""Data diff of two snapshots: sampled inputs and stage intermediates, and the first diverging stage.
+
+Inputs (``data/inputs/NAME.parquet``) are matched by name, stages (``pipeline/pipeline.json``) by name in
+b's order. Each pair of parquet members is compared with :func:`envsnap.diff.tables.diff_parquet`,
+except when the manifest gives both the same sha256: then the table is ``identical`` and not a byte is
+read (the fast path).
+
+Integrity: a member is hashed against its manifest before its diff is trusted. The hash is streamed on
+its own file handle in a background thread while pyarrow decodes (hashlib and pyarrow both release the
+GIL), so verification costs wall time only when the CPUs are saturated; pyarrow therefore parses bytes
+that are not yet verified, but nothing parsed from them leaves this module before the hash has matched.
+A member that does not match makes its table ``incomparable`` (with a note), as does a parquet member
+that cannot be read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from envsnap.diff.model import DataDiff, StageDiff, TableDiff
+from envsnap.errors import EnvsnapError
+from envsnap.snapshot.model import Snapshot
+
+INPUTS = "data/inputs.json"
+PIPELINE = "pipeline/pipeline.json"
+
+
+def _verify_both(a: Snapshot, member_a: str, b: Snapshot, member_b: str) -> None:
+    a.check_member(member_a)
+    b.check_member(member_b)
+
+
+def diff_member(
+    a: Snapshot,
+    b: Snapshot,
+    member_a: str,
+    member_b: str,
+    *,
+    name: str,
+    rtol: float = 0.0,
+    atol: float = 0.0,
+    keys: Sequence[str] = (),
+    max_rows: int = 10,
+    rows: tuple[int | None, int | None] = (None, None),
+) -> TableDiff:
+    """Compare one parquet member of ``a`` with one of ``b`` (fast path on equal manifest hashes)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from envsnap.diff.tables import diff_parquet
+
+    if a.manifest.members[member_a].sha256 == b.manifest.members[member_b].sha256:
+        return TableDiff(name=name, status="identical", rows=rows, note="same sha256 on both sides")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        check: Future[None] = pool.submit(_verify_both, a, member_a, b, member_b)
+        result: TableDiff | None = None
+        failure: str | None = None
+        try:
+            with a.open_member(member_a) as fa, b.open_member(member_b) as fb:
+                usable = list(keys)
+                if keys:
+                    names_a = set(pq.ParquetFile(fa).schema_arrow.names)
+                    names_b = set(pq.ParquetFile(fb).schema_arrow.names)
+                    usable = [k for k in keys if k in names_a and k in names_b]
+                    if len(usable) != len(keys):
+                        usable = []
+                    fa.seek(0)
+                    fb.seek(0)
+                result = diff_parquet(fa, fb, name=name, rtol=rtol, atol=atol, keys=usable, max_rows=max_rows)
+                if keys and not usable:
+                    note = f"key column(s) {', '.join(keys)} not on both sides: rows matched by position"
+                    result = _with_note(result, note)
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            failure = f"cannot read parquet: {exc}"
+        try:
+            check.result()
+        except EnvsnapError as exc:
+            return TableDiff(name=name, status="incomparable", rows=rows, note=str(exc))
+    if result is None:
+        return TableDiff(name=name, status="incomparable", rows=rows, note=failure)
+    return result
+
+
+def _with_note(table: TableDiff, note: str) -> TableDiff:
+    import dataclasses
+
+    return dataclasses.replace(table, note=f"{table.note}; {note}" if table.note else note)
+
+
+def _json(snap: Snapshot, member: str) -> Any:
+    return snap.read_json(member) if member in snap else None
+
+
+def _has_data(snap: Snapshot) -> bool:
+    return INPUTS in snap or PIPELINE in snap
+
+
+def _diff_inputs(a: Snapshot, b: Snapshot, options: dict[str, Any]) -> list[TableDiff]:
+    ins_a = (_json(a, INPUTS) or {}).get("inputs", {})
+    ins_b = (_json(b, INPUTS) or {}).get("inputs", {})
+    out: list[TableDiff] = []
+    for name in [*ins_a, *(n for n in ins_b if n not in ins_a)]:
+        ea, eb = ins_a.get(name), ins_b.get(name)
+        rows = (ea.get("rows") if ea else None, eb.get("rows") if eb else None)
+        if ea is None or eb is None:
+            side = "a" if ea is not None else "b"
+            out.append(TableDiff(name=name, status="incomparable", rows=rows, note=f"input only in {side}"))
+        elif "parquet" not in ea or "parquet" not in eb:
+            side = "a" if "parquet" not in ea else "b"
+            error = (ea if side == "a" else eb).get("error")
+            out.append(
+                TableDiff(name=name, status="incomparable", rows=rows, note=f"input not sampled in {side}: {error}")
+            )
+        else:
+            out.append(diff_member(a, b, ea["parquet"], eb["parquet"], name=name, rows=rows, **options))
+    return out
+
+
+def _imports(*records: Any) -> tuple[str, ...]:
+    names = {
+        dist["name"]
+        for record in records
+        if isinstance(record, dict)
+        for entry in record.get("imports") or []
+        for dist in entry.get("distributions") or []
+    }
+    return tuple(sorted(names))
+
+
+def _diff_stages(a: Snapshot, b: Snapshot, options: dict[str, Any]) -> list[StageDiff]:
+    stages_a = {s["name"]: s for s in (_json(a, PIPELINE) or {}).get("stages", [])}
+    stages_b = list((_json(b, PIPELINE) or {}).get("stages", []))
+    names_b = {s["name"] for s in stages_b}
+    ordered = [(s.get("index", i + 1), s["name"], stages_a.get(s["name"]), s) for i, s in enumerate(stages_b)]
+    ordered += [(s.get("index", 0), n, s, None) for n, s in stages_a.items() if n not in names_b]
+    out: list[StageDiff] = []
+    for index, name, sa, sb in ordered:
+        status = (sa.get("status") if sa else None, sb.get("status") if sb else None)
+        rec_a = _json(a, sa["record"]) if sa and sa.get("record") else None
+        rec_b = _json(b, sb["record"]) if sb and sb.get("record") else None
+        rows = ((rec_a or {}).get("rows"), (rec_b or {}).get("rows"))
+        note = None
+        pa_member, pb_member = (rec_a or {}).get("parquet"), (rec_b or {}).get("parquet")
+        if sa is None or sb is None:
+            note = f"stage missing in {'a' if sa is None else 'b'}"
+        elif status != ("ok", "ok"):
+            bad = [f"{side}: {st}" for side, st in zip("ab", status, strict=True) if st != "ok"]
+            note = f"stage did not succeed ({', '.join(bad)})"
+        elif pa_member not in a or pb_member not in b:
+            note = "stage output missing"
+        if note is not None or not isinstance(pa_member, str) or not isinstance(pb_member, str):
+            table = TableDiff(name=name, status="incomparable", rows=rows, note=note or "stage output missing")
+        else:
+            table = diff_member(a, b, pa_member, pb_member, name=name, rows=rows, **options)
+        out.append(StageDiff(index=index, name=name, status=status, table=table, imports=_imports(rec_a, rec_b)))
+    return out
+
+
+def diff_data(
+    a: Snapshot,
+    b: Snapshot,
+    *,
+    rtol: float = 0.0,
+    atol: float = 0.0,
+    keys: Sequence[str] = (),
+    max_rows: int = 10,
+) -> DataDiff:
+    """Compare the sampled inputs and every stage intermediate of ``a`` (good/old) and ``b`` (bad/new).
+
+    ``first_diverging_stage`` is the first stage, in b's order, whose intermediate differs or cannot be
+    compared; ``StageDiff.imports`` lists the distributions the stage imported (both records).
+    """
+    has_a, has_b = _has_data(a), _has_data(b)
+    if not has_a and not has_b:
+        return DataDiff(note="neither snapshot holds data (inputs or pipeline stages)")
+    if not has_a or not has_b:
+        return DataDiff(note=f"only {'a' if has_a else 'b'} holds data (inputs or pipeline stages); not compared")
+    options: dict[str, Any] = {"rtol": rtol, "atol": atol, "keys": tuple(keys), "max_rows": max_rows}
+    inputs = _diff_inputs(a, b, options)
+    stages = _diff_stages(a, b, options)
+    first = next((s.name for s in stages if s.table.diverged), None)
+    return DataDiff(inputs=tuple(inputs), stages=tuple(stages), first_diverging_stage=first)

@@ -1,0 +1,162 @@
+"""``diff_env(a, b)``: every environment section of two snapshots compared, as an :class:`EnvDiff`.
+
+Pure: two snapshots in, frozen dataclasses out. ``a`` is the reference (good/old) side and ``b`` the
+other (bad/new): ``added`` means present in ``b`` only, ``before`` is ``a``'s value. A member missing on one
+side (a snapshot captured with ``--no-git``, a probe that failed and left ``{"error": ...}``, an
+unreadable member) gives that section a ``note`` and no changes; it never raises.
+
+Members are read hash-checked and parsed, but not schema-validated up front: jsonschema spends ~40 ms on a
+300-package ``env/packages.json``, 20x the whole comparison (bench/RESULTS-diff-env.md). The differs
+tolerate missing and null fields by design; a member whose *shape* surprises a differ (a list where an
+object belongs) makes that section start over through the validating reader, whose error, naming the bad
+field, becomes the section's note. ``envsnap verify`` still validates everything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from envsnap.diff import env_sections
+from envsnap.diff.env_artifacts import diff_artifacts
+from envsnap.diff.env_packages import diff_lock, diff_packages
+from envsnap.diff.model import EnvDiff, PackageDelta, SectionDiff
+from envsnap.errors import EnvsnapError
+
+if TYPE_CHECKING:
+    from envsnap.snapshot.model import Snapshot
+
+#: Section names in ``EnvDiff.sections``, in this order (the contract with renderers and suspects).
+ENV_SECTIONS = (
+    "python",
+    "packages",
+    "lock",
+    "native",
+    "threads",
+    "envvars",
+    "gpu",
+    "container",
+    "git",
+    "system",
+    "artifacts",
+)
+
+#: Sections whose two parsed members are all a differ needs.
+_SIMPLE: dict[str, Callable[[Any, Any], SectionDiff]] = {
+    "python": env_sections.diff_python,
+    "native": env_sections.diff_native,
+    "threads": env_sections.diff_threads,
+    "envvars": env_sections.diff_envvars,
+    "gpu": env_sections.diff_gpu,
+    "container": env_sections.diff_container,
+    "git": env_sections.diff_git,
+    "system": env_sections.diff_system,
+}
+
+
+class _Missing:
+    """Why a section could not be read from one snapshot."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+#: What a differ raises when a member has an unexpected shape (validation would have refused it).
+_SHAPE_ERRORS = (TypeError, AttributeError, KeyError, ValueError, IndexError)
+
+
+def read_member(snap: Snapshot, member: str, *, validate: bool) -> Any:
+    """A hash-checked member: text decoded, JSON parsed (and schema-validated when ``validate``)."""
+    if not member.endswith(".json"):
+        return snap.read_text(member)
+    if validate:
+        return snap.read_json(member)
+    import json
+
+    raw = snap.read_bytes(member)
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return snap.read_json(member)  # raises the reader's own "not valid JSON" error
+
+
+def load_section(snap: Snapshot, name: str, *, validate: bool = True) -> Any:
+    """The parsed member of section ``name``, or a :class:`_Missing` saying why there is none."""
+    from envsnap.snapshot.model import SECTIONS
+
+    member = SECTIONS[name]
+    if member not in snap:
+        probe = "artifacts" if name == "artifacts" else name
+        status = snap.manifest.probes.get(probe)
+        if status is not None and status.status == "error":
+            return _Missing(f"the {probe} probe failed: {status.error}")
+        if status is not None and status.status == "skipped":
+            return _Missing("not captured (skipped)")
+        return _Missing("not in the snapshot")
+    try:
+        data = read_member(snap, member, validate=validate)
+    except EnvsnapError as exc:
+        return _Missing(f"unreadable: {exc}")
+    if isinstance(data, dict) and set(data) == {"error"}:
+        error = data["error"] if isinstance(data["error"], dict) else {}
+        return _Missing(f"the probe failed: {error.get('message') or error.get('type') or 'unknown error'}")
+    return data
+
+
+def _missing_note(a: Any, b: Any) -> str | None:
+    parts = []
+    for side, data in (("a", a), ("b", b)):
+        if isinstance(data, _Missing):
+            parts.append(f"{side}: {data.reason}")
+    if not parts:
+        return None
+    return "cannot compare: " + "; ".join(parts)
+
+
+def _no_artifacts(snap: Snapshot, data: Any) -> Any:
+    if isinstance(data, _Missing) and "artifacts/index.json" not in snap and not snap.probe_error("artifacts"):
+        return {"artifacts": {}}
+    return data
+
+
+def diff_section(a: Snapshot, b: Snapshot, name: str) -> tuple[SectionDiff, tuple[PackageDelta, ...]]:
+    """One section of :func:`diff_env` (with the package deltas when ``name`` is ``packages``)."""
+    try:
+        return _compare(a, b, name, validate=False)
+    except _SHAPE_ERRORS:
+        # Start over through the validating reader: an invalid member becomes a note naming the bad field;
+        # a valid one that still fails here is a bug in a differ, and raises.
+        return _compare(a, b, name, validate=True)
+
+
+def _compare(a: Snapshot, b: Snapshot, name: str, *, validate: bool) -> tuple[SectionDiff, tuple[PackageDelta, ...]]:
+    data_a, data_b = load_section(a, name, validate=validate), load_section(b, name, validate=validate)
+    if name == "artifacts":
+        # No --artifact given is an empty set, not an unknown one: artifacts on one side read as added.
+        data_a, data_b = (_no_artifacts(a, d) for d in (data_a, data_b))
+    note = _missing_note(data_a, data_b)
+    if note is not None:
+        return SectionDiff(name, note=note), ()
+    if name == "packages":
+        return diff_packages(data_a, data_b)
+    if name == "lock":
+        return diff_lock(data_a, data_b), ()
+    if name == "artifacts":
+        return diff_artifacts(a, b, data_a, data_b, validate=validate), ()
+    return _SIMPLE[name](data_a, data_b), ()
+
+
+def diff_env(a: Snapshot, b: Snapshot) -> EnvDiff:
+    """Compare every environment section of ``a`` (reference) with ``b``; see the module docstring."""
+    sections: list[SectionDiff] = []
+    packages: tuple[PackageDelta, ...] = ()
+    for name in ENV_SECTIONS:
+        section, deltas = diff_section(a, b, name)
+        sections.append(section)
+        packages = packages or deltas
+    return EnvDiff(tuple(sections), packages, a.fingerprint != b.fingerprint)
+
+
+__all__ = ["ENV_SECTIONS", "diff_env", "diff_section", "load_section", "read_member"]

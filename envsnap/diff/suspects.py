@@ -1,0 +1,312 @@
+"""Rank every environment difference (and every input change) by how likely it explains a divergence.
+
+A score is a sum of points, so each part of the one-line reason maps to one term:
+
+* a **prior by kind**: numeric/BLAS packages, thread settings, CUDA/driver and the Python version are
+  known to move floating-point results; glibc and CPU flags sometimes do (libm, SIMD code paths);
+  unrelated packages, untracked files and redacted variables rarely do;
+* **import by the first diverging stage** — the strongest signal: a package that the stage whose output
+  first differs actually imported is where the difference entered;
+* the **magnitude** of a version step (major > minor > patch > local);
+* **input schema changes**: a renamed or retyped column in an input that the first diverging stage reads
+  explains the divergence outright, so it goes to the top.
+
+Order is deterministic: score descending, then subject.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from envsnap.diff.model import Change, DataDiff, EnvDiff, PackageDelta, SchemaChange, Suspect, TableDiff
+
+if TYPE_CHECKING:
+    from envsnap.snapshot.model import Snapshot
+
+__all__ = ["NUMERIC_PACKAGES", "THREAD_VARIABLES", "rank_suspects"]
+
+#: Distributions whose results depend on BLAS, SIMD or their own numeric kernels (normalized names).
+NUMERIC_PACKAGES = frozenset(
+    {
+        "numpy", "scipy", "pandas", "scikit-learn", "pyarrow", "torch", "jax", "jaxlib", "tensorflow",
+        "tensorflow-cpu", "numba", "llvmlite", "polars", "xgboost", "lightgbm", "catboost", "statsmodels",
+        "numexpr", "bottleneck", "cupy", "mkl", "intel-openmp", "scipy-openblas32", "scipy-openblas64",
+        "nvidia-cublas-cu12", "nvidia-cudnn-cu12", "nvidia-cuda-runtime-cu12", "onnxruntime", "tbb",
+    }
+)
+
+#: Variables that set thread pools or device visibility: they change reduction order and so results.
+THREAD_VARIABLES = frozenset(
+    {
+        "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "BLIS_NUM_THREADS",
+        "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "NUMBA_NUM_THREADS", "OMP_DYNAMIC",
+        "MKL_DYNAMIC", "OMP_PROC_BIND", "OMP_PLACES", "KMP_AFFINITY", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS",
+        "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "CUDA_VISIBLE_DEVICES",
+        "CUBLAS_WORKSPACE_CONFIG", "NVIDIA_TF32_OVERRIDE", "TF_ENABLE_ONEDNN_OPTS", "PYTHONHASHSEED",
+    }
+)
+
+# Points. The import bonus outweighs any prior, so an imported patch release beats an unimported major.
+HIGH, MEDIUM, LOW = 5.0, 3.0, 1.0
+IMPORTED = 6.0
+NOT_IMPORTED = -1.0
+MAGNITUDE = {"major": 3.0, "minor": 2.0, "patch": 1.0, "local": 0.5, "other": 1.0}
+ADDED_REMOVED = 1.5
+CODE_CHANGED = 5.0
+SCHEMA_BASE = 8.0
+SCHEMA_READ_BY_DIVERGING = 12.0
+INPUT_VALUES = 6.0
+
+# Git facts that mean "the code is different"; they merge into one "git code" suspect.
+_GIT_CODE_KEYS = frozenset({"commit", "dirty", "patch_sha256", "patch_truncated", "patch", "describe"})
+
+_NORMALIZE = re.compile(r"[-_.]+")
+
+
+def _normalize(name: str) -> str:
+    return _NORMALIZE.sub("-", name).lower()
+
+
+class _Context:
+    """What every scorer needs to know about the data side: the first diverging stage and what it read."""
+
+    def __init__(self, data: DataDiff, a: Snapshot, b: Snapshot) -> None:
+        self.stage = data.first_diverging_stage
+        self.diverged = self.stage is not None or data.changed
+        stage = next((s for s in data.stages if s.name == self.stage), None)
+        self.imports = frozenset(_normalize(n) for n in stage.imports) if stage is not None else frozenset()
+        self.imports_known = stage is not None and bool(stage.imports)
+        self.stage_inputs = _stage_inputs(self.stage, a, b) if self.stage is not None else None
+
+
+def _stage_inputs(stage_name: str | None, a: Snapshot, b: Snapshot) -> frozenset[str] | None:
+    """Names of the pipeline inputs the stage reads (None when the snapshots do not say)."""
+    for snap in (b, a):
+        if "pipeline/pipeline.json" not in snap:
+            continue
+        try:
+            pipeline: Any = snap.read_json("pipeline/pipeline.json")
+        except Exception:  # noqa: BLE001, S112 - a bad pipeline member only costs the schema bonus, not the diff
+            continue
+        declared = [str(n) for n in pipeline.get("inputs") or ()]
+        for stage in pipeline.get("stages") or ():
+            if stage.get("name") != stage_name:
+                continue
+            names = stage.get("inputs")
+            if names is None:
+                # No declared inputs: the first stage reads the pipeline's inputs, later ones the
+                # previous stage's output.
+                return frozenset(declared) if stage.get("index") == 1 else frozenset()
+            return frozenset(str(n) for n in names if str(n) in declared)
+    return None
+
+
+# --- scorers ------------------------------------------------------------------------------------------------
+
+
+def _package(delta: PackageDelta, ctx: _Context, note: str | None = None) -> Suspect:
+    name = _normalize(delta.name)
+    score, parts = 0.0, []
+    if delta.change in ("added", "removed"):
+        parts.append(f"{delta.name} {delta.after or delta.before}: {delta.change}")
+        score += ADDED_REMOVED
+    else:
+        parts.append(f"{delta.name} {delta.before} → {delta.after}: {delta.level or delta.change}")
+        score += MAGNITUDE.get(delta.level or "other", 1.0)
+        commit = next((p for p in (note or "").split("; ") if p.startswith("vcs commit")), None)
+        if commit:
+            # Same version string, another commit of a VCS install: different code under the same name.
+            parts.append(commit)
+            score += MAGNITUDE["minor"]
+        elif delta.before == delta.after:
+            # Only the installer or location moved: same code, most likely.
+            score -= 1.0
+    if delta.installer:
+        parts.append(f"installer {delta.installer[0] or '-'} → {delta.installer[1] or '-'}")
+    if delta.location_kind:
+        parts.append(f"location {delta.location_kind[0] or '-'} → {delta.location_kind[1] or '-'}")
+    if name in ctx.imports:
+        score += IMPORTED
+        parts.append(f"imported by stage `{ctx.stage}`, the first to diverge")
+    elif ctx.imports_known:
+        score += NOT_IMPORTED
+        parts.append(f"not imported by stage `{ctx.stage}`")
+    if name in NUMERIC_PACKAGES:
+        score += HIGH
+        parts.append("numeric core")
+    else:
+        score += LOW
+    return Suspect(0, score, "package", delta.name, "; ".join(parts), delta)
+
+
+def _is_thread_key(key: str) -> bool:
+    upper = key.upper()
+    return upper in THREAD_VARIABLES or "NUM_THREADS" in upper or upper.endswith("_THREADS")
+
+
+def _change_prior(change: Change, ctx: _Context) -> tuple[float, str, str]:
+    """(points, subject, label) for an environment change by section and key."""
+    section, key = change.section, change.key
+    lowered = key.lower()
+    if section == "python":
+        if lowered in ("version", "implementation", "soabi", "gil_disabled", "abiflags"):
+            return HIGH, f"python {key}", "interpreter"
+        return LOW, f"python {key}", "interpreter detail"
+    if section == "threads":
+        if key.startswith("configured:"):
+            # The same name as the env var it comes from, so the two collapse into one suspect.
+            return HIGH, key.split(":", 1)[1], "thread/device setting"
+        if key.startswith("effective.pool"):
+            return HIGH, key, "thread pool size"
+        if key.startswith("effective."):
+            return MEDIUM, key, "CPU budget (thread pools size from it)"
+        return LOW, f"threads {key}", "thread-setting mismatch"
+    if section == "envvars" and _is_thread_key(key):
+        return HIGH, key, "thread/device setting"
+    if section == "native":
+        if any(w in lowered for w in ("blas", "mkl", "openmp", "omp", "lapack", "cuda", "cudnn", "threading")):
+            return HIGH, key, "BLAS/native numeric library"
+        return MEDIUM, key, "native library"
+    if section == "gpu":
+        return HIGH, f"gpu {key}", "GPU/CUDA"
+    if section == "system":
+        if "glibc" in lowered or "flag" in lowered or "libm" in lowered:
+            return MEDIUM, key, "libm/SIMD code paths"
+        if "cgroup" in lowered or "cpu" in lowered:
+            return MEDIUM, key, "CPU resources (thread pools size from them)"
+        return LOW, key, "system"
+    if section == "container":
+        return MEDIUM, f"container {key}", "a different image"
+    if section == "artifacts":
+        return MEDIUM, f"artifact {key}", "model/artifact"
+    if section == "git":
+        if "untracked" in lowered:
+            return LOW * 0.5, "git untracked files", "untracked files"
+        if lowered in _GIT_CODE_KEYS:
+            label = "code changed" if ctx.diverged else "code"
+            return LOW + (CODE_CHANGED if ctx.diverged else 0.0), "git code", label
+        return LOW, f"git {key}", "repository metadata"
+    if section == "envvars":
+        if change.redacted:
+            return LOW * 0.5, key, "value not kept"
+        return LOW, key, "environment variable"
+    if section == "lock":
+        return LOW * 0.5, f"lock {key}", "lock entry"
+    if section == "packages":
+        return LOW, key, "package metadata"
+    return LOW, f"{section} {key}", section
+
+
+def _change(change: Change, ctx: _Context) -> Suspect:
+    score, subject, label = _change_prior(change, ctx)
+    if change.redacted and change.value_changed is None:
+        score -= 0.25  # "cannot tell" ranks below a known change of the same kind
+    if change.redacted and change.value_changed is False:
+        score -= 0.5
+    if change.section == "python" and change.key == "version" and change.kind == "changed":
+        score += _python_step(change.before, change.after)
+    if "NUM_THREADS" in change.key.upper() or change.key.upper().endswith("CUDA_VISIBLE_DEVICES"):
+        score += 0.5  # a pool size or device set: the settings that change results most often
+    if change.section == "threads" and ctx.diverged:
+        score += 0.5  # thread counts change reduction order: exactly the floating-point kind of drift
+    if change.section == "git" and change.key == "commit":
+        # Twelve hex digits identify a commit to a reader; forty only push the reason past one line.
+        what = f"commit {str(change.before)[:12]} → {str(change.after)[:12]}"
+    else:
+        what = _render_change(change)
+    reason = f"{what}; {label}"
+    return Suspect(0, score, change.section, subject, reason, change)
+
+
+def _python_step(before: Any, after: Any) -> float:
+    parts_a, parts_b = str(before).split("."), str(after).split(".")
+    if parts_a[:1] != parts_b[:1]:
+        return MAGNITUDE["major"]
+    if parts_a[:2] != parts_b[:2]:
+        return MAGNITUDE["minor"]
+    return MAGNITUDE["patch"]
+
+
+def _render_change(change: Change) -> str:
+    from envsnap.diff.render import change_line
+
+    return change_line(change)
+
+
+def _inputs(data: DataDiff, ctx: _Context) -> Iterable[Suspect]:
+    for table in data.inputs:
+        read = ctx.stage_inputs is None or table.name in ctx.stage_inputs
+        read_by_diverging = ctx.stage is not None and read
+        for schema in table.schema:
+            yield _schema(table, schema, ctx, read_by_diverging)
+        if table.status == "different" and not table.schema:
+            score = INPUT_VALUES + (IMPORTED if read_by_diverging else 0.0)
+            parts = [f"input `{table.name}` values differ"]
+            differing = sum(1 for c in table.columns if c.status == "different")
+            if differing:
+                parts.append(f"{differing} column{'s' if differing != 1 else ''}")
+            if read_by_diverging:
+                parts.append(f"read by stage `{ctx.stage}`, the first to diverge")
+            yield Suspect(0, score, "input", f"input {table.name}", "; ".join(parts), None)
+        elif table.status == "incomparable":
+            yield Suspect(
+                0, LOW, "input", f"input {table.name}", f"input `{table.name}` cannot be compared: {table.note}", None
+            )
+
+
+def _schema(table: TableDiff, schema: SchemaChange, ctx: _Context, read_by_diverging: bool) -> Suspect:
+    weight = {"retyped": 1.0, "removed": 1.0, "added": 0.75, "renamed": 1.0, "moved": 0.5}.get(schema.kind, 0.6)
+    score = SCHEMA_BASE * weight + (SCHEMA_READ_BY_DIVERGING if read_by_diverging else 0.0)
+    what = f"column `{schema.column}` {schema.kind}"
+    if schema.before is not None or schema.after is not None:
+        what += f" ({_fmt(schema.before)} → {_fmt(schema.after)})"
+    parts = [f"input `{table.name}`: {what}"]
+    if read_by_diverging:
+        parts.append(f"read by stage `{ctx.stage}`, the first to diverge")
+    parts.append("input schema")
+    return Suspect(0, score, "schema", f"input {table.name}.{schema.column}", "; ".join(parts), schema)
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def _merge_git(suspects: list[Suspect]) -> list[Suspect]:
+    """Commit, dirty flag and patch hash tell one story (the code changed): one suspect, all facts."""
+    code = [s for s in suspects if s.subject == "git code"]
+    if len(code) < 2:
+        return suspects
+    facts = "; ".join(s.reason.rsplit("; ", 1)[0] for s in code)
+    label = code[0].reason.rsplit("; ", 1)[1]
+    merged = Suspect(0, max(s.score for s in code) + 0.5, "git", "git code", f"{facts}; {label}", code[0].change)
+    return [s for s in suspects if s.subject != "git code"] + [merged]
+
+
+def rank_suspects(env: EnvDiff, data: DataDiff, a: Snapshot, b: Snapshot) -> tuple[Suspect, ...]:
+    """Every environment difference and input change as a :class:`Suspect`, most likely first."""
+    ctx = _Context(data, a, b)
+    packages = env.section("packages")
+    notes = {c.key: c.note for c in packages.changes} if packages is not None else {}
+    suspects: list[Suspect] = [_package(d, ctx, notes.get(d.name)) for d in env.packages]
+    package_names = {_normalize(d.name) for d in env.packages}
+    for section in env.sections:
+        for change in section.changes:
+            # The package deltas already tell these (with the version step), and a lock line moves with
+            # its package.
+            if section.name in ("packages", "lock") and _normalize(change.key) in package_names:
+                continue
+            suspects.append(_change(change, ctx))
+    suspects.extend(_inputs(data, ctx))
+    suspects = _merge_git(suspects)
+    # One subject once: a thread variable shows up both as configured thread setting and as env var.
+    best: dict[str, Suspect] = {}
+    for suspect in suspects:
+        held = best.get(suspect.subject)
+        if held is None or suspect.score > held.score:
+            best[suspect.subject] = suspect
+    ordered = sorted(best.values(), key=lambda s: (-round(s.score, 6), s.subject, s.kind))
+    return tuple(
+        Suspect(i, round(s.score, 2), s.kind, s.subject, s.reason, s.change) for i, s in enumerate(ordered, 1)
+    )
