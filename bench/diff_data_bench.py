@@ -164,7 +164,7 @@ def _worker(method: str) -> None:
         import datacompy
         import pandas as pd
 
-        compare = datacompy.Compare(pd.read_parquet(a), pd.read_parquet(b), join_columns="id")
+        compare = datacompy.PandasCompare(pd.read_parquet(a), pd.read_parquet(b), join_columns="id")
         print(compare.matches(), len(compare.all_mismatch()))
     elif method == "envsnap":
         from envsnap.diff.tables import diff_parquet
@@ -205,7 +205,7 @@ PEERS = [
     ("duckdb-join", "DuckDB FULL OUTER JOIN on id, per-column difference counts", "duckdb SQL"),
     ("duckdb-except", "DuckDB EXCEPT", "duckdb SQL"),
     ("pandas", "pandas read both, (a != b).sum()", "pandas"),
-    ("datacompy", "datacompy.Compare(join_columns='id')", "datacompy (own venv: pandas<3.1)"),
+    ("datacompy", "datacompy.PandasCompare(join_columns='id')", "datacompy (own venv: pandas<3.1)"),
 ]
 
 

@@ -58,9 +58,7 @@ def diff(
     as_json: bool = typer.Option(False, "--json", help="Print the JSON document (docs/diff-json.md)."),
     markdown: bool = typer.Option(False, "--markdown", help="Print Markdown (CI job summary, PR comment)."),
     html: str = typer.Option(None, "--html", metavar="FILE", help="Also write a self-contained HTML report."),
-    fail_on: str = typer.Option(
-        None, "--fail-on", metavar="env|data|any", help="Exit 1 when such differences exist."
-    ),
+    fail_on: str = typer.Option(None, "--fail-on", metavar="env|data|any", help="Exit 1 when such differences exist."),
 ) -> None:
     """Compare two snapshots: environment, data and the first diverging stage, with ranked suspects."""
     given = sum([b is not None, current, requirements is not None])

@@ -172,7 +172,11 @@ def diff_requirements_file(a: Snapshot | str | os.PathLike[str], path: str | os.
         env = diff_requirements(snap_a, text, source=source)
         data = DataDiff(note="not compared: the other side is a requirements file")
         ref_b = SnapshotRef(
-            path=source, id="requirements", label=os.path.basename(source), created_at=None, fingerprint="",
+            path=source,
+            id="requirements",
+            label=os.path.basename(source),
+            created_at=None,
+            fingerprint="",
             format_minor=snap_a.manifest.minor,
         )
         return SnapshotDiff(

@@ -15,6 +15,7 @@ that cannot be read.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -46,28 +47,33 @@ def diff_member(
     rows: tuple[int | None, int | None] = (None, None),
 ) -> TableDiff:
     """Compare one parquet member of ``a`` with one of ``b`` (fast path on equal manifest hashes)."""
-    import pyarrow as pa
+    if a.manifest.members[member_a].sha256 == b.manifest.members[member_b].sha256:
+        return TableDiff(name=name, status="identical", rows=rows, note="same sha256 on both sides")
+    import pyarrow as pa  # only past the fast path: it reads nothing and imports nothing heavy
     import pyarrow.parquet as pq
 
     from envsnap.diff.tables import diff_parquet
 
-    if a.manifest.members[member_a].sha256 == b.manifest.members[member_b].sha256:
-        return TableDiff(name=name, status="identical", rows=rows, note="same sha256 on both sides")
     with ThreadPoolExecutor(max_workers=1) as pool:
         check: Future[None] = pool.submit(_verify_both, a, member_a, b, member_b)
         result: TableDiff | None = None
         failure: str | None = None
         try:
-            with a.open_member(member_a) as fa, b.open_member(member_b) as fb:
+            with contextlib.ExitStack() as stack:
+                # A directory member is opened by pyarrow itself (native reads, no GIL); a zip member is
+                # read through a Python window over the archive, which is slower.
+                fa: Any = a.member_path(member_a) or stack.enter_context(a.open_member(member_a))
+                fb: Any = b.member_path(member_b) or stack.enter_context(b.open_member(member_b))
                 usable = list(keys)
                 if keys:
-                    names_a = set(pq.ParquetFile(fa).schema_arrow.names)
-                    names_b = set(pq.ParquetFile(fb).schema_arrow.names)
+                    names_a = set(pq.read_schema(fa).names)
+                    names_b = set(pq.read_schema(fb).names)
                     usable = [k for k in keys if k in names_a and k in names_b]
                     if len(usable) != len(keys):
                         usable = []
-                    fa.seek(0)
-                    fb.seek(0)
+                    for f in (fa, fb):
+                        if not isinstance(f, str):
+                            f.seek(0)
                 result = diff_parquet(fa, fb, name=name, rtol=rtol, atol=atol, keys=usable, max_rows=max_rows)
                 if keys and not usable:
                     note = f"key column(s) {', '.join(keys)} not on both sides: rows matched by position"
@@ -130,8 +136,18 @@ def _imports(*records: Any) -> tuple[str, ...]:
 
 
 def _diff_stages(a: Snapshot, b: Snapshot, options: dict[str, Any]) -> list[StageDiff]:
-    stages_a = {s["name"]: s for s in (_json(a, PIPELINE) or {}).get("stages", [])}
-    stages_b = list((_json(b, PIPELINE) or {}).get("stages", []))
+    pipeline_a, pipeline_b = _json(a, PIPELINE) or {}, _json(b, PIPELINE) or {}
+    stages_a = {s["name"]: s for s in pipeline_a.get("stages", [])}
+    stages_b = list(pipeline_b.get("stages", []))
+    preloaded = tuple(
+        sorted(
+            {
+                str(name)
+                for pipeline in (pipeline_a, pipeline_b)
+                for name in (pipeline.get("runner") or {}).get("preloaded_distributions") or []
+            }
+        )
+    )
     names_b = {s["name"] for s in stages_b}
     ordered = [(s.get("index", i + 1), s["name"], stages_a.get(s["name"]), s) for i, s in enumerate(stages_b)]
     ordered += [(s.get("index", 0), n, s, None) for n, s in stages_a.items() if n not in names_b]
@@ -154,7 +170,16 @@ def _diff_stages(a: Snapshot, b: Snapshot, options: dict[str, Any]) -> list[Stag
             table = TableDiff(name=name, status="incomparable", rows=rows, note=note or "stage output missing")
         else:
             table = diff_member(a, b, pa_member, pb_member, name=name, rows=rows, **options)
-        out.append(StageDiff(index=index, name=name, status=status, table=table, imports=_imports(rec_a, rec_b)))
+        out.append(
+            StageDiff(
+                index=index,
+                name=name,
+                status=status,
+                table=table,
+                imports=_imports(rec_a, rec_b),
+                preloaded=preloaded,
+            )
+        )
     return out
 
 

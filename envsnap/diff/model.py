@@ -186,6 +186,9 @@ class StageDiff:
     status: tuple[str | None, str | None]
     table: TableDiff
     imports: tuple[str, ...] = ()
+    #: Distributions already loaded before the first stage ran (the runner reads inputs with them): any
+    #: stage may use them without importing them.
+    preloaded: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

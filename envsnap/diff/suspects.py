@@ -30,21 +30,62 @@ __all__ = ["NUMERIC_PACKAGES", "THREAD_VARIABLES", "rank_suspects"]
 #: Distributions whose results depend on BLAS, SIMD or their own numeric kernels (normalized names).
 NUMERIC_PACKAGES = frozenset(
     {
-        "numpy", "scipy", "pandas", "scikit-learn", "pyarrow", "torch", "jax", "jaxlib", "tensorflow",
-        "tensorflow-cpu", "numba", "llvmlite", "polars", "xgboost", "lightgbm", "catboost", "statsmodels",
-        "numexpr", "bottleneck", "cupy", "mkl", "intel-openmp", "scipy-openblas32", "scipy-openblas64",
-        "nvidia-cublas-cu12", "nvidia-cudnn-cu12", "nvidia-cuda-runtime-cu12", "onnxruntime", "tbb",
+        "numpy",
+        "scipy",
+        "pandas",
+        "scikit-learn",
+        "pyarrow",
+        "torch",
+        "jax",
+        "jaxlib",
+        "tensorflow",
+        "tensorflow-cpu",
+        "numba",
+        "llvmlite",
+        "polars",
+        "xgboost",
+        "lightgbm",
+        "catboost",
+        "statsmodels",
+        "numexpr",
+        "bottleneck",
+        "cupy",
+        "mkl",
+        "intel-openmp",
+        "scipy-openblas32",
+        "scipy-openblas64",
+        "nvidia-cublas-cu12",
+        "nvidia-cudnn-cu12",
+        "nvidia-cuda-runtime-cu12",
+        "onnxruntime",
+        "tbb",
     }
 )
 
 #: Variables that set thread pools or device visibility: they change reduction order and so results.
 THREAD_VARIABLES = frozenset(
     {
-        "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "BLIS_NUM_THREADS",
-        "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "NUMBA_NUM_THREADS", "OMP_DYNAMIC",
-        "MKL_DYNAMIC", "OMP_PROC_BIND", "OMP_PLACES", "KMP_AFFINITY", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS",
-        "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "CUDA_VISIBLE_DEVICES",
-        "CUBLAS_WORKSPACE_CONFIG", "NVIDIA_TF32_OVERRIDE", "TF_ENABLE_ONEDNN_OPTS", "PYTHONHASHSEED",
+        "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "BLIS_NUM_THREADS",
+        "VECLIB_MAXIMUM_THREADS",
+        "NUMEXPR_NUM_THREADS",
+        "NUMBA_NUM_THREADS",
+        "OMP_DYNAMIC",
+        "MKL_DYNAMIC",
+        "OMP_PROC_BIND",
+        "OMP_PLACES",
+        "KMP_AFFINITY",
+        "MKL_CBWR",
+        "MKL_ENABLE_INSTRUCTIONS",
+        "TF_NUM_INTRAOP_THREADS",
+        "TF_NUM_INTEROP_THREADS",
+        "CUDA_VISIBLE_DEVICES",
+        "CUBLAS_WORKSPACE_CONFIG",
+        "NVIDIA_TF32_OVERRIDE",
+        "TF_ENABLE_ONEDNN_OPTS",
+        "PYTHONHASHSEED",
     }
 )
 
@@ -78,6 +119,7 @@ class _Context:
         stage = next((s for s in data.stages if s.name == self.stage), None)
         self.imports = frozenset(_normalize(n) for n in stage.imports) if stage is not None else frozenset()
         self.imports_known = stage is not None and bool(stage.imports)
+        self.preloaded = frozenset(_normalize(n) for n in stage.preloaded) if stage is not None else frozenset()
         self.stage_inputs = _stage_inputs(self.stage, a, b) if self.stage is not None else None
 
 
@@ -130,6 +172,10 @@ def _package(delta: PackageDelta, ctx: _Context, note: str | None = None) -> Sus
     if name in ctx.imports:
         score += IMPORTED
         parts.append(f"imported by stage `{ctx.stage}`, the first to diverge")
+    elif name in ctx.preloaded:
+        # Loaded before any stage ran (the runner hands inputs over as pandas/Arrow): usable by every stage.
+        score += IMPORTED / 2
+        parts.append(f"loaded before stage `{ctx.stage}`, the first to diverge, ran")
     elif ctx.imports_known:
         score += NOT_IMPORTED
         parts.append(f"not imported by stage `{ctx.stage}`")
@@ -307,6 +353,4 @@ def rank_suspects(env: EnvDiff, data: DataDiff, a: Snapshot, b: Snapshot) -> tup
         if held is None or suspect.score > held.score:
             best[suspect.subject] = suspect
     ordered = sorted(best.values(), key=lambda s: (-round(s.score, 6), s.subject, s.kind))
-    return tuple(
-        Suspect(i, round(s.score, 2), s.kind, s.subject, s.reason, s.change) for i, s in enumerate(ordered, 1)
-    )
+    return tuple(Suspect(i, round(s.score, 2), s.kind, s.subject, s.reason, s.change) for i, s in enumerate(ordered, 1))

@@ -25,13 +25,16 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO
 
 from envsnap.diff.model import ColumnDiff, SchemaChange, StatsShift, TableDiff
 from envsnap.diff.stats_shift import ColumnSketch, column_kind, sample_positions, shift
 
-BATCH_ROWS = 1 << 18
+BATCH_ROWS = 1 << 16
 ROW_ID = "__envsnap_row"
+#: Decode the next batch of each side in a thread while this one is compared (see _prefetched).
+PREFETCH = True
 
 Source = str | os.PathLike[str] | BinaryIO
 
@@ -225,7 +228,8 @@ class _Side:
     def batches(self, columns: Sequence[str]) -> Iterator[tuple[int, Any]]:
         """(offset, batch) over the file, each batch fed to the sketches as it passes."""
         offset = 0
-        for batch in self.file.iter_batches(batch_size=BATCH_ROWS, columns=list(columns), use_threads=True):
+        stream = self.file.iter_batches(batch_size=BATCH_ROWS, columns=list(columns), use_threads=True)
+        for batch in _prefetched(stream) if PREFETCH else stream:
             self.observe(batch, offset)
             yield offset, batch
             offset += batch.num_rows
@@ -242,6 +246,50 @@ class _Side:
     def drain(self, columns: Sequence[str]) -> None:
         for _ in self.batches(columns):
             pass
+
+
+def _prefetched(stream: Iterator[Any], depth: int = 1) -> Iterator[Any]:
+    """``stream`` decoded ``depth`` batches ahead in a thread: pyarrow releases the GIL while decoding,
+    so the next batches decode on the other core while this one is compared and sketched."""
+    import queue
+    import threading
+
+    done = object()
+    slots: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(item: Any) -> bool:
+        """Put ``item`` unless the consumer has gone; False when it has."""
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in stream:
+                if not offer(item):
+                    return
+            offer(done)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            offer(exc)
+
+    worker = threading.Thread(target=produce, name="envsnap-parquet-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = slots.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 def _aligned(a: _Side, b: _Side, columns: Sequence[str]) -> Iterator[tuple[int, Any, Any]]:
@@ -312,9 +360,14 @@ def diff_parquet(
         samples = _positional(side_a, side_b, common, cols, rtol, atol, max_rows)
         extra_different = side_a.rows != side_b.rows
     columns = tuple(cols[c].result() for c in compared)
-    stats: tuple[StatsShift, ...] = tuple(
-        shift(c, side_a.kinds[c], side_a.sketches[c], side_b.sketches[c], schema_a.field(c).type) for c in common
-    )
+    # numpy sorts and Arrow counts release the GIL: the columns' shifts are computed on both cores.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        stats: tuple[StatsShift, ...] = tuple(
+            pool.map(
+                lambda c: shift(c, side_a.kinds[c], side_a.sketches[c], side_b.sketches[c], schema_a.field(c).type),
+                common,
+            )
+        )
     for column in cols.values():
         if column.incomparable:
             notes.append(f"column {column.name}: {column.incomparable}")

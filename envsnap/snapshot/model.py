@@ -245,6 +245,14 @@ class Snapshot:
             raise NotFoundError(f"{self.path}: no member {member!r}; see `envsnap show {self.path}` for the list")
         return self._store.open_seekable(member, info.size)
 
+    def member_path(self, member: str) -> str | None:
+        """The on-disk file of ``member`` in a directory snapshot (checked to be a regular file inside the
+        snapshot), so that native readers (pyarrow) can open it themselves; None for zips and in-memory
+        snapshots. Like :meth:`open_member`, NOT verified: use :meth:`check_member`."""
+        if member not in self.manifest.members:
+            raise NotFoundError(f"{self.path}: no member {member!r}; see `envsnap show {self.path}` for the list")
+        return self._store.local_path(member)
+
     def check_member(self, member: str) -> None:
         """Stream-hash ``member`` and raise :class:`IntegrityError` unless it matches the manifest."""
         info = self.manifest.members.get(member)

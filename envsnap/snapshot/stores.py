@@ -55,6 +55,10 @@ class MemberStore(ABC):
         caller checks the hash (:meth:`hash_member`). The default holds at most ``size + 1`` bytes."""
         return io.BytesIO(self.read(member, size))
 
+    def local_path(self, member: str) -> str | None:
+        """The member's own file on disk, when it has one (a directory snapshot), else None."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook; most stores hold nothing open
         """Release any open handle."""
 
@@ -123,6 +127,10 @@ class DirStore(MemberStore):
         except OSError as exc:
             raise SnapshotError(self.path, f"cannot read member {member}: {exc.strerror}") from exc
         return os.fdopen(fd, "rb")  # type: ignore[return-value]
+
+    def local_path(self, member: str) -> str | None:
+        """The checked on-disk path (see :meth:`file_path`)."""
+        return self.file_path(member)
 
     def open_seekable(self, member: str, size: int) -> BinaryIO:
         """The member's own file (checked as in :meth:`open_member`): already seekable."""

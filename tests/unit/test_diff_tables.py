@@ -211,3 +211,24 @@ def test_timestamps_and_bools_and_file_objects(tmp_path: Path) -> None:
     assert t.kind == "temporal" and t.quantiles is not None and t.quantiles["p50"][0] == "1970-01-01T01:00:00"
     f = next(s for s in diff.stats if s.column == "f")
     assert f.frequency_shift is not None and f.frequency_shift["true"][1] == 1.0
+
+
+def test_same_instants_in_ns_and_us_do_not_shift(tmp_path: Path) -> None:
+    """pandas 2 writes timestamp[ns], pandas 3 timestamp[us]: a retyped column, not a moved distribution.
+
+    Nanosecond ticks of today's dates exceed 2**53 as well, which a safe float cast refuses.
+    """
+    import datetime as dt
+
+    start = dt.datetime(2024, 6, 20, 8, 19, tzinfo=dt.timezone.utc)
+    times = [start + dt.timedelta(minutes=17 * i) for i in range(2000)]
+    a = tmp_path / "a.parquet"
+    b = tmp_path / "b.parquet"
+    pq.write_table(pa.table({"t": pa.array(times, pa.timestamp("ns", tz="UTC"))}), a)
+    pq.write_table(pa.table({"t": pa.array(times, pa.timestamp("us", tz="UTC"))}), b)
+    result = diff_parquet(a, b, name="events")
+    assert [(c.column, c.kind) for c in result.schema] == [("t", "retyped")]
+    shift = next(s for s in result.stats if s.column == "t")
+    assert shift.psi is not None and shift.psi < 0.01
+    assert shift.ks is not None and shift.ks < 0.01
+    assert shift.quantiles is not None and shift.quantiles["p50"][0] == shift.quantiles["p50"][1]

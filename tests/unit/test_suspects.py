@@ -106,8 +106,9 @@ def test_numeric_prior_beats_unrelated_at_same_magnitude() -> None:
 
 def test_renamed_column_in_input_read_by_diverging_stage_goes_to_top() -> None:
     events = TableDiff(
-        "events", "different", schema=(SchemaChange("amount", "removed", "double", None),
-                                       SchemaChange("amount_eur", "added", None, "double"))
+        "events",
+        "different",
+        schema=(SchemaChange("amount", "removed", "double", None), SchemaChange("amount_eur", "added", None, "double")),
     )
     users = TableDiff("users", "different", schema=(SchemaChange("age", "retyped", "int64", "string"),))
     data = DataDiff(inputs=(events, users), stages=sample.data_diff().stages, first_diverging_stage="ratio")
@@ -198,3 +199,17 @@ def test_input_values_differing_without_schema_change() -> None:
 
 def test_no_differences_no_suspects() -> None:
     assert rank_suspects(sample.env_diff(packages=(), changes=()), DataDiff(), A, B) == ()
+
+
+def test_preloaded_distribution_is_not_called_unimported() -> None:
+    """pandas loaded by the runner before any stage (it hands the inputs over as DataFrames) is in use."""
+    pandas = PackageDelta("pandas", "upgraded", "2.2.3", "3.1.1", level="major")
+    scipy = PackageDelta("scipy", "upgraded", "1.13.0", "2.0.0", level="major")
+    env = sample.env_diff(packages=(pandas, scipy), changes=())
+    stage = StageDiff(
+        1, "ingest", ("ok", "ok"), TableDiff("ingest", "different"), imports=("numpy",), preloaded=("pandas",)
+    )
+    suspects = rank_suspects(env, DataDiff(stages=(stage,), first_diverging_stage="ingest"), A, B)
+    assert _subjects(suspects) == ["pandas", "scipy"]
+    assert "loaded before stage `ingest`" in suspects[0].reason
+    assert "not imported by stage `ingest`" in suspects[1].reason

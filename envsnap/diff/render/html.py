@@ -129,8 +129,13 @@ def _environment(diff: SnapshotDiff) -> str:
         if name == "packages" and diff.env.packages:
             notes = package_notes(diff)
             rows = [
-                [f"<code>{_e(d.name)}</code>", _e(d.change), _e(d.before or "-"), _e(d.after or "-"),
-                 _e(delta_detail(d, notes.get(d.name)))]
+                [
+                    f"<code>{_e(d.name)}</code>",
+                    _e(d.change),
+                    _e(d.before or "-"),
+                    _e(d.after or "-"),
+                    _e(delta_detail(d, notes.get(d.name))),
+                ]
                 for d in diff.env.packages
             ]
             body += _table(["package", "change", "before", "after", "details"], rows)
@@ -139,8 +144,14 @@ def _environment(diff: SnapshotDiff) -> str:
             rows = []
             for c in changes:
                 before, after = change_before_after(c)
-                rows.append([f"<code>{_e(c.key)}</code>", _e(c.kind + (f" ({c.note})" if c.note else "")),
-                             _e(before), _e(after)])
+                rows.append(
+                    [
+                        f"<code>{_e(c.key)}</code>",
+                        _e(c.kind + (f" ({c.note})" if c.note else "")),
+                        _e(before),
+                        _e(after),
+                    ]
+                )
             body += _table(["key", "change", "before", "after"], rows)
         out.append(
             f'<details id="section-{_slug(name)}" open><summary>{_e(name)}: '
@@ -202,21 +213,32 @@ def _svg(shift: StatsShift) -> str:
 def _table_body(table: TableDiff) -> str:
     out = [f'<p class="status-{_e(table.status)}">{_e(table_summary(table))}</p>']
     if table.schema:
-        rows = [[f"<code>{_e(s.column)}</code>", _e(s.kind), _e(value_text(s.before)), _e(value_text(s.after))]
-                for s in table.schema]
+        rows = [
+            [f"<code>{_e(s.column)}</code>", _e(s.kind), _e(value_text(s.before)), _e(value_text(s.after))]
+            for s in table.schema
+        ]
         out.append(_table(["column", "schema change", "a", "b"], rows))
     columns = [c for c in table.columns if c.status != "equal"]
     if columns:
         rows = [
-            [f"<code>{_e(c.column)}</code>", _e(c.status), str(c.differing), str(c.null_mismatches),
-             _e(number_text(c.max_abs_diff)), _e(number_text(c.max_rel_diff))]
+            [
+                f"<code>{_e(c.column)}</code>",
+                _e(c.status),
+                str(c.differing),
+                str(c.null_mismatches),
+                _e(number_text(c.max_abs_diff)),
+                _e(number_text(c.max_rel_diff)),
+            ]
             for c in columns
         ]
         out.append(_table(["column", "status", "differing", "null mismatches", "max abs Δ", "max rel Δ"], rows))
     if table.sample_rows:
         rows = [
-            [_e(value_text(r.get("key", r.get("position")))), _e(value_text(r.get("a"), limit=300)),
-             _e(value_text(r.get("b"), limit=300))]
+            [
+                _e(value_text(r.get("key", r.get("position")))),
+                _e(value_text(r.get("a"), limit=300)),
+                _e(value_text(r.get("b"), limit=300)),
+            ]
             for r in table.sample_rows
         ]
         out.append(f"<p>First differing rows (by {_e(table.matched_by)}):</p>" + _table(["row", "a", "b"], rows))
@@ -226,8 +248,16 @@ def _table_body(table: TableDiff) -> str:
         for s in stats:
             mean = f"{number_text(s.mean[0])} → {number_text(s.mean[1])}" if s.mean else "-"
             std = f"{number_text(s.std[0])} → {number_text(s.std[1])}" if s.std else "-"
-            rows.append([f"<code>{_e(s.column)}</code>", _e(s.kind), _e(mean), _e(std), _e(number_text(s.psi)),
-                         _e(number_text(s.ks))])
+            rows.append(
+                [
+                    f"<code>{_e(s.column)}</code>",
+                    _e(s.kind),
+                    _e(mean),
+                    _e(std),
+                    _e(number_text(s.psi)),
+                    _e(number_text(s.ks)),
+                ]
+            )
         headers = ["column", "kind", "mean a → b", "std a → b", "PSI", "KS"]
         out.append("<p>Distribution shift:</p>" + _table(headers, rows))
         plots = "".join(_svg(s) for s in stats)

@@ -130,8 +130,14 @@ def _table_body(table: TableDiff) -> list[str]:
     if columns:
         body += ["", *_header("column", "status", "differing", "null mismatches", "max abs Δ", "max rel Δ")]
         body += [
-            _row(c.column, c.status, c.differing, c.null_mismatches, number_text(c.max_abs_diff),
-                 number_text(c.max_rel_diff))
+            _row(
+                c.column,
+                c.status,
+                c.differing,
+                c.null_mismatches,
+                number_text(c.max_abs_diff),
+                number_text(c.max_rel_diff),
+            )
             for c in columns
         ]
     if table.sample_rows:
