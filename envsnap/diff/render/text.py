@@ -75,13 +75,23 @@ def _verdict(console: Console, diff: SnapshotDiff) -> None:
     console.print(headline)
     if diff.suspects:
         console.print(Text("Top suspects:", style="bold"))
-        for suspect in diff.suspects[:TOP_SUSPECTS]:
-            console.print(Text(f"  {suspect.rank}. {suspect.subject} — {suspect.reason}"))
+        console.print(_hanging([(f"  {s.rank}.", f"{s.subject} — {s.reason}") for s in diff.suspects[:TOP_SUSPECTS]]))
     if diff.notes:
         console.print(Text("Notes:", style="bold yellow"))
-        for note in diff.notes:
-            console.print(Text(f"  - {note}", style="yellow"))
+        console.print(_hanging([("  -", note) for note in diff.notes], style="yellow"))
     console.print()
+
+
+def _hanging(rows: list[tuple[str, str]], style: str = "") -> Any:
+    """Numbered lines whose continuation lines stay indented under the text, not under the number."""
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True, style=style)
+    grid.add_column(style=style)
+    for marker, text in rows:
+        grid.add_row(marker, text)
+    return grid
 
 
 def _environment(console: Console, diff: SnapshotDiff) -> None:
