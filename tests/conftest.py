@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import venv
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,3 +40,14 @@ def write_snapshot(tmp_path: Path, memory_snapshot: Snapshot) -> Callable[[str],
         return memory_snapshot.write(tmp_path / name)
 
     return _write
+
+
+@pytest.fixture(scope="session")
+def numpy_python(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A real venv with numpy (vendoring OpenBLAS) and threadpoolctl, built once per test session."""
+    root = tmp_path_factory.getbasetemp() / "numpy-venv"
+    python = root / "bin" / "python"
+    if not python.exists():
+        venv.EnvBuilder(with_pip=True).create(root)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "numpy", "threadpoolctl"], check=True)
+    return str(python)

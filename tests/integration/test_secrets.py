@@ -22,8 +22,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import random
-import string
 import subprocess
 import sys
 import textwrap
@@ -35,48 +33,15 @@ import pytest
 
 from envsnap.capture import capture
 from envsnap.snapshot.reader import open_snapshot
+from tests.canaries import ALNUM, CanaryFactory
 
-_RNG = random.Random(7)
-_ALNUM = string.ascii_letters + string.digits
-
-
-def _rand(n: int, alphabet: str = _ALNUM) -> str:
-    return "".join(_RNG.choice(alphabet) for _ in range(n))
-
-
-def _b64url(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def _pem(label: str, first: str) -> str:
-    body = [first + _rand(64 - len(first), _ALNUM + "+/")] + [_rand(64, _ALNUM + "+/") for _ in range(6)]
-    return f"-----BEGIN {label}-----\n" + "\n".join(body) + f"\n{_rand(20)}==\n-----END {label}-----\n"
-
+_FACTORY = CanaryFactory(7)
+_rand = _FACTORY.rand
+_ALNUM = ALNUM
+_b64url = CanaryFactory.b64url
 
 #: Shaped credentials: found by their look wherever they land.
-TOKENS: dict[str, str] = {
-    "aws-access-key-id": "AKIA" + _rand(16, string.ascii_uppercase + "234567"),
-    "aws-secret-access-key": _rand(17) + "/" + _rand(11) + "+" + _rand(10),
-    "github-classic": "ghp_" + _rand(36),
-    "github-fine-grained": "github_pat_" + _rand(22) + "_" + _rand(59),
-    "gitlab": "glpat-" + _rand(20, _ALNUM + "-_"),
-    "slack": f"xoxb-{_rand(11, string.digits)}-{_rand(13, string.digits)}-{_rand(24)}",
-    "huggingface": "hf_" + _rand(34),
-    "openai": "sk-" + _rand(48),
-    "openai-project": "sk-proj-" + _rand(74, _ALNUM + "-_") + "T3BlbkFJ" + _rand(74, _ALNUM + "-_"),
-    "anthropic": "sk-ant-api03-" + _rand(93, _ALNUM + "-_") + "AA",
-    "google": "AIza" + _rand(35, _ALNUM + "-_"),
-    "npm": "npm_" + _rand(36),
-    "pypi": "pypi-AgEIcHlwaS5vcmc" + _rand(70, _ALNUM + "-_"),
-    "jwt": _b64url(b'{"alg":"RS256","typ":"JWT"}')
-    + "."
-    + _b64url(json.dumps({"sub": _rand(12), "exp": 1900000000}).encode())
-    + "."
-    + _rand(86, _ALNUM + "-_"),
-    "rsa-key": _pem("RSA PRIVATE KEY", "MIIEowIBAAKCAQEA"),
-    "openssh-key": _pem("OPENSSH PRIVATE KEY", "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAA"),
-    "ec-key": _pem("EC PRIVATE KEY", "MHcCAQEEI"),
-}
+TOKENS: dict[str, str] = _FACTORY.battery()
 #: Shapeless secrets: found only by where they sit (a URL's userinfo, the value after ``--token``, a
 #: redacted environment value).
 PASSWORDS: dict[str, str] = {

@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import venv
 from pathlib import Path
 
 import pytest
@@ -224,17 +223,6 @@ def test_in_process_probe_on_this_interpreter() -> None:
 
 
 # --- a real venv with numpy ----------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def numpy_python(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A fresh venv with numpy (vendoring OpenBLAS) and threadpoolctl, shared by this module's tests."""
-    root = tmp_path_factory.getbasetemp() / "numpy-venv"
-    python = root / "bin" / "python"
-    if not python.exists():
-        venv.EnvBuilder(with_pip=True).create(root)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "numpy", "threadpoolctl"], check=True)
-    return str(python)
 
 
 SNIPPET = """

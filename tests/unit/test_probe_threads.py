@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import venv
 from pathlib import Path
 
 import pytest
@@ -106,17 +105,6 @@ def test_another_interpreter_has_no_pools_to_report() -> None:
     validate_member("<test>", "env/threads.json", data)
     assert data["effective"]["pools"] is None
     assert data["configured"] == {"OMP_NUM_THREADS": "1"}
-
-
-@pytest.fixture(scope="module")
-def numpy_python(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A fresh venv with numpy and threadpoolctl (shared with test_probe_native through the base temp dir)."""
-    root = tmp_path_factory.getbasetemp() / "numpy-venv"
-    python = root / "bin" / "python"
-    if not python.exists():
-        venv.EnvBuilder(with_pip=True).create(root)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "numpy", "threadpoolctl"], check=True)
-    return str(python)
 
 
 SNIPPET = """

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import random
-import string
 from collections.abc import Callable
 from urllib.parse import quote, quote_plus
 
@@ -17,47 +15,14 @@ from envsnap.capture import load_probes, run_probes, target
 from envsnap.capture.base import CaptureContext, CaptureOptions
 from envsnap.capture.redact import is_secret_name, scrub_argv, scrub_data, scrub_text, scrub_url
 from envsnap.snapshot import canonical
+from tests.canaries import CanaryFactory
 
-_RNG = random.Random(20240611)
-_ALNUM = string.ascii_letters + string.digits
-
-
-def _rand(n: int, alphabet: str = _ALNUM) -> str:
-    return "".join(_RNG.choice(alphabet) for _ in range(n))
-
-
-def _b64url(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def _pem(label: str, first: str) -> str:
-    body = [first + _rand(64 - len(first), _ALNUM + "+/")] + [_rand(64, _ALNUM + "+/") for _ in range(6)]
-    return f"-----BEGIN {label}-----\n" + "\n".join(body) + f"\n{_rand(20, _ALNUM)}==\n-----END {label}-----\n"
-
+_FACTORY = CanaryFactory(20240611)
+_rand = _FACTORY.rand
 
 #: Realistic fake credentials: the real prefixes, lengths and alphabets of each kind.
 CANARIES: dict[str, str] = {
-    "aws-access-key-id": "AKIA" + _rand(16, string.ascii_uppercase + "234567"),
-    "aws-secret-access-key": _rand(18) + "/" + _rand(10) + "+" + _rand(10),
-    "github-classic": "ghp_" + _rand(36),
-    "github-fine-grained": "github_pat_" + _rand(22) + "_" + _rand(59),
-    "gitlab": "glpat-" + _rand(20, _ALNUM + "-_"),
-    "slack": f"xoxb-{_rand(11, string.digits)}-{_rand(13, string.digits)}-{_rand(24)}",
-    "huggingface": "hf_" + _rand(34),
-    "openai": "sk-" + _rand(48),
-    "openai-project": "sk-proj-" + _rand(74, _ALNUM + "-_") + "T3BlbkFJ" + _rand(74, _ALNUM + "-_"),
-    "anthropic": "sk-ant-api03-" + _rand(93, _ALNUM + "-_") + "AA",
-    "google": "AIza" + _rand(35, _ALNUM + "-_"),
-    "npm": "npm_" + _rand(36),
-    "pypi": "pypi-AgEIcHlwaS5vcmc" + _rand(70, _ALNUM + "-_"),
-    "jwt": _b64url(b'{"alg":"HS256","typ":"JWT"}')
-    + "."
-    + _b64url(json.dumps({"sub": _rand(12), "iat": 1700000000}).encode())
-    + "."
-    + _rand(43, _ALNUM + "-_"),
-    "rsa-key": _pem("RSA PRIVATE KEY", "MIIEpAIBAAKCAQEA"),
-    "openssh-key": _pem("OPENSSH PRIVATE KEY", "b3BlbnNzaC1rZXktdjEAAAAA"),
-    "ec-key": _pem("EC PRIVATE KEY", "MHcCAQEEI"),
+    **_FACTORY.battery(),
     "url-userinfo": f"https://deploy:{_rand(12)}P4ss@git.example.com/org/repo.git",
 }
 
