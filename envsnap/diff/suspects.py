@@ -99,6 +99,10 @@ CODE_CHANGED = 5.0
 SCHEMA_BASE = 8.0
 SCHEMA_READ_BY_DIVERGING = 12.0
 INPUT_VALUES = 6.0
+#: The first diverging stage's output changed column types while its inputs did not: the table library
+#: that builds frames and writes parquet (pandas 2 -> 3 strings, timestamp units) is the likely author.
+OUTPUT_RETYPED = 3.0
+TABLE_LIBRARIES = frozenset({"pandas", "pyarrow", "polars", "fastparquet"})
 
 # Git facts that mean "the code is different"; they merge into one "git code" suspect.
 _GIT_CODE_KEYS = frozenset({"commit", "dirty", "patch_sha256", "patch_truncated", "patch", "describe"})
@@ -120,6 +124,10 @@ class _Context:
         self.imports = frozenset(_normalize(n) for n in stage.imports) if stage is not None else frozenset()
         self.imports_known = stage is not None and bool(stage.imports)
         self.preloaded = frozenset(_normalize(n) for n in stage.preloaded) if stage is not None else frozenset()
+        inputs_retyped = any(c.kind == "retyped" for t in data.inputs for c in t.schema)
+        self.output_retyped = (
+            stage is not None and not inputs_retyped and any(c.kind == "retyped" for c in stage.table.schema)
+        )
         self.stage_inputs = _stage_inputs(self.stage, a, b) if self.stage is not None else None
 
 
@@ -179,6 +187,9 @@ def _package(delta: PackageDelta, ctx: _Context, note: str | None = None) -> Sus
     elif ctx.imports_known:
         score += NOT_IMPORTED
         parts.append(f"not imported by stage `{ctx.stage}`")
+    if ctx.output_retyped and name in TABLE_LIBRARIES:
+        score += OUTPUT_RETYPED
+        parts.append(f"stage `{ctx.stage}` wrote retyped columns from unchanged inputs")
     if name in NUMERIC_PACKAGES:
         score += HIGH
         parts.append("numeric core")

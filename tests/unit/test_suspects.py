@@ -213,3 +213,24 @@ def test_preloaded_distribution_is_not_called_unimported() -> None:
     assert _subjects(suspects) == ["pandas", "scipy"]
     assert "loaded before stage `ingest`" in suspects[0].reason
     assert "not imported by stage `ingest`" in suspects[1].reason
+
+
+def test_retyped_output_from_unchanged_inputs_points_at_the_table_library() -> None:
+    """pandas 2 -> 3: every text column of the first stage's output comes back as large_string."""
+    pandas = PackageDelta("pandas", "upgraded", "2.2.3", "3.1.1", level="major")
+    numpy = PackageDelta("numpy", "upgraded", "2.2.6", "2.4.6", level="minor")
+    env = sample.env_diff(packages=(numpy, pandas), changes=())
+    retyped = (SchemaChange("plan", "retyped", "string", "large_string"),)
+    stage = StageDiff(
+        1,
+        "ingest",
+        ("ok", "ok"),
+        TableDiff("ingest", "different", schema=retyped),
+        imports=("numpy",),
+        preloaded=("pandas",),
+    )
+    data = DataDiff(inputs=(TableDiff("events", "identical"),), stages=(stage,), first_diverging_stage="ingest")
+    suspects = rank_suspects(env, data, A, B)
+    assert _subjects(suspects)[:2] == ["pandas", "numpy"]
+    assert "wrote retyped columns from unchanged inputs" in suspects[0].reason
+    assert "retyped" not in suspects[1].reason
