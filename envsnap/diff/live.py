@@ -10,9 +10,11 @@ and ``upgraded`` a pin higher than the installed version.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from envsnap.diff.env_packages import package_deltas, packages_section
@@ -119,9 +121,13 @@ def parse_requirements(text: str, markers: Mapping[str, Any] | None = None) -> t
 
 
 def _installed_url(dist: Mapping[str, Any]) -> str | None:
+    """Where a distribution was installed from: its PEP 610 URL, or for a ``setup.py develop`` install (an
+    egg-info in the project, no direct_url) the project directory."""
     direct = dist.get("direct_url")
     url = direct.get("url") if isinstance(direct, Mapping) else None
-    return url if isinstance(url, str) else None
+    if not url and dist.get("location_kind") == "editable" and dist.get("location"):
+        url = Path(str(dist["location"])).as_uri()
+    return url.rstrip("/") if isinstance(url, str) else None
 
 
 def _loose_change(req: FileRequirement, dist: Mapping[str, Any] | None) -> Change:
@@ -145,7 +151,7 @@ def _url_change(req: FileRequirement, dist: Mapping[str, Any] | None) -> Change 
         return Change("packages", req.line, "added", None, req.url, note=f"{what} without a project name: cannot match")
     if dist is None:
         return Change("packages", req.name, "added", None, req.url, note=f"{what}; not installed")
-    if _installed_url(dist) == req.url:
+    if _installed_url(dist) == (req.url or "").rstrip("/"):
         return None
     note = f"{what} {req.url}; installed {dist.get('version')} ({dist.get('location_kind')})"
     return Change("packages", req.name, "changed", dist.get("version"), req.url, note=note)
@@ -171,6 +177,15 @@ def diff_requirements(a: Snapshot, requirements_text: str, *, source: str) -> En
     installed: dict[str, Mapping[str, Any]] = {
         str(d.get("normalized_name")): d for d in packages.get("distributions") or ()
     }
+    # `-e file:///src/proj` names no project (pip-tools writes editables this way): it is the installed
+    # distribution whose PEP 610 direct_url points at the same place.
+    by_url = {url: name for name, d in installed.items() if (url := _installed_url(d))}
+    requirements = [
+        dataclasses.replace(r, name=by_url[r.url.rstrip("/")])
+        if r.name is None and r.url is not None and r.url.rstrip("/") in by_url
+        else r
+        for r in requirements
+    ]
     # Exact pins compare like two package lists: the file's side is a synthetic distribution list.
     pinned = [
         {"normalized_name": r.name, "version": r.pinned, "installer": None, "location_kind": None}

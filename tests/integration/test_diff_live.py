@@ -132,3 +132,15 @@ def test_redacted_value_change_is_seen_only_under_the_same_key(monkeypatch: pyte
     for snap in (a, b, other_key):
         digest = snap.section("envvars")["variables"]["MY_SERVICE_TOKEN"]["digest"]
         assert digest not in rendered
+
+
+def test_a_snapshot_matches_its_own_exported_lock_editables_included() -> None:
+    """`-e file:///...` names no project; it matches the distribution whose direct_url points there."""
+    import envsnap
+    from envsnap.diff.live import diff_requirements
+
+    snap = envsnap.capture(git=False)
+    editables = [d for d in snap.section("packages")["distributions"] if d["location_kind"] == "editable"]
+    assert editables, "envsnap itself is installed editable in the test venv"
+    result = diff_requirements(snap, snap.section("lock"), source="requirements.lock")
+    assert not result.changed, [c for s in result.sections for c in s.changes]
