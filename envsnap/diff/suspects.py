@@ -354,6 +354,9 @@ def rank_suspects(env: EnvDiff, data: DataDiff, a: Snapshot, b: Snapshot) -> tup
             # its package.
             if section.name in ("packages", "lock") and _normalize(change.key) in package_names:
                 continue
+            # How the capture was told to redact (--env-allow, the key in use) is not the job's runtime.
+            if section.name == "envvars" and change.key.startswith("policy."):
+                continue
             suspects.append(_change(change, ctx))
     suspects.extend(_inputs(data, ctx))
     suspects = _merge_git(suspects)

@@ -234,3 +234,13 @@ def test_retyped_output_from_unchanged_inputs_points_at_the_table_library() -> N
     assert _subjects(suspects)[:2] == ["pandas", "numpy"]
     assert "wrote retyped columns from unchanged inputs" in suspects[0].reason
     assert "retyped" not in suspects[1].reason
+
+
+def test_capture_policy_is_not_a_suspect() -> None:
+    """`--env-allow` on one side changes envvars' policy, which says how envsnap redacted, not how the job ran."""
+    from envsnap.diff.model import EnvDiff, SectionDiff
+
+    policy = Change("envvars", "policy.allow", "changed", [], ["MYAPP_*"])
+    omp = Change("threads", "configured:OMP_NUM_THREADS", "changed", "1", "8")
+    env = EnvDiff((SectionDiff("envvars", (policy,)), SectionDiff("threads", (omp,))))
+    assert _subjects(rank_suspects(env, DataDiff(), A, B)) == ["OMP_NUM_THREADS"]
