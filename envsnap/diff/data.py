@@ -21,7 +21,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from envsnap.diff.model import DataDiff, StageDiff, TableDiff
-from envsnap.errors import EnvsnapError
 from envsnap.snapshot.model import Snapshot
 
 INPUTS = "data/inputs.json"
@@ -80,10 +79,9 @@ def diff_member(
                     result = _with_note(result, note)
         except (pa.ArrowException, OSError, ValueError) as exc:
             failure = f"cannot read parquet: {exc}"
-        try:
-            check.result()
-        except EnvsnapError as exc:
-            return TableDiff(name=name, status="incomparable", rows=rows, note=str(exc))
+        # An altered or unsafe member is a hostile snapshot, not a data difference: it propagates (exit 3,
+        # like every reader). Nothing read from it has been returned.
+        check.result()
     if result is None:
         return TableDiff(name=name, status="incomparable", rows=rows, note=failure)
     return result

@@ -19,7 +19,7 @@ from envsnap.diff import env_sections
 from envsnap.diff.env_artifacts import diff_artifacts
 from envsnap.diff.env_packages import diff_lock, diff_packages
 from envsnap.diff.model import EnvDiff, PackageDelta, SectionDiff
-from envsnap.errors import EnvsnapError
+from envsnap.errors import EnvsnapError, IntegrityError, UnsafeArchiveError
 
 if TYPE_CHECKING:
     from envsnap.snapshot.model import Snapshot
@@ -91,6 +91,8 @@ def load_section(snap: Snapshot, name: str, *, validate: bool = True) -> Any:
         return _Missing("not in the snapshot")
     try:
         data = read_member(snap, member, validate=validate)
+    except (IntegrityError, UnsafeArchiveError):
+        raise  # an altered or unsafe snapshot is an error (exit 3), never a note on a section (issue 9)
     except EnvsnapError as exc:
         return _Missing(f"unreadable: {exc}")
     if isinstance(data, dict) and set(data) == {"error"}:

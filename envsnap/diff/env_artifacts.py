@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from envsnap.diff.env_common import SectionChanges, describe_list_change, get
 from envsnap.diff.model import SectionDiff
-from envsnap.errors import EnvsnapError
+from envsnap.errors import EnvsnapError, IntegrityError, UnsafeArchiveError
 
 if TYPE_CHECKING:
     from envsnap.snapshot.model import Snapshot
@@ -29,6 +29,8 @@ def _records(snap: Snapshot, index: Any, out: SectionChanges, side: str, validat
     for name, entry in sorted((get(index, "artifacts") or {}).items()):
         try:
             records[name] = read_member(snap, entry["member"], validate=validate)
+        except (IntegrityError, UnsafeArchiveError):
+            raise  # a tampered snapshot is refused, not diffed
         except (EnvsnapError, KeyError) as exc:
             out.notes.append(f"artifact {name} unreadable in {side}: {exc}")
     return records

@@ -13,6 +13,7 @@ import json
 import os
 import stat
 import zipfile
+import zlib
 from collections.abc import Iterable
 
 from envsnap.errors import IntegrityError, SnapshotError, UnsafeArchiveError
@@ -116,7 +117,7 @@ def _open_zip(path: str) -> Snapshot:
         try:
             with archive.open(manifest_info) as stream:
                 raw = stream.read(MAX_MANIFEST_SIZE + 1)
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as exc:
             raise SnapshotError(path, f"manifest.json is corrupt ({exc})") from exc
         manifest = _parse_manifest(path, raw)
         _compare_sets(path, manifest, files)

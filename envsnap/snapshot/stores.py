@@ -13,6 +13,7 @@ import os
 import stat
 import struct
 import zipfile
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import BinaryIO
@@ -178,13 +179,13 @@ class ZipStore(MemberStore):
     def read(self, member: str, size: int) -> bytes:
         try:
             return super().read(member, size)
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as exc:  # a flipped deflate bit
             raise IntegrityError(self.path, f"member {member} is corrupt ({exc})") from exc
 
     def hash_member(self, member: str, size: int) -> tuple[str, int]:
         try:
             return super().hash_member(member, size)
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as exc:  # a flipped deflate bit
             raise IntegrityError(self.path, f"member {member} is corrupt ({exc})") from exc
 
     def close(self) -> None:

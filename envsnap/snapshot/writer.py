@@ -9,6 +9,7 @@ text members deflated, parquet stored (it is compressed already and must stay se
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
@@ -86,27 +87,44 @@ def write_snapshot(
     check_destination(path, force)
     data = manifest_bytes(manifest)
     parent = str(path.parent)
+    taken = OutputError(f"{path} appeared while writing (another capture?); nothing was replaced")
     if is_zip_path(path):
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
         os.close(fd)
         try:
             _write_zip(tmp, data, members)
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            os.replace(tmp, path)
-        except BaseException:
+            if force:
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                os.replace(tmp, path)
+            else:
+                # A hard link publishes the file atomically and, unlike rename, fails if the name was
+                # taken since the check: without --force nothing is ever replaced.
+                try:
+                    os.link(tmp, path)
+                except FileExistsError:
+                    raise taken from None
+        finally:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            raise
     else:
         tmpdir = tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
         trash: str | None = None
         try:
             _write_tree(tmpdir, data, members)
             if path.exists() or path.is_symlink():
+                if not force:
+                    raise taken
                 trash = tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=parent)
-                os.replace(path, os.path.join(trash, "old"))
-            os.replace(tmpdir, path)
+                with contextlib.suppress(FileNotFoundError):  # another --force writer moved it first
+                    os.replace(path, os.path.join(trash, "old"))
+            try:
+                os.replace(tmpdir, path)
+            except OSError as exc:
+                # rename(2) onto a directory that another writer created meanwhile: ENOTEMPTY / EEXIST.
+                if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise taken from None
+                raise
         except BaseException:
             shutil.rmtree(tmpdir, ignore_errors=True)
             raise

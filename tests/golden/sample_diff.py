@@ -29,8 +29,19 @@ from envsnap.snapshot import canonical
 from envsnap.snapshot.build import assemble_snapshot
 from envsnap.snapshot.model import Snapshot
 
-SECTIONS = ("python", "packages", "lock", "native", "threads", "envvars", "gpu", "container", "git", "system",
-            "artifacts")
+SECTIONS = (
+    "python",
+    "packages",
+    "lock",
+    "native",
+    "threads",
+    "envvars",
+    "gpu",
+    "container",
+    "git",
+    "system",
+    "artifacts",
+)
 
 NUMPY = PackageDelta("numpy", "upgraded", "1.26.4", "2.2.6", level="major")
 REQUESTS = PackageDelta("requests", "upgraded", "2.32.3", "2.32.4", level="patch")
@@ -42,8 +53,11 @@ COMMIT = Change("git", "commit", "changed", "a" * 40, "b" * 40)
 GLIBC = Change("system", "glibc", "changed", "2.36", "2.39")
 
 
-def env_diff(*, packages: tuple[PackageDelta, ...] = (NUMPY, REQUESTS, TQDM),
-             changes: tuple[Change, ...] = (OMP_THREADS, OMP_VAR, TOKEN, COMMIT, GLIBC)) -> EnvDiff:
+def env_diff(
+    *,
+    packages: tuple[PackageDelta, ...] = (NUMPY, REQUESTS, TQDM),
+    changes: tuple[Change, ...] = (OMP_THREADS, OMP_VAR, TOKEN, COMMIT, GLIBC),
+) -> EnvDiff:
     """An EnvDiff with every fixed section, the packages section mirroring the deltas as the env differ does."""
     by_section: dict[str, list[Change]] = {name: [] for name in SECTIONS}
     for delta in packages:
@@ -58,8 +72,7 @@ def env_diff(*, packages: tuple[PackageDelta, ...] = (NUMPY, REQUESTS, TQDM),
 def data_diff() -> DataDiff:
     """Input equal; stage `clean` equal; `ratio` differs (two columns); `label` missing in b."""
     events = TableDiff("events", "identical", rows=(1000, 1000))
-    clean = StageDiff(1, "clean", ("ok", "ok"), TableDiff("clean", "equal", rows=(998, 998)),
-                      imports=("pandas",))
+    clean = StageDiff(1, "clean", ("ok", "ok"), TableDiff("clean", "equal", rows=(998, 998)), imports=("pandas",))
     ratio_table = TableDiff(
         "ratio",
         "different",
@@ -67,8 +80,14 @@ def data_diff() -> DataDiff:
         schema=(SchemaChange("ratio", "retyped", "double", "float"),),
         columns=(
             ColumnDiff("user", "equal"),
-            ColumnDiff("ratio", "different", differing=412, null_mismatches=0, max_abs_diff=3.0517578125e-05,
-                       max_rel_diff=1.2e-07),
+            ColumnDiff(
+                "ratio",
+                "different",
+                differing=412,
+                null_mismatches=0,
+                max_abs_diff=3.0517578125e-05,
+                max_rel_diff=1.2e-07,
+            ),
             ColumnDiff("score", "within_tolerance", differing=0, max_abs_diff=1e-12, max_rel_diff=1e-15),
         ),
         stats=(
@@ -80,8 +99,11 @@ def data_diff() -> DataDiff:
                 quantiles={"p50": (0.5, 0.5001)},
                 psi=0.0004,
                 ks=0.011,
-                histogram={"edges": [0.0, 0.25, 0.5, 0.75, 1.0], "a": [0.25, 0.25, 0.25, 0.25],
-                           "b": [0.24, 0.26, 0.25, 0.25]},
+                histogram={
+                    "edges": [0.0, 0.25, 0.5, 0.75, 1.0],
+                    "a": [0.25, 0.25, 0.25, 0.25],
+                    "b": [0.24, 0.26, 0.25, 0.25],
+                },
             ),
             StatsShift(
                 "bucket",
@@ -97,15 +119,15 @@ def data_diff() -> DataDiff:
         ),
     )
     ratio = StageDiff(2, "ratio", ("ok", "ok"), ratio_table, imports=("numpy", "pandas"))
-    label = StageDiff(3, "label", ("ok", None), TableDiff("label", "incomparable", rows=(998, None),
-                                                          note="stage missing in b"))
+    label = StageDiff(
+        3, "label", ("ok", None), TableDiff("label", "incomparable", rows=(998, None), note="stage missing in b")
+    )
     return DataDiff(inputs=(events,), stages=(clean, ratio, label), first_diverging_stage="ratio")
 
 
 def snapshot_pair(*, with_pipeline: bool = True) -> tuple[Snapshot, Snapshot]:
     """Two tiny real (in-memory) snapshots; with a pipeline.json whose `ratio` stage reads input `events`."""
-    members: dict[str, bytes] = {"env/python.json": canonical.dumps({"implementation": "cpython",
-                                                                     "version": "3.11.7"})}
+    members: dict[str, bytes] = {"env/python.json": canonical.dumps({"implementation": "cpython", "version": "3.11.7"})}
     if with_pipeline:
         members["pipeline/pipeline.json"] = canonical.dumps(pipeline_record())
     a = assemble_snapshot(members, fingerprint="sha256:" + "1" * 64, label="good", reproducible=True)
@@ -115,14 +137,28 @@ def snapshot_pair(*, with_pipeline: bool = True) -> tuple[Snapshot, Snapshot]:
 
 def pipeline_record() -> dict[str, Any]:
     """A valid pipeline/pipeline.json: clean (reads events) → ratio (reads events and clean's output)."""
+
     def stage(index: int, name: str, inputs: list[str] | None) -> dict[str, Any]:
-        return {"index": index, "name": name, "kind": "call", "call": f"toy.stages:{name}", "inputs": inputs,
-                "accepts": None, "status": "ok", "record": f"pipeline/stages/{index:02d}-{name}.json"}
+        return {
+            "index": index,
+            "name": name,
+            "kind": "call",
+            "call": f"toy.stages:{name}",
+            "inputs": inputs,
+            "accepts": None,
+            "status": "ok",
+            "record": f"pipeline/stages/{index:02d}-{name}.json",
+        }
 
     return {
-        "name": "toy", "source": "envsnap.toml", "accepts": "pandas", "inputs": ["events", "users"],
+        "name": "toy",
+        "source": "envsnap.toml",
+        "accepts": "pandas",
+        "inputs": ["events", "users"],
         "stages": [stage(1, "clean", None), stage(2, "ratio", ["events"])],
-        "status": "ok", "failed_stage": None, "error": None,
+        "status": "ok",
+        "failed_stage": None,
+        "error": None,
         "runner": {"mode": "in-process", "python": None, "added_by_runner": [], "preloaded_distributions": []},
     }
 
@@ -133,10 +169,22 @@ def sample_diff() -> SnapshotDiff:
 
     a, b = snapshot_pair()
     env, data = env_diff(), data_diff()
-    ref_a = SnapshotRef("/tmp/runs/good.envsnap", "6f1c0d2e-0000-4000-8000-000000000001", "nightly-good",
-                        "2026-01-02T03:04:05Z", "sha256:" + "1" * 64, 0)
-    ref_b = SnapshotRef("/tmp/runs/bad.envsnap", "6f1c0d2e-0000-4000-8000-000000000002", "nightly-bad",
-                        "2026-01-03T03:04:05Z", "sha256:" + "2" * 64, 0)
+    ref_a = SnapshotRef(
+        "/tmp/runs/good.envsnap",
+        "6f1c0d2e-0000-4000-8000-000000000001",
+        "nightly-good",
+        "2026-01-02T03:04:05Z",
+        "sha256:" + "1" * 64,
+        0,
+    )
+    ref_b = SnapshotRef(
+        "/tmp/runs/bad.envsnap",
+        "6f1c0d2e-0000-4000-8000-000000000002",
+        "nightly-bad",
+        "2026-01-03T03:04:05Z",
+        "sha256:" + "2" * 64,
+        0,
+    )
     return SnapshotDiff(
         a=ref_a,
         b=ref_b,

@@ -56,8 +56,12 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
         for name, threads, extra in (("a", "1", False), ("b", "2", False), ("c", "2", True)):
             os.environ["OMP_NUM_THREADS"] = threads
             result = run_pipeline(
-                _pipeline(root, extra_stage=extra), inputs={"events": events}, git=False, output=root / name,
-                reproducible=True, label=f"run-{name}",
+                _pipeline(root, extra_stage=extra),
+                inputs={"events": events},
+                git=False,
+                output=root / name,
+                reproducible=True,
+                label=f"run-{name}",
             )
             assert result.status == "ok", result.error
             out[name] = root / name
@@ -206,7 +210,10 @@ def test_through_a_real_subprocess(runs: dict[str, Path]) -> None:
     env = {**os.environ, "NO_COLOR": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "envsnap", "diff", str(runs["a"]), str(runs["b"]), "--fail-on", "data"],
-        capture_output=True, text=True, env=env, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     assert proc.returncode == 1, proc.stderr
     assert "Verdict: outputs first diverge at stage scale" in proc.stdout

@@ -124,12 +124,13 @@ def test_inputs_only_on_one_side_and_a_snapshot_without_data(tmp_path: Path) -> 
     assert empty.stages == () and empty.first_diverging_stage is None
 
 
-def test_an_altered_member_is_reported_not_trusted(tmp_path: Path) -> None:
+def test_an_altered_member_is_refused_not_trusted(tmp_path: Path) -> None:
+    """A tampered intermediate makes the whole snapshot untrustworthy: the diff refuses it (exit 3)."""
+    from envsnap.errors import IntegrityError
+
     a = _run(tmp_path, "a", 1.0)
     _run(tmp_path, "b", 2.0)
     member = tmp_path / "b" / "pipeline" / "stages" / "02-scale.parquet"
     pq.write_table(pa.table({"a": [9.0]}), member)
-    diff = diff_data(a, envsnap.load(tmp_path / "b"))
-    scale = _stage(diff, "scale").table
-    assert scale.status == "incomparable" and "manifest hash" in (scale.note or "")
-    assert scale.columns == ()
+    with pytest.raises(IntegrityError, match=r"02-scale\.parquet"):
+        diff_data(a, envsnap.load(tmp_path / "b"))

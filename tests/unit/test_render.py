@@ -161,8 +161,16 @@ def test_html_is_self_contained(diff: SnapshotDiff) -> None:
     assert "<link" not in html
     urls = set(re.findall(r"https?://[^\s\"'<>]+", html))
     assert urls == {"http://www.w3.org/2000/svg"}
-    for element_id in ("verdict", "top-suspects", "suspects", "environment", "data", "first-diverging-stage",
-                       "section-packages", "stage-ratio"):
+    for element_id in (
+        "verdict",
+        "top-suspects",
+        "suspects",
+        "environment",
+        "data",
+        "first-diverging-stage",
+        "section-packages",
+        "stage-ratio",
+    ):
         assert f'id="{element_id}"' in html
     assert html.count('class="suspect"') == len(diff.suspects)
     assert html.count("<details") >= 5

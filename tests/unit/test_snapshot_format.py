@@ -93,7 +93,8 @@ def test_failed_write_leaves_nothing(
     def boom(src: str, dst: str) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(os, "replace", boom)
+    monkeypatch.setattr(os, "replace", boom)  # the publish step: rename (dir form, --force) ...
+    monkeypatch.setattr(os, "link", boom)  # ... or hard link (zip form without --force)
     with pytest.raises(OSError, match="No space"):
         memory_snapshot.write(tmp_path / name)
     assert list(tmp_path.iterdir()) == []
