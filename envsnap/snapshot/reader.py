@@ -13,7 +13,6 @@ import json
 import os
 import stat
 import zipfile
-import zlib
 from collections.abc import Iterable
 
 from envsnap.errors import IntegrityError, SnapshotError, UnsafeArchiveError
@@ -81,7 +80,9 @@ def _compare_sets(path: str, manifest: Manifest, present: Iterable[str]) -> None
 def _open_zip(path: str) -> Snapshot:
     try:
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+    # zipfile is not written for hostile input: a bad archive raises BadZipFile, struct or unicode errors,
+    # NotImplementedError for a flipped version byte, OverflowError for a huge offset. All mean "not ours".
+    except Exception as exc:
         raise SnapshotError(path, "not an envsnap archive (not a zip file: truncated, empty or garbage)") from exc
     try:
         infos = archive.infolist()
@@ -117,7 +118,7 @@ def _open_zip(path: str) -> Snapshot:
         try:
             with archive.open(manifest_info) as stream:
                 raw = stream.read(MAX_MANIFEST_SIZE + 1)
-        except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as exc:
+        except Exception as exc:  # a corrupt deflate stream or header: see _open_zip
             raise SnapshotError(path, f"manifest.json is corrupt ({exc})") from exc
         manifest = _parse_manifest(path, raw)
         _compare_sets(path, manifest, files)
