@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from envsnap.diff.env import ENV_SECTIONS
 from envsnap.diff.model import (
     Change,
     ColumnDiff,
@@ -29,19 +30,7 @@ from envsnap.snapshot import canonical
 from envsnap.snapshot.build import assemble_snapshot
 from envsnap.snapshot.model import Snapshot
 
-SECTIONS = (
-    "python",
-    "packages",
-    "lock",
-    "native",
-    "threads",
-    "envvars",
-    "gpu",
-    "container",
-    "git",
-    "system",
-    "artifacts",
-)
+SECTIONS = ENV_SECTIONS  # the differ's own order, not a copy of it
 
 NUMPY = PackageDelta("numpy", "upgraded", "1.26.4", "2.2.6", level="major")
 REQUESTS = PackageDelta("requests", "upgraded", "2.32.3", "2.32.4", level="patch")
