@@ -145,4 +145,8 @@ def pipeline_record(
         "failed_stage": failed,
         "error": not_run_reason if not_run_reason is not None else (failure or {}).get("message"),
         "runner": dict(runner),
+        # minor 1: where the stages ran and what went in front of sys.path, so that replay can rebuild
+        # the same layout from the recorded commit.
+        "root": pipeline.root,
+        "pythonpath": list(pipeline.pythonpath),
     }

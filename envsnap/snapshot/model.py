@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from envsnap.snapshot.stores import MemberStore
 
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 0
+FORMAT_MINOR = 1
 FORMAT = f"envsnap/{FORMAT_MAJOR}"
 MANIFEST = "manifest.json"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import traceback
 from typing import Any
 
@@ -48,6 +49,14 @@ def main(argv: list[str]) -> int:
             pq.write_table(arrow, os.path.join(out_dir, f"{index:02d}-{name}.parquet"))
             return int(arrow.num_rows)
 
+        progress = os.path.join(out_dir, "progress.log")
+
+        def started(index: int, name: str) -> None:
+            # One line per stage as it starts, flushed: a replay killed mid-stage (out of memory, a
+            # timeout) still says which stage was running, and when the first one began.
+            with open(progress, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"index": index, "name": name, "started_at": time.time()}) + "\n")
+
         report["preloaded_modules"] = sorted(top_level_modules(list(sys.modules)))
         report["stages"] = run_stages(
             job["stages"],
@@ -57,6 +66,9 @@ def main(argv: list[str]) -> int:
             cwd=job.get("cwd"),
             pythonpath=job["pythonpath"],
             input_kinds=input_kinds,
+            start=int(job.get("start") or 1),
+            previous=job.get("previous"),
+            on_start=started,
         )
     except Exception as exc:  # noqa: BLE001 - reported to the host, which turns it into an error
         report["fatal"] = {"type": type_name(exc), "message": str(exc), "traceback": traceback.format_exc()}

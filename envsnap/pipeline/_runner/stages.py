@@ -25,6 +25,9 @@ def run_stages(
     pythonpath: list[str] | None = None,
     input_kinds: Mapping[str, str] | None = None,
     on_stage: Callable[[dict[str, Any]], None] | None = None,
+    start: int = 1,
+    previous: str | None = None,
+    on_start: Callable[[int, str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Run ``stages`` in order on ``inputs`` (name -> table); stop at the first failure.
 
@@ -34,15 +37,20 @@ def run_stages(
     :func:`to_arrow`, and returns its row count) right away, before the next stage could
     mutate it in place. ``input_kinds`` says which kind each of ``inputs`` reaches a stage as (converted
     when a stage takes it, so that a missing pandas is that stage's recorded failure). Returns one
-    outcome dict per stage that ran.
+    outcome dict per stage that ran. ``start`` numbers the first stage (a replay ``--from`` a later
+    stage), ``previous`` names the table the first stage takes when ``inputs`` holds several (the
+    recorded intermediate it starts from), and ``on_start(index, name)`` is called as each stage begins.
     """
     tables: dict[str, Any] = dict(inputs)
     kinds = dict(input_kinds or {})
-    previous = next(iter(tables)) if len(tables) == 1 else None
+    if previous is None:
+        previous = next(iter(tables)) if len(tables) == 1 else None
     meter = MemoryMeter()
     outcomes: list[dict[str, Any]] = []
-    for index, stage in enumerate(stages, 1):
+    for index, stage in enumerate(stages, start):
         name = stage["name"]
+        if on_start is not None:
+            on_start(index, name)
         outcome: dict[str, Any] = {
             "index": index,
             "name": name,

@@ -1,0 +1,258 @@
+"""The docker engine: the only module that imports the docker SDK.
+
+- **Engine**: ``DOCKER_HOST`` or the local socket; unreachable → :class:`EngineUnavailableError`, which
+  suggests ``--engine venv``.
+- **Image**: tagged ``envsnap-replay:<image key>`` (the key hashes the base reference, Python, the pins
+  and the installer), so a second replay of the same runtime finds it and builds nothing. A build
+  streams its log to the progress callback and runs with ``network_mode="none"``: the wheelhouse is in
+  the context.
+- **Runs** are hardened as DESIGN.md says: no network, read-only root, a tmpfs ``/tmp``, every
+  capability dropped, no-new-privileges, a non-root user, a pids limit, read-only mounts (only the
+  output and scratch directories are writable), the captured memory and CPU limits when mirrored, and
+  no environment but the one the plan gives. A container the kernel killed for memory is reported as
+  such (``State.OOMKilled``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from envsnap.replay.dockerfile import installer_of, write_context
+from envsnap.replay.engines.base import (
+    BaseImageMissingError,
+    Engine,
+    EngineError,
+    EngineUnavailableError,
+    Exit,
+    Mount,
+    Prepared,
+    Progress,
+)
+from envsnap.replay.plan import ReplayPlan
+
+USER = "65532:65532"
+PIDS_LIMIT = 512
+TMPFS = "rw,nosuid,nodev,size=1g,mode=1777"
+OUTPUT_TAIL = 8000
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
+
+
+def hardened_options(plan: ReplayPlan) -> dict[str, Any]:
+    """The ``containers.create`` options every replay container gets (also shown by ``--dry-run``)."""
+    options: dict[str, Any] = {
+        "network_mode": "none",
+        "read_only": True,
+        "tmpfs": {"/tmp": TMPFS},
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "user": USER,
+        "pids_limit": PIDS_LIMIT,
+    }
+    if plan.memory_bytes:
+        options["mem_limit"] = plan.memory_bytes
+        options["memswap_limit"] = plan.memory_bytes
+    if plan.cpus:
+        options["nano_cpus"] = int(plan.cpus * 1e9)
+    return options
+
+
+class DockerEngine(Engine):
+    """Builds the replay image with the docker SDK and runs hardened containers from it."""
+
+    name = "docker"
+    isolates = True
+
+    def __init__(self, *, timeout: float = 600.0) -> None:
+        self._timeout = timeout
+        self._client: Any = None
+
+    def client(self) -> Any:
+        if self._client is not None:
+            return self._client
+        import docker  # the one import of the SDK in envsnap
+        from docker.errors import DockerException
+
+        where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        try:
+            client = docker.from_env(timeout=int(self._timeout))
+            client.ping()
+        except (DockerException, OSError) as exc:
+            raise EngineUnavailableError(
+                f"no Docker engine is reachable at {where} ({type(exc).__name__})",
+                hint="start dockerd (scripts/docker-setup.sh does), or replay with --engine venv",
+            ) from None
+        self._client = client
+        return client
+
+    def _image(self, reference: str) -> Any:
+        from docker.errors import ImageNotFound
+
+        try:
+            return self.client().images.get(reference)
+        except ImageNotFound:
+            return None
+
+    def ensure_base(self, plan: ReplayPlan, progress: Progress) -> str:
+        """The base image's id; pulled when absent and pullable, else :class:`BaseImageMissingError`."""
+        from docker.errors import APIError, ImageNotFound
+
+        image = self._image(plan.base_image)
+        if image is None:
+            progress("step", f"pulling base image {plan.base_image}")
+            try:
+                image = self.client().images.pull(plan.base_image)
+            except (APIError, ImageNotFound) as exc:
+                explanation = getattr(exc, "explanation", None) or str(exc)
+                raise BaseImageMissingError(
+                    f"base image {plan.base_image} ({plan.base_image_source}) is not here and cannot be pulled: "
+                    f"{str(explanation).splitlines()[0][:160]}",
+                    hint="pass --base-image REF (scripts/docker-setup.sh builds a local one)",
+                ) from None
+        return str(image.id)
+
+    def prepare(self, plan: ReplayPlan, context: Path, progress: Progress) -> Prepared:
+        started = time.perf_counter()
+        self.ensure_base(plan, progress)
+        for installer in ("uv", "pip"):
+            tag = plan.image_tag(installer)
+            image = self._image(tag)
+            if image is not None:
+                progress("step", f"image {tag} exists for this runtime: no rebuild")
+                return Prepared("docker", tag, "/opt/venv/bin/python", False, 0.0, installer, str(image.id))
+        progress("step", f"gathering {len(plan.packages)} locked wheels for {plan.platform} (host pip, cached)")
+        wheelhouse = write_context(plan, context, log=lambda m: progress("note", m))
+        installer = installer_of(wheelhouse)
+        tag = plan.image_tag(installer)
+        progress(
+            "step",
+            f"building {tag} from {plan.base_image} with {installer} "
+            f"({wheelhouse.downloaded} downloaded, {wheelhouse.cached} from the wheel cache; no network)",
+        )
+        self._build(context, tag, progress)
+        image = self._image(tag)
+        return Prepared(
+            "docker",
+            tag,
+            "/opt/venv/bin/python",
+            True,
+            time.perf_counter() - started,
+            installer,
+            str(image.id) if image is not None else None,
+        )
+
+    def _build(self, context: Path, tag: str, progress: Progress) -> None:
+        from docker.errors import APIError
+
+        tail: list[str] = []
+        try:
+            stream = self.client().api.build(
+                path=str(context),
+                tag=tag,
+                network_mode="none",
+                rm=True,
+                forcerm=True,
+                pull=False,
+                decode=True,
+            )
+            for chunk in stream:
+                if "error" in chunk:
+                    detail = str(chunk.get("error") or "").strip()
+                    raise EngineError(
+                        f"the image build failed: {detail.splitlines()[-1][:300] if detail else 'no detail'}",
+                        hint="the build log is above; `envsnap export SNAP --dockerfile DIR` writes the context to try by hand",
+                    )
+                for raw in _ANSI.sub("", str(chunk.get("stream") or "")).splitlines():
+                    line = raw.rstrip()
+                    if not line.strip():
+                        continue
+                    tail = (tail + [line])[-20:]
+                    step = _STEP.match(line)
+                    progress("log", f"[{step.group(1)}/{step.group(2)}] {step.group(3)[:120]}" if step else line)
+        except APIError as exc:
+            raise EngineError(f"the image build failed: {exc.explanation or exc}") from None
+
+    def _create(
+        self,
+        prepared: Prepared,
+        argv: list[str],
+        *,
+        plan: ReplayPlan,
+        mounts: list[Mount],
+        cwd: str,
+        env: dict[str, str],
+        interactive: bool = False,
+    ) -> Any:
+        volumes = {m.host: {"bind": m.inner, "mode": "rw" if m.writable else "ro"} for m in mounts}
+        return self.client().containers.create(
+            prepared.reference,
+            command=argv,
+            working_dir=cwd,
+            environment=dict(env),
+            volumes=volumes,
+            labels={"org.envsnap.replay": plan.snapshot_id},
+            stdin_open=interactive,
+            tty=interactive,
+            **hardened_options(plan),
+        )
+
+    def execute(
+        self,
+        prepared: Prepared,
+        argv: list[str],
+        *,
+        plan: ReplayPlan,
+        mounts: list[Mount],
+        cwd: str,
+        env: dict[str, str],
+        timeout: float | None = None,
+    ) -> Exit:
+        from docker.errors import APIError
+
+        try:
+            container = self._create(prepared, argv, plan=plan, mounts=mounts, cwd=cwd, env=env)
+        except APIError as exc:
+            raise EngineError(f"cannot create the replay container: {exc.explanation or exc}") from None
+        timed_out = False
+        try:
+            container.start()
+            try:
+                status = container.wait(timeout=timeout)
+                code = int(status.get("StatusCode", -1))
+            except Exception:  # noqa: BLE001 - the SDK raises requests' ReadTimeout on a timeout
+                timed_out = True
+                container.kill()
+                code = -9
+            output = container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
+            container.reload()
+            state = container.attrs.get("State") or {}
+            oom = bool(state.get("OOMKilled"))
+        finally:
+            try:
+                container.remove(force=True)
+            except APIError:
+                pass
+        return Exit(code, output[-OUTPUT_TAIL:], oom, timed_out, plan.memory_bytes)
+
+    def shell_command(
+        self, prepared: Prepared, *, plan: ReplayPlan, mounts: list[Mount], cwd: str, env: dict[str, str]
+    ) -> tuple[list[str], dict[str, str]]:
+        """``docker run -it`` with the same hardening; the CLI runs it with the terminal attached."""
+        opts = hardened_options(plan)
+        argv = ["docker", "run", "--rm", "-it", "--network", "none", "--read-only", "--tmpfs", f"/tmp:{TMPFS}"]
+        argv += ["--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--user", USER]
+        argv += ["--pids-limit", str(PIDS_LIMIT), "-w", cwd]
+        if "mem_limit" in opts:
+            argv += ["--memory", str(opts["mem_limit"]), "--memory-swap", str(opts["memswap_limit"])]
+        if "nano_cpus" in opts:
+            argv += ["--cpus", f"{opts['nano_cpus'] / 1e9:g}"]
+        for m in mounts:
+            argv += ["-v", f"{m.host}:{m.inner}:{'rw' if m.writable else 'ro'}"]
+        for key in sorted(env):
+            argv += ["-e", key]  # the value comes from the environment handed to docker, not argv
+        argv += [prepared.reference, "bash"]
+        return argv, dict(env)

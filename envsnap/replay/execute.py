@@ -1,0 +1,426 @@
+"""Run a :class:`ReplayPlan`: build the runtime, rerun the stages in it, compare every intermediate.
+
+The stages run in the replayed runtime through the same stdlib-only stage runner as ``envsnap run
+--python``: its package is copied into a private directory that is APPENDED to the end of ``sys.path``
+(so it never shadows a captured package; the report lists it as the one thing added), the recorded
+inputs (and, for ``--from``, the recorded intermediates before it) go in as parquet files on read-only
+mounts, and the intermediates come back on the only writable mount. Each one is compared with the
+recorded member (same sha256 → identical without decoding; else the streaming table differ).
+
+A run the kernel killed at the mirrored memory limit, a stage that tried to reach the network (replays
+have none), and a timeout are named as such; anything else that stops the runner is an infrastructure
+error, raised, never guessed at.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from envsnap.diff.model import TableDiff
+from envsnap.errors import EnvsnapError
+from envsnap.pipeline import _runner
+from envsnap.pipeline.remote import BOOTSTRAP
+from envsnap.replay import fidelity as fidelity_mod
+from envsnap.replay.engines.base import Engine, Exit, Mount, Prepared
+from envsnap.replay.plan import PlannedStage, ReplayPlan
+from envsnap.replay.source import SourceTree, prepare_source
+from envsnap.snapshot.model import Snapshot
+
+INNER = "/opt/envsnap"
+_RESERVED = ("/opt/venv", "/opt/envsnap", "/usr", "/bin", "/sbin", "/lib", "/etc", "/proc", "/sys", "/dev", "/tmp")
+_NETWORK = re.compile(
+    r"gaierror|Temporary failure in name resolution|Name or service not known|Network is unreachable|"
+    r"NewConnectionError|ConnectionError|URLError|No route to host|Connection refused|"
+    r"Failed to establish a new connection|getaddrinfo",
+    re.IGNORECASE,
+)
+
+
+class ReplayError(EnvsnapError):
+    """The replay could not run for infrastructure reasons (the runner never reported)."""
+
+
+@dataclass(frozen=True)
+class StageReplay:
+    """One stage of the replay: what happened and how its intermediate compares with the recording.
+
+    ``status``: ``match`` (identical, equal or within tolerance), ``diverged`` (the intermediate
+    differs), ``failed`` (the stage raised, or was killed: ``failure`` says ``exception``, ``network``,
+    ``oom``, ``timeout`` or ``not-recorded``), ``not-run`` (after a failure), ``recorded`` (stood in for
+    by the recorded intermediate, ``--from``) or ``skipped`` (outside ``--stage``/``--until``).
+    """
+
+    index: int
+    name: str
+    status: str
+    table: TableDiff | None = None
+    rows: int | None = None
+    wall_time_s: float | None = None
+    failure: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ReplayReport:
+    """What a replay did and found."""
+
+    plan: ReplayPlan
+    engine: str
+    prepared: Prepared
+    source: str
+    source_notes: tuple[str, ...]
+    stages: tuple[StageReplay, ...]
+    added_to_sys_path: tuple[str, ...]
+    fidelity: tuple[fidelity_mod.Difference, ...] | None
+    seconds_to_first_stage: float | None
+    seconds_total: float
+    output_tail: str = ""
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def first_diverging_stage(self) -> str | None:
+        return next((s.name for s in self.stages if s.status in ("diverged", "failed")), None)
+
+    @property
+    def diverged(self) -> bool:
+        return self.first_diverging_stage is not None
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.diverged else 0
+
+
+Progress = Callable[[str, str], None]
+
+
+def _quiet(_kind: str, _message: str) -> None:
+    return None
+
+
+def _inner_root(original: str) -> str:
+    if not original.startswith("/") or original == "/" or any(
+        original == r or original.startswith(r + "/") for r in _RESERVED
+    ):
+        return "/src"
+    return original
+
+
+@dataclass
+class _Layout:
+    """Host directories of one replay and where the runtime sees them."""
+
+    work: Path
+    isolates: bool
+    source: SourceTree
+    src_inner: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("runner", "job", "out", "scratch"):
+            (self.work / name).mkdir(parents=True, exist_ok=True)
+        # The container user is not the host user: the two writable mounts must accept its writes.
+        # They live inside a private 0700 directory, so nobody else on the host can reach them.
+        os.chmod(self.work / "out", 0o777)
+        os.chmod(self.work / "scratch", 0o777)
+        self.src_inner = _inner_root(self.source.original) if self.isolates else str(self.source.host)
+
+    def inner(self, name: str) -> str:
+        return f"{INNER}/{name}" if self.isolates else str(self.work / name)
+
+    def recorded(self, path: str) -> str:
+        """A path as recorded at capture time, as the runtime sees it."""
+        return self.source.map_path(path, self.src_inner)
+
+    def mounts(self) -> list[Mount]:
+        if not self.isolates:
+            return []
+        return [
+            Mount(str(self.work / "runner"), self.inner("runner")),
+            Mount(str(self.work / "job"), self.inner("job")),
+            Mount(str(self.work / "out"), self.inner("out"), writable=True),
+            Mount(str(self.work / "scratch"), self.inner("scratch"), writable=True),
+            Mount(str(self.source.host), self.src_inner),
+        ]
+
+
+def _copy_runner(layout: _Layout) -> None:
+    package = Path(_runner.__file__).parent
+    copy = layout.work / "runner" / _runner.RUNNER_MODULE
+    copy.mkdir()
+    for module in package.glob("*.py"):
+        shutil.copyfile(module, copy / module.name)
+
+
+def _input_kind(snap: Snapshot, name: str, accepts: str) -> str:
+    member = f"data/inputs/{name}.json"
+    record = snap.read_json(member) if member in snap else {}
+    kind = str((record.get("source") or {}).get("kind") or "")
+    return kind if kind in ("pandas", "arrow") else accepts
+
+
+def _write_job(snap: Snapshot, plan: ReplayPlan, layout: _Layout) -> dict[str, Any]:
+    pipeline = snap.read_json("pipeline/pipeline.json")
+    accepts = str(pipeline.get("accepts") or "pandas")
+    inputs: dict[str, dict[str, str]] = {}
+    index = snap.read_json("data/inputs.json").get("inputs") if "data/inputs.json" in snap else {}
+    for name in plan.inputs:
+        entry = (index or {}).get(name) or {}
+        member = entry.get("parquet") or f"data/inputs/{name}.parquet"
+        if member not in snap:
+            raise ReplayError(
+                f"{snap.path}: input {name!r} was not sampled ({entry.get('error') or 'no parquet member'})",
+                hint="re-record the job with `envsnap run` so that its inputs are kept",
+            )
+        dest = layout.work / "job" / f"input-{name}.parquet"
+        with snap.open_member(member) as src, dest.open("wb") as out:
+            shutil.copyfileobj(src, out)
+        inputs[name] = {"path": f"{layout.inner('job')}/{dest.name}", "kind": _input_kind(snap, name, accepts)}
+    previous = None
+    by_index = {int(s["index"]): s for s in pipeline.get("stages") or []}
+    for stage in plan.stages:
+        if stage.action != "recorded" or stage.recorded_member is None:
+            continue
+        dest = layout.work / "job" / f"stage-{stage.index:02d}.parquet"
+        with snap.open_member(stage.recorded_member) as src, dest.open("wb") as out:
+            shutil.copyfileobj(src, out)
+        record_member = stage.recorded_member[: -len(".parquet")] + ".json"
+        returned = snap.read_json(record_member).get("returned") if record_member in snap else None
+        kind = returned if returned in ("pandas", "arrow") else accepts
+        inputs[stage.name] = {"path": f"{layout.inner('job')}/{dest.name}", "kind": kind}
+        previous = stage.name
+    specs = []
+    for stage in plan.run_stages:
+        entry = by_index[stage.index]
+        spec = {
+            "name": entry["name"],
+            "kind": entry.get("kind") or "call",
+            "inputs": entry.get("inputs"),
+            "accepts": entry.get("accepts"),
+        }
+        spec["run" if spec["kind"] == "run" else "call"] = entry.get("run") if spec["kind"] == "run" else entry["call"]
+        specs.append(spec)
+    root = plan.pipeline_root or layout.source.original
+    job = {
+        "stages": specs,
+        "inputs": inputs,
+        "pythonpath": [layout.recorded(p) for p in plan.pythonpath] or [layout.recorded(root)],
+        "out_dir": layout.inner("out"),
+        "work_dir": layout.inner("scratch"),
+        "cwd": layout.recorded(root),
+        "start": plan.run_stages[0].index if plan.run_stages else 1,
+        "previous": previous,
+    }
+    (layout.work / "job" / "job.json").write_text(json.dumps(job), encoding="utf-8")
+    return job
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _compare(snap: Snapshot, stage: PlannedStage, produced: Path, rtol: float, atol: float) -> TableDiff:
+    from envsnap.diff.tables import diff_parquet
+
+    member = stage.recorded_member
+    if member is None:
+        return TableDiff(name=stage.name, status="incomparable", note="the recording has no intermediate for it")
+    if snap.manifest.members[member].sha256 == _sha256(produced):
+        return TableDiff(name=stage.name, status="identical", note="same sha256 as the recorded intermediate")
+    with snap.open_member(member) as recorded:
+        return diff_parquet(recorded, str(produced), name=stage.name, rtol=rtol, atol=atol)
+
+
+def _failure_kind(error: dict[str, Any] | None) -> str:
+    text = f"{(error or {}).get('type')} {(error or {}).get('message')} {(error or {}).get('traceback') or ''}"
+    return "network" if _NETWORK.search(text) else "exception"
+
+
+def _stage_results(
+    snap: Snapshot, plan: ReplayPlan, layout: _Layout, report: dict[str, Any] | None, exit_: Exit, rtol: float, atol: float
+) -> list[StageReplay]:
+    outcomes = {int(o["index"]): o for o in (report or {}).get("stages") or []}
+    started = _progress(layout)
+    results: list[StageReplay] = []
+    stopped = False
+    for stage in plan.stages:
+        if stage.action == "recorded":
+            results.append(StageReplay(stage.index, stage.name, "recorded"))
+            continue
+        if stage.action == "skip":
+            results.append(StageReplay(stage.index, stage.name, "skipped"))
+            continue
+        outcome = outcomes.get(stage.index)
+        if outcome is None:
+            if not stopped and report is None and started and started[-1]["index"] == stage.index:
+                stopped = True
+                if exit_.oom_killed:
+                    limit = f" of {exit_.memory_limit} bytes" if exit_.memory_limit else ""
+                    results.append(
+                        StageReplay(
+                            stage.index,
+                            stage.name,
+                            "failed",
+                            failure="oom",
+                            error=f"out of memory: killed at the mirrored memory limit{limit}",
+                        )
+                    )
+                    continue
+                if exit_.timed_out:
+                    results.append(StageReplay(stage.index, stage.name, "failed", failure="timeout", error="timed out"))
+                    continue
+            results.append(StageReplay(stage.index, stage.name, "not-run"))
+            continue
+        if outcome["status"] != "ok":
+            error = outcome.get("error") or {}
+            kind = _failure_kind(error)
+            message = str(error.get("message") or "failed")
+            if kind == "network":
+                message = f"network isolation: the stage tried to reach the network, which replays do not have ({message})"
+            results.append(StageReplay(stage.index, stage.name, "failed", failure=kind, error=message))
+            continue
+        produced = layout.work / "out" / f"{stage.index:02d}-{stage.name}.parquet"
+        if stage.recorded_member is None:
+            results.append(
+                StageReplay(
+                    stage.index,
+                    stage.name,
+                    "failed" if stage.recorded_status != "ok" else "diverged",
+                    rows=outcome.get("rows"),
+                    failure="not-recorded",
+                    error=f"ran here, but it {stage.recorded_status} in the recording",
+                )
+            )
+            continue
+        table = _compare(snap, stage, produced, rtol, atol)
+        results.append(
+            StageReplay(
+                stage.index,
+                stage.name,
+                "diverged" if table.diverged else "match",
+                table=table,
+                rows=outcome.get("rows"),
+                wall_time_s=outcome.get("wall_time_s"),
+            )
+        )
+    return results
+
+
+def _progress(layout: _Layout) -> list[dict[str, Any]]:
+    path = layout.work / "out" / "progress.log"
+    if not path.is_file():
+        return []
+    lines = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            lines.append(json.loads(line))
+        except ValueError:
+            continue
+    return lines
+
+
+def run_environment(plan: ReplayPlan, isolates: bool) -> dict[str, str]:
+    """The environment the replayed stages see: the plan's, and what a read-only root needs."""
+    env = dict(plan.env)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    if isolates:
+        env["HOME"] = "/tmp"
+    return env
+
+
+def execute(
+    snap: Snapshot,
+    plan: ReplayPlan,
+    engine: Engine,
+    *,
+    source: str | None = None,
+    repo: str | None = None,
+    rtol: float = 0.0,
+    atol: float = 0.0,
+    fidelity: bool = True,
+    timeout: float | None = None,
+    progress: Progress | None = None,
+    keep: str | None = None,
+) -> ReplayReport:
+    """Build the runtime for ``plan`` with ``engine``, rerun its stages, compare, and check fidelity."""
+    say = progress or _quiet
+    started = time.time()
+    work = Path(tempfile.mkdtemp(prefix="envsnap-replay-"))
+    try:
+        say("step", f"plan: {len(plan.packages)} packages, Python {plan.python_version}, base {plan.base_image}")
+        tree = prepare_source(snap, work, source=source, repo=repo)
+        say("step", f"source: {tree.how}")
+        prepared = engine.prepare(plan, work / "context", say)
+        layout = _Layout(work, engine.isolates, tree)
+        _copy_runner(layout)
+        job = _write_job(snap, plan, layout)
+        env = run_environment(plan, engine.isolates)
+        mounts = layout.mounts()
+        names = ", ".join(s.name for s in plan.run_stages) or "none"
+        say("step", f"running stages in the replay: {names}")
+        argv = [prepared.python, "-c", BOOTSTRAP, layout.inner("runner"), f"{layout.inner('job')}/job.json"]
+        exit_ = engine.execute(prepared, argv, plan=plan, mounts=mounts, cwd=job["cwd"], env=env, timeout=timeout)
+        report_path = work / "out" / "report.json"
+        report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.is_file() else None
+        if report is not None and report.get("fatal"):
+            fatal = report["fatal"]
+            raise ReplayError(f"the stage runner in the replay failed: {fatal.get('type')}: {fatal.get('message')}")
+        if report is None and not (exit_.oom_killed or exit_.timed_out):
+            last = [ln for ln in exit_.output.splitlines() if ln.strip()][-1:] or ["no output"]
+            raise ReplayError(
+                f"the replay exited {exit_.returncode} without a report: {last[0][:300]}",
+                hint="rerun with --keep DIR to inspect the job, or --shell to look around",
+            )
+        progress_lines = _progress(layout)
+        first = progress_lines[0]["started_at"] - started if progress_lines else None
+        stages = _stage_results(snap, plan, layout, report, exit_, rtol, atol)
+        differences = None
+        if fidelity:
+            say("step", "fidelity: inspecting the replayed runtime from inside")
+            probe = engine.execute(
+                prepared,
+                [prepared.python, "-c", fidelity_mod.snippet(sorted(plan.env)), f"{layout.inner('out')}/fidelity.json"],
+                plan=plan,
+                mounts=mounts,
+                cwd="/" if engine.isolates else str(work),
+                env=env,
+                timeout=120,
+            )
+            facts_path = work / "out" / "fidelity.json"
+            facts = json.loads(facts_path.read_text(encoding="utf-8")) if facts_path.is_file() else None
+            if not isinstance(facts, dict):
+                last = [ln for ln in probe.output.splitlines() if ln.strip()][-1:] or ["no output"]
+                raise ReplayError(f"the fidelity probe in the replay failed (exit {probe.returncode}): {last[0][:200]}")
+            differences = tuple(fidelity_mod.compare(snap, plan, facts, engine=engine.name))
+        added = (f"{layout.inner('runner')} (the envsnap stage runner, stdlib only, appended to sys.path)",)
+        if keep:
+            shutil.copytree(work, keep, dirs_exist_ok=True)
+        return ReplayReport(
+            plan=plan,
+            engine=engine.name,
+            prepared=prepared,
+            source=tree.how,
+            source_notes=tree.notes,
+            stages=tuple(stages),
+            added_to_sys_path=added if (report or {}).get("added_to_sys_path") or report is None else (),
+            fidelity=differences,
+            seconds_to_first_stage=first,
+            seconds_total=time.time() - started,
+            output_tail=exit_.output,
+            notes=prepared.notes,
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

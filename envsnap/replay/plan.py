@@ -1,0 +1,428 @@
+"""A snapshot turned into a :class:`ReplayPlan`: what to install, on which base, with which settings.
+
+The plan is pure data, built from the snapshot's members alone (no engine, no network), so that
+``envsnap replay --dry-run`` and ``envsnap export --dockerfile`` show exactly what a replay would do.
+
+- **Base image**: ``--base-image``, else the captured image digest (the job ran in a container), else
+  ``python:X.Y.Z-slim-bookworm`` for the captured Python (DESIGN.md, "Replay").
+- **Packages**: every distribution of ``env/packages.json``, pinned, installed with ``--no-deps`` (the
+  set is complete). Distributions an index cannot serve (editable installs, VCS checkouts, URLs,
+  local wheels that no longer exist) are listed in ``excluded`` with the reason; a local wheel that still
+  exists is carried into the wheelhouse. ``--with NAME==VERSION`` replaces (or adds) a pin.
+- **Environment**: the captured thread settings and every allowlisted variable whose value was stored,
+  minus host paths (``PATH``, ``VIRTUAL_ENV`` ...), which would point nowhere in the replay; ``--set-env``
+  overrides.
+- **Resources**: the captured cgroup CPU and memory limits (mirrored unless ``match_resources=False``).
+- **Stages**: which of the recorded stages run (``stage``/``until``/``from_stage``) and, for ``from``,
+  which recorded intermediates stand in for the stages before it.
+
+The image tag is derived from what goes into the image (base reference, Python, the pins, the install
+tool), so that a second replay of the same runtime reuses the image; ``--with`` changes the tag.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from envsnap.errors import EnvsnapError
+from envsnap.snapshot.model import Snapshot
+
+#: The image recipe's own version: a change to how images are built gives new tags.
+RECIPE_VERSION = 1
+IMAGE_REPOSITORY = "envsnap-replay"
+DEFAULT_DEBIAN = "bookworm"
+
+#: Captured variables that describe the host's layout, not the job's behaviour: never applied.
+HOST_PATH_VARIABLES = frozenset(
+    {
+        "PATH",
+        "VIRTUAL_ENV",
+        "CONDA_PREFIX",
+        "CONDA_DEFAULT_ENV",
+        "LD_LIBRARY_PATH",
+        "LD_PRELOAD",
+        "LIBRARY_PATH",
+        "CPATH",
+        "PKG_CONFIG_PATH",
+        "JAVA_HOME",
+        "SPARK_HOME",
+        "DYLD_LIBRARY_PATH",
+        "DYLD_FALLBACK_LIBRARY_PATH",
+        "HF_HOME",
+        "HF_HUB_CACHE",
+        "HF_DATASETS_CACHE",
+        "PYTHONPATH",
+        "PYTHONHOME",
+        "PYTHONSTARTUP",
+        "PYTHONUSERBASE",
+        "PYTHONPYCACHEPREFIX",
+    }
+)
+_PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([A-Za-z0-9][A-Za-z0-9.+!_-]*)\s*$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class PlanError(EnvsnapError, ValueError):
+    """The snapshot cannot be replayed as asked (no packages recorded, an unknown stage, a bad --with)."""
+
+
+def normalize(name: str) -> str:
+    """PEP 503 normalized distribution name."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@dataclass(frozen=True)
+class Package:
+    """One distribution to install: ``source`` is ``index`` or ``local-wheel`` (then ``path``)."""
+
+    name: str
+    version: str
+    source: str = "index"
+    path: str | None = None
+    overridden_from: str | None = None
+
+    @property
+    def normalized(self) -> str:
+        return normalize(self.name)
+
+    @property
+    def pin(self) -> str:
+        return f"{self.name}=={self.version}"
+
+
+@dataclass(frozen=True)
+class Excluded:
+    """A captured distribution the replay cannot install from an index, and why."""
+
+    name: str
+    version: str
+    kind: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class PlannedStage:
+    """A recorded stage and what the replay does with it: ``run``, ``recorded`` (stand-in) or ``skip``."""
+
+    index: int
+    name: str
+    kind: str
+    target: str
+    action: str
+    recorded_member: str | None
+    recorded_status: str
+
+
+@dataclass(frozen=True)
+class ReplayPlan:
+    """Everything a replay does, derived from a snapshot and the user's overrides."""
+
+    snapshot: str
+    snapshot_id: str
+    label: str | None
+    fingerprint: str
+    python_version: str
+    python_implementation: str
+    platform: str
+    glibc: str | None
+    base_image: str
+    base_image_source: str
+    packages: tuple[Package, ...]
+    excluded: tuple[Excluded, ...]
+    env: dict[str, str]
+    env_not_applied: dict[str, str]
+    cpus: float | None
+    memory_bytes: int | None
+    match_resources: bool
+    stages: tuple[PlannedStage, ...]
+    inputs: tuple[str, ...]
+    pipeline_root: str | None
+    pythonpath: tuple[str, ...]
+    git: dict[str, Any] = field(default_factory=dict)
+    with_packages: tuple[str, ...] = ()
+    set_env: dict[str, str] = field(default_factory=dict)
+    shell: bool = False
+
+    @property
+    def requirements(self) -> str:
+        """The pins, one per line (hashes are added by the wheelhouse, which knows the files)."""
+        return "".join(f"{p.pin}\n" for p in self.packages)
+
+    def image_key(self, installer: str) -> str:
+        """What goes into the image, hashed: equal keys give the same image."""
+        doc = {
+            "recipe": RECIPE_VERSION,
+            "base": self.base_image,
+            "python": [self.python_implementation, self.python_version],
+            "packages": sorted((p.normalized, p.version, p.source) for p in self.packages),
+            "installer": installer,
+        }
+        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+    def image_tag(self, installer: str) -> str:
+        return f"{IMAGE_REPOSITORY}:{self.image_key(installer)[:24]}"
+
+    @property
+    def run_stages(self) -> list[PlannedStage]:
+        return [s for s in self.stages if s.action == "run"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _parse_with(values: tuple[str, ...] | list[str]) -> dict[str, tuple[str, str]]:
+    out: dict[str, tuple[str, str]] = {}
+    for value in values:
+        match = _PIN.match(value)
+        if match is None:
+            raise PlanError(f"--with {value!r} is not NAME==VERSION", hint="e.g. --with numpy==2.1.3")
+        out[normalize(match.group(1))] = (match.group(1), match.group(2))
+    return out
+
+
+def _parse_set_env(values: tuple[str, ...] | list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not _ENV_NAME.match(key):
+            raise PlanError(f"--set-env {value!r} is not KEY=VALUE", hint="e.g. --set-env OMP_NUM_THREADS=1")
+        out[key] = val
+    return out
+
+
+def _packages(
+    snap: Snapshot, overrides: dict[str, tuple[str, str]]
+) -> tuple[tuple[Package, ...], tuple[Excluded, ...]]:
+    data = snap.section("packages") or {}
+    if not isinstance(data, dict) or "error" in data or not data.get("distributions"):
+        raise PlanError(
+            f"{snap.path}: the snapshot records no installed packages (the packages probe "
+            f"{'failed' if isinstance(data, dict) and 'error' in data else 'found none'})",
+            hint="re-capture it; a replay needs the package set",
+        )
+    packages: list[Package] = []
+    excluded: list[Excluded] = []
+    seen: set[str] = set()
+    for dist in sorted(data["distributions"], key=lambda d: str(d.get("normalized_name"))):
+        name, version = str(dist.get("name") or ""), str(dist.get("version") or "")
+        norm = normalize(name)
+        if not name or norm in seen:
+            continue
+        seen.add(norm)
+        if norm in overrides:
+            new_name, new_version = overrides[norm]
+            packages.append(Package(name, new_version, overridden_from=version))
+            continue
+        kind = str(dist.get("location_kind") or "site")
+        direct = dist.get("direct_url") or {}
+        url = str(direct.get("url") or "") if isinstance(direct, dict) else ""
+        if kind in ("site", "") or (kind == "url" and not url.startswith("file:")):
+            if kind == "url" and not url.endswith(".whl"):
+                excluded.append(Excluded(name, version, kind, f"installed from {url or 'a URL'}; not on an index"))
+                continue
+            packages.append(Package(name, version))
+        elif kind == "local" and url.startswith("file://") and url.endswith(".whl"):
+            packages.append(Package(name, version, source="local-wheel", path=url[len("file://") :]))
+        elif kind == "editable":
+            excluded.append(
+                Excluded(name, version, kind, "an editable install: its code comes from the source tree, not an index")
+            )
+        elif kind == "vcs":
+            vcs = direct.get("vcs_info") if isinstance(direct, dict) else None
+            commit = (vcs or {}).get("commit_id") if isinstance(vcs, dict) else None
+            excluded.append(
+                Excluded(
+                    name,
+                    version,
+                    kind,
+                    f"a VCS checkout ({url}{'@' + str(commit) if commit else ''}); build a wheel and pass "
+                    f"--with {name}=={version} with it in the wheelhouse",
+                )
+            )
+        else:
+            excluded.append(Excluded(name, version, kind, f"installed from {url or 'a local directory'}"))
+    for norm, (name, version) in overrides.items():
+        if norm not in seen:
+            packages.append(Package(name, version, overridden_from="(not installed)"))
+    return tuple(packages), tuple(excluded)
+
+
+def _environment(snap: Snapshot, set_env: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    env: dict[str, str] = {}
+    skipped: dict[str, str] = {}
+    threads = snap.section("threads") if "env/threads.json" in snap else None
+    configured = (threads or {}).get("configured") if isinstance(threads, dict) else None
+    for key, value in sorted((configured or {}).items()):
+        if isinstance(value, str):
+            env[key] = value
+    variables = snap.section("envvars") if "env/envvars.json" in snap else None
+    for key, entry in sorted(((variables or {}).get("variables") or {}).items()):
+        if not isinstance(entry, dict) or entry.get("redacted") or "value" not in entry:
+            continue
+        if key in HOST_PATH_VARIABLES:
+            skipped[key] = "a host path"
+        else:
+            env[key] = str(entry["value"])
+    env.update(set_env)
+    return env, skipped
+
+
+def _resources(snap: Snapshot) -> tuple[float | None, int | None]:
+    system = snap.section("system") if "env/system.json" in snap else None
+    cgroup = (system or {}).get("cgroup") if isinstance(system, dict) else None
+    if not isinstance(cgroup, dict):
+        return None, None
+    cpu = cgroup.get("cpu") or {}
+    cpus = cpu.get("effective_cpus") if isinstance(cpu, dict) else None
+    memory = cgroup.get("memory") or {}
+    limit = memory.get("limit_bytes") if isinstance(memory, dict) else None
+    return (float(cpus) if isinstance(cpus, (int, float)) and cpus > 0 else None), (
+        int(limit) if isinstance(limit, int) and limit > 0 else None
+    )
+
+
+def _stages(
+    snap: Snapshot, stage: str | None, until: str | None, from_stage: str | None
+) -> tuple[tuple[PlannedStage, ...], tuple[str, ...], dict[str, Any]]:
+    if "pipeline/pipeline.json" not in snap:
+        raise PlanError(
+            f"{snap.path}: the snapshot has no pipeline (it was captured with `envsnap capture`, not `envsnap run`)",
+            hint="record the job with `envsnap run` so that replay has stages to rerun",
+        )
+    pipeline = snap.read_json("pipeline/pipeline.json")
+    recorded = pipeline.get("stages") or []
+    names = [str(s["name"]) for s in recorded]
+    for option, value in (("--stage", stage), ("--until", until), ("--from", from_stage)):
+        if value is not None and value not in names:
+            raise PlanError(f"{option} {value!r}: no such stage", hint=f"the stages are: {', '.join(names)}")
+    first, last = 0, len(names) - 1
+    if stage is not None:
+        first = last = names.index(stage)
+    if until is not None:
+        last = names.index(until)
+    if from_stage is not None:
+        first = names.index(from_stage)
+    if first > last:
+        raise PlanError(f"--from {names[first]!r} comes after --until {names[last]!r}")
+    planned = []
+    for i, entry in enumerate(recorded):
+        member = None
+        record = entry.get("record")
+        if record and entry.get("status") == "ok" and isinstance(record, str):
+            member = record[: -len(".json")] + ".parquet"
+            if member not in snap:
+                member = None
+        if first <= i <= last:
+            action = "run"
+        elif i < first:
+            action = "recorded"
+        else:
+            action = "skip"
+        if action == "recorded" and member is None:
+            raise PlanError(
+                f"--from {names[first]!r}: stage {entry['name']!r} before it has no recorded intermediate "
+                f"(it {entry.get('status')})",
+                hint="start from an earlier stage",
+            )
+        planned.append(
+            PlannedStage(
+                index=int(entry.get("index") or i + 1),
+                name=str(entry["name"]),
+                kind=str(entry.get("kind") or "call"),
+                target=str(entry.get("call") or entry.get("run") or ""),
+                action=action,
+                recorded_member=member,
+                recorded_status=str(entry.get("status")),
+            )
+        )
+    return tuple(planned), tuple(str(n) for n in pipeline.get("inputs") or []), pipeline
+
+
+def _pipeline_root(pipeline: dict[str, Any]) -> str | None:
+    """Where the stages ran; snapshots of minor 0 did not record it: the config file's directory."""
+    root = pipeline.get("root")
+    if root:
+        return str(root)
+    source = str(pipeline.get("source") or "")
+    if source.startswith("/") and source.endswith((".toml", ".cfg")):
+        return source.rsplit("/", 1)[0] or "/"
+    return None
+
+
+def default_base_image(python_version: str, debian: str = DEFAULT_DEBIAN) -> str:
+    """The official image for the captured Python (``python:3.11.7-slim-bookworm``)."""
+    return f"python:{python_version}-slim-{debian}"
+
+
+def build_plan(
+    snap: Snapshot,
+    *,
+    base_image: str | None = None,
+    with_packages: tuple[str, ...] | list[str] = (),
+    set_env: tuple[str, ...] | list[str] = (),
+    stage: str | None = None,
+    until: str | None = None,
+    from_stage: str | None = None,
+    match_resources: bool = True,
+    shell: bool = False,
+) -> ReplayPlan:
+    """The replay plan for ``snap`` (raises :class:`PlanError` on what cannot be replayed)."""
+    overrides = _parse_with(tuple(with_packages))
+    extra_env = _parse_set_env(tuple(set_env))
+    python = snap.section("python") if "env/python.json" in snap else None
+    if not isinstance(python, dict) or "error" in python or not python.get("version"):
+        raise PlanError(f"{snap.path}: the snapshot does not record which Python ran the job", hint="re-capture it")
+    packages, excluded = _packages(snap, overrides)
+    env, skipped = _environment(snap, extra_env)
+    cpus, memory = _resources(snap)
+    stages, inputs, pipeline = _stages(snap, stage, until, from_stage)
+    container = snap.section("container") if "env/container.json" in snap else None
+    image = (container or {}).get("image") if isinstance(container, dict) else None
+    digest_ref = None
+    if isinstance(image, dict) and image.get("digest"):
+        repo = str(image.get("reference") or image.get("name") or "").split("@")[0].split(":")[0]
+        digest_ref = f"{repo}@{image['digest']}" if repo else None
+    if base_image:
+        base, source = base_image, "--base-image"
+    elif digest_ref:
+        base, source = digest_ref, "the captured image digest"
+    else:
+        base, source = default_base_image(str(python["version"])), f"the official image for Python {python['version']}"
+    system = snap.section("system") if "env/system.json" in snap else None
+    git = snap.section("git") if "env/git.json" in snap else None
+    return ReplayPlan(
+        snapshot=snap.path,
+        snapshot_id=snap.id,
+        label=snap.label,
+        fingerprint=snap.fingerprint,
+        python_version=str(python["version"]),
+        python_implementation=str(python.get("implementation") or "cpython"),
+        platform=str(python.get("platform") or "linux-x86_64"),
+        glibc=(system or {}).get("glibc") if isinstance(system, dict) else None,
+        base_image=base,
+        base_image_source=source,
+        packages=packages,
+        excluded=excluded,
+        env=env,
+        env_not_applied=skipped,
+        cpus=cpus if match_resources else None,
+        memory_bytes=memory if match_resources else None,
+        match_resources=match_resources,
+        stages=stages,
+        inputs=inputs,
+        pipeline_root=_pipeline_root(pipeline),
+        pythonpath=tuple(pipeline.get("pythonpath") or ()),
+        git=dict(git) if isinstance(git, dict) and "error" not in git else {},
+        with_packages=tuple(f"{n}=={v}" for n, v in overrides.values()),
+        set_env=extra_env,
+        shell=shell,
+    )
+
+
+def with_base(plan: ReplayPlan, base_image: str, source: str) -> ReplayPlan:
+    """The same plan on another base image."""
+    return replace(plan, base_image=base_image, base_image_source=source)
