@@ -67,17 +67,58 @@ def verify(snap: str = typer.Argument(..., metavar="SNAP", help="Snapshot direct
 
 
 @cli_errors
+def _export_dockerfile(snap: str, dest: str, base_image: str | None) -> None:
+    """Write the build context a replay would build: ``docker build DEST`` rebuilds the image by hand."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from envsnap.errors import OutputError
+    from envsnap.replay.dockerfile import write_context
+    from envsnap.replay.plan import build_plan
+    from envsnap.snapshot.reader import open_snapshot
+
+    target = Path(dest)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise OutputError(f"{dest} exists and is not an empty directory", hint="pick a new directory")
+    parent = target.resolve().parent
+    if not parent.is_dir():
+        raise OutputError(f"{parent} does not exist", hint="create it first")
+    with open_snapshot(snap) as snapshot:
+        plan = build_plan(snapshot, base_image=base_image)
+    # Built next to the destination and renamed into place: an interrupted export leaves nothing half-written.
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
+    try:
+        wheelhouse = write_context(plan, tmp / "ctx", log=lambda m: err(f"  {m}"))
+        if target.exists():
+            target.rmdir()
+        (tmp / "ctx").rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    err(f"wrote {dest}: Dockerfile, requirements.txt and {len(wheelhouse.wheels)} wheel(s)")
+    err(f"build it with: docker build --network none -t {plan.image_tag('uv' if wheelhouse.uv else 'pip')} {dest}")
+
+
 def export(
     snap: str = typer.Argument(..., metavar="SNAP", help="Snapshot directory or *.envsnap file."),
     requirements: str = typer.Option(None, "--requirements", "-r", help="Write the pinned lock here ('-' = stdout)."),
     sbom: str = typer.Option(None, "--sbom", help="Write the CycloneDX 1.6 SBOM here ('-' = stdout)."),
+    dockerfile: str = typer.Option(
+        None, "--dockerfile", help="Write a replay build context (Dockerfile, pinned wheels) into this new directory."
+    ),
+    base_image: str = typer.Option(
+        None, "--base-image", envvar="ENVSNAP_BASE_IMAGE", help="Base image for --dockerfile (as for replay)."
+    ),
 ) -> None:
-    """Export the lock (pip-tools compatible) or the CycloneDX SBOM of a snapshot."""
+    """Export the lock (pip-tools compatible), the CycloneDX SBOM, or a Docker build context of a snapshot."""
     from envsnap.snapshot.reader import open_snapshot
 
-    if (requirements is None) == (sbom is None):
-        err("envsnap: error: give exactly one of --requirements FILE or --sbom FILE")
+    if sum(x is not None for x in (requirements, sbom, dockerfile)) != 1:
+        err("envsnap: error: give exactly one of --requirements FILE, --sbom FILE or --dockerfile DIR")
         raise typer.Exit(EXIT_USAGE)
+    if dockerfile is not None:
+        _export_dockerfile(snap, dockerfile, base_image)
+        return
     member = "env/requirements.lock" if requirements is not None else "env/sbom.cdx.json"
     dest = requirements if requirements is not None else sbom
     with open_snapshot(snap) as snapshot:

@@ -39,7 +39,8 @@ def render(plan: ReplayPlan, wheelhouse: Wheelhouse) -> str:
     }
     label_lines = " \\\n      ".join(f"{k}={json.dumps(v)}" for k, v in labels.items())
     if wheelhouse.uv is not None:
-        uv_dir = f"/tmp/uv/{wheelhouse.uv.filename.split('-')[0]}-{wheelhouse.uv.filename.split('-')[1]}.data"
+        name, version = wheelhouse.uv.filename.split("-")[:2]
+        uv_dir = f"/tmp/uv/{name}-{version}.data"  # noqa: S108 - a path in the build container, not here
         install = (
             f"RUN python3 -m venv --without-pip {VENV} \\\n"
             f" && python3 -m zipfile -e {WHEELS}/{wheelhouse.uv.filename} /tmp/uv \\\n"
@@ -97,5 +98,5 @@ def write_context(
             "# Captured distributions the image does not install (not available from an index):\n" + excluded,
             encoding="utf-8",
         )
-    os.chmod(directory, 0o755)
+    os.chmod(directory, 0o755)  # noqa: S103 - a build context others (the docker daemon) read
     return wheelhouse

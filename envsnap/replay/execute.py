@@ -37,7 +37,20 @@ from envsnap.replay.source import SourceTree, prepare_source
 from envsnap.snapshot.model import Snapshot
 
 INNER = "/opt/envsnap"
-_RESERVED = ("/opt/venv", "/opt/envsnap", "/usr", "/bin", "/sbin", "/lib", "/etc", "/proc", "/sys", "/dev", "/tmp")
+#: Container paths the pipeline's code is never mounted over.
+_RESERVED = (
+    "/opt/venv",
+    "/opt/envsnap",
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/etc",
+    "/proc",
+    "/sys",
+    "/dev",
+    "/tmp",  # noqa: S108 - a path inside the container
+)
 _NETWORK = re.compile(
     r"gaierror|Temporary failure in name resolution|Name or service not known|Network is unreachable|"
     r"NewConnectionError|ConnectionError|URLError|No route to host|Connection refused|"
@@ -108,8 +121,10 @@ def _quiet(_kind: str, _message: str) -> None:
 
 
 def _inner_root(original: str) -> str:
-    if not original.startswith("/") or original == "/" or any(
-        original == r or original.startswith(r + "/") for r in _RESERVED
+    if (
+        not original.startswith("/")
+        or original == "/"
+        or any(original == r or original.startswith(r + "/") for r in _RESERVED)
     ):
         return "/src"
     return original
@@ -129,8 +144,8 @@ class _Layout:
             (self.work / name).mkdir(parents=True, exist_ok=True)
         # The container user is not the host user: the two writable mounts must accept its writes.
         # They live inside a private 0700 directory, so nobody else on the host can reach them.
-        os.chmod(self.work / "out", 0o777)
-        os.chmod(self.work / "scratch", 0o777)
+        os.chmod(self.work / "out", 0o777)  # noqa: S103
+        os.chmod(self.work / "scratch", 0o777)  # noqa: S103
         self.src_inner = _inner_root(self.source.original) if self.isolates else str(self.source.host)
 
     def inner(self, name: str) -> str:
@@ -249,7 +264,13 @@ def _failure_kind(error: dict[str, Any] | None) -> str:
 
 
 def _stage_results(
-    snap: Snapshot, plan: ReplayPlan, layout: _Layout, report: dict[str, Any] | None, exit_: Exit, rtol: float, atol: float
+    snap: Snapshot,
+    plan: ReplayPlan,
+    layout: _Layout,
+    report: dict[str, Any] | None,
+    exit_: Exit,
+    rtol: float,
+    atol: float,
 ) -> list[StageReplay]:
     outcomes = {int(o["index"]): o for o in (report or {}).get("stages") or []}
     started = _progress(layout)
@@ -288,7 +309,9 @@ def _stage_results(
             kind = _failure_kind(error)
             message = str(error.get("message") or "failed")
             if kind == "network":
-                message = f"network isolation: the stage tried to reach the network, which replays do not have ({message})"
+                message = (
+                    f"network isolation: the stage tried to reach the network, which replays do not have ({message})"
+                )
             results.append(StageReplay(stage.index, stage.name, "failed", failure=kind, error=message))
             continue
         produced = layout.work / "out" / f"{stage.index:02d}-{stage.name}.parquet"
@@ -337,7 +360,7 @@ def run_environment(plan: ReplayPlan, isolates: bool) -> dict[str, str]:
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env.setdefault("PYTHONUNBUFFERED", "1")
     if isolates:
-        env["HOME"] = "/tmp"
+        env["HOME"] = "/tmp"  # noqa: S108 - the container's tmpfs
     return env
 
 
@@ -422,5 +445,37 @@ def execute(
             output_tail=exit_.output,
             notes=prepared.notes,
         )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def shell(
+    snap: Snapshot,
+    plan: ReplayPlan,
+    engine: Engine,
+    run: Callable[[list[str], dict[str, str]], int],
+    *,
+    source: str | None = None,
+    repo: str | None = None,
+    progress: Progress | None = None,
+) -> int:
+    """Prepare the replay as :func:`execute` does, then hand an interactive shell in it to ``run``.
+
+    The job (inputs, runner, ``job.json``) is in place, so ``python -c "..."`` or the runner can be
+    started by hand; ``run(argv, env)`` is the caller's (the CLI runs it on the terminal).
+    """
+    say = progress or _quiet
+    work = Path(tempfile.mkdtemp(prefix="envsnap-replay-"))
+    try:
+        tree = prepare_source(snap, work, source=source, repo=repo)
+        prepared = engine.prepare(plan, work / "context", say)
+        layout = _Layout(work, engine.isolates, tree)
+        _copy_runner(layout)
+        job = _write_job(snap, plan, layout)
+        env = run_environment(plan, engine.isolates)
+        env["ENVSNAP_REPLAY_JOB"] = f"{layout.inner('job')}/job.json"
+        argv, shell_env = engine.shell_command(prepared, plan=plan, mounts=layout.mounts(), cwd=job["cwd"], env=env)
+        say("step", f"shell in {prepared.reference}; the job is at {env['ENVSNAP_REPLAY_JOB']}")
+        return run(argv, shell_env)
     finally:
         shutil.rmtree(work, ignore_errors=True)

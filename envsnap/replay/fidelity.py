@@ -145,7 +145,7 @@ def compare(snap: Snapshot, plan: ReplayPlan, facts: dict[str, Any], *, engine: 
     if gpu.get("devices"):
         names = ", ".join(sorted({str(d.get("name")) for d in gpu["devices"]}))
         out.append(
-            Difference("gpu", "devices", f"{len(gpu['devices'])} × {names}", "none", f"the {engine} replay has no GPU")
+            Difference("gpu", "devices", f"{len(gpu['devices'])} x {names}", "none", f"the {engine} replay has no GPU")
         )
     environ = facts.get("environ") or {}
     for key, value in sorted(plan.env.items()):

@@ -214,7 +214,7 @@ def _packages(
             continue
         seen.add(norm)
         if norm in overrides:
-            new_name, new_version = overrides[norm]
+            _new_name, new_version = overrides[norm]
             packages.append(Package(name, new_version, overridden_from=version))
             continue
         kind = str(dist.get("location_kind") or "site")

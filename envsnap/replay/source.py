@@ -46,7 +46,7 @@ class SourceTree:
             rel = os.path.relpath(recorded, self.original)
         except ValueError:
             return recorded
-        if rel == "." or rel == os.curdir:
+        if rel in (".", os.curdir):
             return dest
         if rel.startswith(os.pardir):
             return recorded

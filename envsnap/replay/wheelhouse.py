@@ -238,12 +238,12 @@ def gather(
                 by_pin[_wheel_pin(path.name)] = path
             for pin in missing:
                 name, _, version = pin.partition("==")
-                path = by_pin.get((normalize(name), version)) or next(
+                found_path: Path | None = by_pin.get((normalize(name), version)) or next(
                     (p for (n, _v), p in by_pin.items() if n == normalize(name)), None
                 )
-                if path is None:
+                if found_path is None:
                     raise NoDistributionError(pin, target.key, "pip downloaded no wheel for it")
-                cache.store(target, pin, path)
+                cache.store(target, pin, found_path)
             if uv_missing:
                 uv_dir = tmp_path / "uv"
                 uv_dir.mkdir()

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -47,7 +48,7 @@ def hardened_options(plan: ReplayPlan) -> dict[str, Any]:
     options: dict[str, Any] = {
         "network_mode": "none",
         "read_only": True,
-        "tmpfs": {"/tmp": TMPFS},
+        "tmpfs": {"/tmp": TMPFS},  # noqa: S108 - the container's own /tmp
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],
         "user": USER,
@@ -164,13 +165,14 @@ class DockerEngine(Engine):
                     detail = str(chunk.get("error") or "").strip()
                     raise EngineError(
                         f"the image build failed: {detail.splitlines()[-1][:300] if detail else 'no detail'}",
-                        hint="the build log is above; `envsnap export SNAP --dockerfile DIR` writes the context to try by hand",
+                        hint="the build log is above; `envsnap export SNAP --dockerfile DIR` writes the context "
+                        "to try by hand",
                     )
                 for raw in _ANSI.sub("", str(chunk.get("stream") or "")).splitlines():
                     line = raw.rstrip()
                     if not line.strip():
                         continue
-                    tail = (tail + [line])[-20:]
+                    tail = [*tail, line][-20:]
                     step = _STEP.match(line)
                     progress("log", f"[{step.group(1)}/{step.group(2)}] {step.group(3)[:120]}" if step else line)
         except APIError as exc:
@@ -232,10 +234,8 @@ class DockerEngine(Engine):
             state = container.attrs.get("State") or {}
             oom = bool(state.get("OOMKilled"))
         finally:
-            try:
+            with contextlib.suppress(APIError):
                 container.remove(force=True)
-            except APIError:
-                pass
         return Exit(code, output[-OUTPUT_TAIL:], oom, timed_out, plan.memory_bytes)
 
     def shell_command(
@@ -243,7 +243,7 @@ class DockerEngine(Engine):
     ) -> tuple[list[str], dict[str, str]]:
         """``docker run -it`` with the same hardening; the CLI runs it with the terminal attached."""
         opts = hardened_options(plan)
-        argv = ["docker", "run", "--rm", "-it", "--network", "none", "--read-only", "--tmpfs", f"/tmp:{TMPFS}"]
+        argv = ["docker", "run", "--rm", "-it", "--network", "none", "--read-only", "--tmpfs", f"/tmp:{TMPFS}"]  # noqa: S108
         argv += ["--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--user", USER]
         argv += ["--pids-limit", str(PIDS_LIMIT), "-w", cwd]
         if "mem_limit" in opts:

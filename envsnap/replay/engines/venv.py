@@ -127,18 +127,28 @@ class VenvEngine(Engine):
         try:
             # Built under a temporary name and renamed: a killed build never looks complete. Only
             # bin/python is used from it, which does not depend on the venv's own path.
-            self._run([python, "-m", "venv", "--clear"] + (["--without-pip"] if uv else []) + [str(tmp)], "create the venv")
+            self._run(
+                [python, "-m", "venv", "--clear"] + (["--without-pip"] if uv else []) + [str(tmp)], "create the venv"
+            )
             common = ["--no-index", "--find-links", str(wheels), "--no-deps", "--require-hashes", "-r", str(reqs)]
             if uv:
                 self._run(
-                    [uv, "pip", "install", "--offline", "--no-cache", "--compile-bytecode", "--python"]
-                    + [str(tmp / "bin" / "python")]
-                    + common,
+                    [
+                        uv,
+                        "pip",
+                        "install",
+                        "--offline",
+                        "--no-cache",
+                        "--compile-bytecode",
+                        "--python",
+                        str(tmp / "bin" / "python"),
+                        *common,
+                    ],
                     "install the locked wheels",
                 )
             else:
                 self._run(
-                    [str(tmp / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"] + common,
+                    [str(tmp / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", *common],
                     "install the locked wheels",
                 )
             (tmp / ".envsnap-complete").write_text(plan.requirements, encoding="utf-8")
