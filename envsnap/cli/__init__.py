@@ -14,6 +14,7 @@ from envsnap._version import __version__
 from envsnap.cli import capture as capture_cmd
 from envsnap.cli import diff as diff_cmd
 from envsnap.cli import inspect as inspect_cmd
+from envsnap.cli import replay as replay_cmd
 from envsnap.cli import run as run_cmd
 from envsnap.cli import sample as sample_cmd
 from envsnap.cli._common import State
@@ -51,6 +52,7 @@ app.command("export")(inspect_cmd.export)
 app.command("run")(run_cmd.run)
 app.command("sample")(sample_cmd.sample)
 app.command("diff")(diff_cmd.diff)
+app.command("replay")(replay_cmd.replay)
 
 
 def main(argv: list[str] | None = None) -> int:
