@@ -37,6 +37,15 @@ if ! engine_up; then
   engine_up || { log "dockerd did not start; see $STATE/dockerd.log"; tail -5 "$STATE/dockerd.log" >&2; exit 3; }
 fi
 
+# 2. A base image from an earlier run that the engine still has: nothing to do.
+if [ -s "$CACHE/base-image" ] && docker image inspect "$(cat "$CACHE/base-image")" >/dev/null 2>&1; then
+  registry_ok=1
+  case "$(cat "$CACHE/base-image")" in
+    "$REGISTRY"/*) curl -fsS -m 3 "http://$REGISTRY/v2/" >/dev/null 2>&1 || registry_ok=0 ;;
+  esac
+  if [ "$registry_ok" = 1 ]; then cat "$CACHE/base-image"; exit 0; fi
+fi
+
 # 2a. A machine that can pull the official slim image needs nothing else.
 if [ "${ENVSNAP_TRY_PULL:-1}" = 1 ] && timeout 20 docker pull -q python:3.11-slim >/dev/null 2>&1; then
   ref=$(docker image inspect --format '{{index .RepoDigests 0}}' python:3.11-slim)
