@@ -71,7 +71,9 @@ def test_dry_run_prints_the_plan(recorded: Path) -> None:
     assert "network none, read-only root" in out
     for stage in ("clean", "localize", "summarize", "hostile"):
         assert stage in out
-    default = envsnap("replay", recorded, "--dry-run", env={k: v for k, v in os.environ.items() if k != "ENVSNAP_BASE_IMAGE"})
+    default = envsnap(
+        "replay", recorded, "--dry-run", env={k: v for k, v in os.environ.items() if k != "ENVSNAP_BASE_IMAGE"}
+    )
     assert "python:3.11" in default.stdout and "slim-bookworm" in default.stdout
 
 
