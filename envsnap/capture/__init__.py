@@ -44,6 +44,8 @@ PROBE_MODULES = (
     "job",
     "data",
     "artifacts",
+    "lockfiles",
+    "configs",
     "sbom",
 )
 FINGERPRINT_SECTIONS = ("python", "packages", "native", "threads", "system", "gpu", "container")
@@ -53,7 +55,10 @@ def load_probes() -> list[type[Probe]]:
     """Import the probe modules (which register themselves) and return the probe classes in order."""
     for name in PROBE_MODULES:
         importlib.import_module(f"envsnap.capture.{name}")
-    return registered()
+    # Registration follows import order, which any earlier `import envsnap.capture.configs` changes: run
+    # in PROBE_MODULES order (later probes read earlier results: the git root, the packages).
+    rank = {f"envsnap.capture.{name}": index for index, name in enumerate(PROBE_MODULES)}
+    return sorted(registered(), key=lambda cls: rank.get(cls.__module__, len(rank)))
 
 
 def _encode(member: str, data: Any) -> bytes:
@@ -135,6 +140,8 @@ def capture(
     sampling: SampleOptions | None = None,
     artifacts: Iterable[str | os.PathLike[str]] = (),
     failure: Mapping[str, Any] | None = None,
+    lockfiles: Iterable[str | os.PathLike[str]] = (),
+    config_files: Iterable[str | os.PathLike[str]] = (),
 ) -> Snapshot:
     """Capture the runtime contract of this interpreter (or of ``python``) as a :class:`Snapshot`.
 
@@ -147,6 +154,8 @@ def capture(
     table); each is sampled as ``sampling`` says and stored as ``data/inputs/NAME.parquet`` with its
     record. ``artifacts`` are files (models, configs) recorded by hash with format-specific metadata.
     ``failure`` is the exception being recorded (``{type, message, traceback}``, see ``on_failure``).
+    ``lockfiles`` are lockfiles beyond those found at the repository root; ``config_files`` are
+    configuration files or globs, stored parsed and redacted (docs/config.md).
     """
     options = CaptureOptions.build(
         python=python,
@@ -161,6 +170,8 @@ def capture(
         sampling=sampling,
         artifacts=artifacts,
         failure=failure,
+        lockfiles=lockfiles,
+        config_files=config_files,
     )
     if output is not None:
         from envsnap.snapshot.writer import check_destination

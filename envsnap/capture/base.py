@@ -57,6 +57,9 @@ class CaptureOptions:
     inputs: tuple[InputSpec, ...] = ()
     sampling: SampleOptions = field(default_factory=SampleOptions)
     artifacts: tuple[str, ...] = ()
+    #: ``--lockfile PATH`` and ``--config-file PATH_OR_GLOB`` (the lockfiles and configs probes).
+    lockfiles: tuple[str, ...] = ()
+    config_files: tuple[str, ...] = ()
     #: The failure being recorded (``on_failure``, a failing ``run``): {type, message, traceback}.
     failure: Mapping[str, Any] | None = None
 
@@ -76,6 +79,8 @@ class CaptureOptions:
         sampling: SampleOptions | None = None,
         artifacts: Iterable[str | os.PathLike[str]] = (),
         failure: Mapping[str, Any] | None = None,
+        lockfiles: Iterable[str | os.PathLike[str]] = (),
+        config_files: Iterable[str | os.PathLike[str]] = (),
     ) -> CaptureOptions:
         """Options from the public API's loosely typed arguments (paths, iterables, None for defaults)."""
         return cls(
@@ -91,6 +96,8 @@ class CaptureOptions:
             sampling=sampling if sampling is not None else SampleOptions(),
             artifacts=tuple(os.fspath(a) for a in artifacts),
             failure=failure,
+            lockfiles=tuple(os.fspath(p) for p in lockfiles),
+            config_files=tuple(os.fspath(p) for p in config_files),
         )
 
 

@@ -30,7 +30,22 @@ COLUMNS = typer.Option([], "--columns", help="Only these columns (comma-separate
 MASK = typer.Option(
     [], "--mask", help="Replace this column's values with salted tokens before anything runs or is written."
 )
+RTOL = typer.Option(
+    None, "--rtol", min=0.0, help="Relative tolerance for numeric cells (default: the config's [check], else 0)."
+)
+ATOL = typer.Option(
+    None, "--atol", min=0.0, help="Absolute tolerance for numeric cells (default: the config's [check], else 0)."
+)
 ARTIFACTS = typer.Option([], "--artifact", help="Record a model/config file: hash, size, format metadata (repeatable).")
+LOCKFILES = typer.Option(
+    [],
+    "--lockfile",
+    metavar="PATH",
+    help="Also record this lockfile (those at the repository root always are; repeatable).",
+)
+CONFIG_FILES = typer.Option(
+    [], "--config-file", metavar="PATH_OR_GLOB", help="Record a config file, parsed and redacted (repeatable)."
+)
 
 
 def default_python() -> str | None:

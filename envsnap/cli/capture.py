@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import typer
 
 from envsnap.cli import _options as opt
 from envsnap.cli._common import EXIT_ERROR, cli_errors, err, human_size
+
+if TYPE_CHECKING:
+    from envsnap.snapshot.model import Snapshot
 
 
 @cli_errors
@@ -34,6 +38,8 @@ def capture(
     columns: list[str] = opt.COLUMNS,
     mask: list[str] = opt.MASK,
     artifacts: list[str] = opt.ARTIFACTS,
+    lockfiles: list[str] = opt.LOCKFILES,
+    config_files: list[str] = opt.CONFIG_FILES,
 ) -> None:
     """Capture the runtime contract of a Python environment into a snapshot."""
     from envsnap.capture import capture as do_capture
@@ -56,6 +62,8 @@ def capture(
         inputs=opt.parse_inputs(inputs),
         sampling=opt.sampling_options(rows, fraction, seed, method, columns, mask),
         artifacts=artifacts,
+        lockfiles=lockfiles,
+        config_files=config_files,
     )
     # Inputs and artifacts are what the user asked for by name: the snapshot is written with what
     # happened, but a failure to record one of them is an error, not a footnote.
@@ -73,7 +81,24 @@ def capture(
     for name, message in sorted(failed.items()):
         if name not in asked:
             sys.stdout.write(f"  probe {name} failed: {message}\n")
+    for line in project_lines(snap):
+        sys.stdout.write(f"  {line}\n")
     fail_on_requested(asked)
+
+
+def project_lines(snap: Snapshot) -> list[str]:
+    """Where the environment disagrees with the project's lockfiles, and the lockfiles and config files
+    that could not be recorded (each one line naming the file)."""
+    lines: list[str] = []
+    for member, prefix in (("project/lockfiles.json", "lockfile"), ("project/configs.json", "config")):
+        data = snap.section(member) if member in snap else None
+        if not isinstance(data, dict):
+            continue
+        lines += [str(d["message"]) for d in data.get("disagreements") or ()]
+        lines += [f"{prefix} {f['error']}" for f in data.get("files") or () if f.get("error")]
+        if data.get("settings_error"):
+            lines.append(f"envsnap config: {data['settings_error']}")
+    return list(dict.fromkeys(lines))
 
 
 def fail_on_requested(errors: dict[str, str]) -> None:

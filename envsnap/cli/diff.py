@@ -1,4 +1,5 @@
-"""``envsnap diff``: compare two snapshots, or a snapshot with the environment now or a requirements file.
+"""``envsnap diff``: compare two snapshots, or a snapshot with the environment now, a requirements file, or
+(``--config-against-repo``) its captured config files with the repository at the recorded commit.
 
 Exit codes: 0 (differences or not, unless ``--fail-on`` asks); 1 with ``--fail-on env|data|any`` when such
 differences exist; 2 for a usage error; 3 for an unreadable snapshot (via :func:`cli_errors`).
@@ -49,6 +50,12 @@ def diff(
     requirements: str = typer.Option(
         None, "--requirements", "-r", metavar="FILE", help="Compare A's packages with a lock/requirements file."
     ),
+    against_repo: bool = typer.Option(
+        False, "--config-against-repo", help="Compare A's captured config files with the repository at its commit."
+    ),
+    repo: str = typer.Option(
+        None, "--repo", metavar="DIR", help="With --config-against-repo: the clone to read (default: the recorded one)."
+    ),
     rtol: float = typer.Option(0.0, "--rtol", min=0.0, help="Relative tolerance for numeric cells."),
     atol: float = typer.Option(0.0, "--atol", min=0.0, help="Absolute tolerance for numeric cells."),
     keys: list[str] = typer.Option(  # noqa: B008 - typer declares options this way
@@ -61,9 +68,12 @@ def diff(
     fail_on: str = typer.Option(None, "--fail-on", metavar="env|data|any", help="Exit 1 when such differences exist."),
 ) -> None:
     """Compare two snapshots: environment, data and the first diverging stage, with ranked suspects."""
-    given = sum([b is not None, current, requirements is not None])
+    given = sum([b is not None, current, requirements is not None, against_repo])
     if given != 1:
-        err("envsnap: usage error: give exactly one of B, --current or --requirements FILE")
+        err("envsnap: usage error: give exactly one of B, --current or --requirements FILE (or --config-against-repo)")
+        raise typer.Exit(EXIT_USAGE)
+    if repo is not None and not against_repo:
+        err("envsnap: usage error: --repo goes with --config-against-repo")
         raise typer.Exit(EXIT_USAGE)
     if as_json and markdown:
         err("envsnap: usage error: --json and --markdown both print to stdout; choose one")
@@ -81,6 +91,10 @@ def diff(
         result = compare.diff_current(a, python=python)
     elif requirements is not None:
         result = compare.diff_requirements_file(a, requirements)
+    elif against_repo:
+        from envsnap.diff.config_repo import diff_config_against_repo
+
+        result = diff_config_against_repo(a, repo=repo)
     else:
         result = compare.diff(a, b, rtol=rtol, atol=atol, keys=keys, max_rows=max_rows)
 

@@ -66,7 +66,6 @@ def verify(snap: str = typer.Argument(..., metavar="SNAP", help="Snapshot direct
     )
 
 
-@cli_errors
 def _export_dockerfile(snap: str, dest: str, base_image: str | None) -> None:
     """Write the build context a replay would build: ``docker build DEST`` rebuilds the image by hand."""
     import shutil
@@ -99,6 +98,7 @@ def _export_dockerfile(snap: str, dest: str, base_image: str | None) -> None:
     err(f"build it with: docker build --network none -t {plan.image_tag('uv' if wheelhouse.uv else 'pip')} {dest}")
 
 
+@cli_errors
 def export(
     snap: str = typer.Argument(..., metavar="SNAP", help="Snapshot directory or *.envsnap file."),
     requirements: str = typer.Option(None, "--requirements", "-r", help="Write the pinned lock here ('-' = stdout)."),

@@ -24,8 +24,8 @@ def _progress(quiet: bool, verbose_build: bool) -> Callable[[str, str], None]:
         if quiet:
             return
         if kind == "log" and not verbose_build:
-            if message.startswith("["):  # a build step: "[3/9] RUN ..."
-                sys.stderr.write(f"    {message}\n")
+            if message.lstrip().startswith(("Installed", "Prepared", "envsnap:")):  # the install's summary lines
+                sys.stderr.write(f"    {message.strip()}\n")
             return
         sys.stderr.write(f"  {'·' if kind == 'step' else ' '} {message}\n")
         sys.stderr.flush()

@@ -37,6 +37,8 @@ ENV_SECTIONS = (
     "git",
     "system",
     "artifacts",
+    "lockfiles",
+    "configs",
 )
 
 #: Sections whose two parsed members are all a differ needs.
@@ -123,6 +125,10 @@ def diff_section(a: Snapshot, b: Snapshot, name: str) -> tuple[SectionDiff, tupl
 
 
 def _compare(a: Snapshot, b: Snapshot, name: str, *, validate: bool) -> tuple[SectionDiff, tuple[PackageDelta, ...]]:
+    if name in ("lockfiles", "configs"):
+        from envsnap.diff.env_configs import diff_project_section
+
+        return diff_project_section(a, b, name, validate=validate), ()
     data_a, data_b = load_section(a, name, validate=validate), load_section(b, name, validate=validate)
     if name == "artifacts":
         # No --artifact given is an empty set, not an unknown one: artifacts on one side read as added.

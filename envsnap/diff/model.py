@@ -95,7 +95,7 @@ class SectionDiff:
 @dataclass(frozen=True)
 class EnvDiff:
     """Every environment section (python, packages, lock, native, threads, envvars, gpu, container, git,
-    system, artifacts) plus the package deltas in detail."""
+    system, artifacts, lockfiles, configs) plus the package deltas in detail."""
 
     sections: tuple[SectionDiff, ...]
     packages: tuple[PackageDelta, ...] = ()

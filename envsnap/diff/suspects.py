@@ -108,6 +108,14 @@ TABLE_LIBRARIES = frozenset({"pandas", "pyarrow", "polars", "fastparquet"})
 _GIT_CODE_KEYS = frozenset({"commit", "dirty", "patch_sha256", "patch_truncated", "patch", "describe"})
 
 _NORMALIZE = re.compile(r"[-_.]+")
+#: Config keys whose names say they shape the data a model sees: normalization and scaling, features,
+#: thresholds and cut-offs, schema and columns, encodings. A change there moves outputs by design.
+_CONFIG_SHAPING = re.compile(
+    r"normali[sz]|standardi[sz]|scal(?:e|er|ing)|feature|threshold|cut_?off|schema|column|dtype|clip|imput"
+    r"|encod|vocab|bins?\b|quantile",
+    re.IGNORECASE,
+)
+CONFIG_TYPE_CHANGE = 1.0
 
 
 def _normalize(name: str) -> str:
@@ -251,6 +259,15 @@ def _change_prior(change: Change, ctx: _Context) -> tuple[float, str, str]:
         return LOW, key, "environment variable"
     if section == "lock":
         return LOW * 0.5, f"lock {key}", "lock entry"
+    if section == "configs":
+        path = key.partition(":")[2]
+        if path and _CONFIG_SHAPING.search(path):
+            return HIGH, f"config {key}", "config key about normalization/features/thresholds/schema"
+        return MEDIUM, f"config {key}", "config value"
+    if section == "lockfiles":
+        if key.endswith(" (installed)"):
+            return MEDIUM, f"lockfile {key}", "the environment disagrees with the lock"
+        return LOW * 0.5, f"lockfile {key}", "lockfile entry"
     if section == "packages":
         return LOW, key, "package metadata"
     return LOW, f"{section} {key}", section
@@ -262,6 +279,8 @@ def _change(change: Change, ctx: _Context) -> Suspect:
         score -= 0.25  # "cannot tell" ranks below a known change of the same kind
     if change.redacted and change.value_changed is False:
         score -= 0.5
+    if change.section == "configs" and (change.note or "").startswith("type "):
+        score += CONFIG_TYPE_CHANGE  # "false" -> false: code that tests truthiness now takes the other branch
     if change.section == "python" and change.key == "version" and change.kind == "changed":
         score += _python_step(change.before, change.after)
     if "NUM_THREADS" in change.key.upper() or change.key.upper().endswith("CUDA_VISIBLE_DEVICES"):
@@ -326,6 +345,12 @@ def _schema(table: TableDiff, schema: SchemaChange, ctx: _Context, read_by_diver
     return Suspect(0, score, "schema", f"input {table.name}.{schema.column}", "; ".join(parts), schema)
 
 
+def _lockfile_package(key: str) -> str | None:
+    """The package of a lockfiles change key (``uv.lock:numpy``, ``uv.lock:numpy (installed)``)."""
+    _, sep, name = key.rpartition(":")
+    return _normalize(name.removesuffix(" (installed)")) if sep else None
+
+
 def _fmt(value: Any) -> str:
     return "-" if value is None else str(value)
 
@@ -353,6 +378,8 @@ def rank_suspects(env: EnvDiff, data: DataDiff, a: Snapshot, b: Snapshot) -> tup
             # The package deltas already tell these (with the version step), and a lock line moves with
             # its package.
             if section.name in ("packages", "lock") and _normalize(change.key) in package_names:
+                continue
+            if section.name == "lockfiles" and _lockfile_package(change.key) in package_names:
                 continue
             # How the capture was told to redact (--env-allow, the key in use) is not the job's runtime.
             if section.name == "envvars" and change.key.startswith("policy."):

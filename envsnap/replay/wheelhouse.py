@@ -30,6 +30,7 @@ from envsnap.replay.plan import Package, ReplayPlan, normalize
 
 UV_VERSION = "0.13.9"
 DOWNLOAD_TIMEOUT_S = 1800
+DOWNLOAD_PROCESSES = 4
 _NO_MATCH = re.compile(r"No matching distribution found for ([A-Za-z0-9._-]+)(?:==([^\s]+))?")
 _NO_VERSION = re.compile(r"Could not find a version that satisfies the requirement ([A-Za-z0-9._-]+)(?:==([^\s]+))?")
 
@@ -190,24 +191,36 @@ def _wheel_pin(filename: str) -> tuple[str, str]:
 
 
 def _download(pins: list[str], target: Target, dest: Path, log: Callable[[str], None] | None) -> None:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q", "-d", str(dest)]
-    cmd += target.pip_args() + pins
+    """``pip download`` the pins for ``target`` into ``dest``: several pip processes at once, since each
+    one fetches its files one after the other and most of a cold download is waiting on the index."""
     if log is not None:
         log(f"downloading {len(pins)} wheel(s) for {target.key}")
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=DOWNLOAD_TIMEOUT_S, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise WheelhouseError(f"pip download did not finish within {DOWNLOAD_TIMEOUT_S} s") from exc
-    if proc.returncode == 0:
+    groups = [pins[i::DOWNLOAD_PROCESSES] for i in range(min(DOWNLOAD_PROCESSES, len(pins)))]
+    procs = []
+    for group in groups:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q"]
+        cmd += ["-d", str(dest), *target.pip_args(), *group]
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    failures = []
+    for proc in procs:
+        try:
+            out, err = proc.communicate(timeout=DOWNLOAD_TIMEOUT_S)
+        except subprocess.TimeoutExpired as exc:
+            for other in procs:
+                other.kill()
+            raise WheelhouseError(f"pip download did not finish within {DOWNLOAD_TIMEOUT_S} s") from exc
+        if proc.returncode != 0:
+            failures.append((proc.returncode, err + out))
+    if not failures:
         return
-    text = proc.stderr + proc.stdout
+    code, text = failures[0]
     for pattern in (_NO_MATCH, _NO_VERSION):
         match = pattern.search(text)
         if match:
             pin = f"{match.group(1)}=={match.group(2)}" if match.group(2) else match.group(1)
             raise NoDistributionError(pin, target.key, "no wheel for it")
     last = [line for line in text.strip().splitlines() if line.strip()][-1:] or ["no output"]
-    raise WheelhouseError(f"pip download failed (exit {proc.returncode}): {last[0][:300]}")
+    raise WheelhouseError(f"pip download failed (exit {code}): {last[0][:300]}")
 
 
 def gather(

@@ -177,7 +177,8 @@ def test_export_dockerfile_builds_by_hand(tmp_path: Path, recorded: Path, docker
     proc = envsnap("export", recorded, "--dockerfile", context, "--base-image", docker_base)
     assert proc.returncode == 0, proc.stderr
     dockerfile = (context / "Dockerfile").read_text()
-    assert f"FROM {docker_base}" in dockerfile and "--require-hashes" in dockerfile
+    assert f"FROM {docker_base}" in dockerfile and "RUN sh /opt/envsnap/install.sh" in dockerfile
+    assert "--require-hashes" in (context / "install.sh").read_text()
     reqs = (context / "requirements.txt").read_text()
     assert "pytz==2025.2 --hash=sha256:" in reqs
     wheels = {p.name.split("-")[0].lower() for p in (context / "wheels").glob("*.whl")}

@@ -16,13 +16,14 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import time
 from pathlib import Path
 from typing import Any
 
-from envsnap.replay.dockerfile import installer_of, write_context
+from envsnap.replay.dockerfile import image_env, image_labels, installer_of, write_context
 from envsnap.replay.engines.base import (
     BaseImageMissingError,
     Engine,
@@ -40,7 +41,6 @@ PIDS_LIMIT = 512
 TMPFS = "rw,nosuid,nodev,size=1g,mode=1777"
 OUTPUT_TAIL = 8000
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 
 
 def hardened_options(plan: ReplayPlan) -> dict[str, Any]:
@@ -134,7 +134,7 @@ class DockerEngine(Engine):
             f"building {tag} from {plan.base_image} with {installer} "
             f"({wheelhouse.downloaded} downloaded, {wheelhouse.cached} from the wheel cache; no network)",
         )
-        self._build(context, tag, progress)
+        self._build(plan, context, tag, installer, progress)
         image = self._image(tag)
         return Prepared(
             "docker",
@@ -146,37 +146,53 @@ class DockerEngine(Engine):
             str(image.id) if image is not None else None,
         )
 
-    def _build(self, context: Path, tag: str, progress: Progress) -> None:
+    def _build(self, plan: ReplayPlan, context: Path, tag: str, installer: str, progress: Progress) -> None:
+        """Run ``install.sh`` in a container of the base image, then commit it as the replay image.
+
+        The same recipe as the exported Dockerfile, without its costs: the context is a read-only bind
+        mount instead of a tarball sent to the daemon and a ``COPY`` layer of wheels, and the venv is
+        written once into the one new layer instead of being copied from a build stage. The build
+        container has no network, like every replay container.
+        """
         from docker.errors import APIError
 
+        client = self.client()
+        try:
+            container = client.containers.create(
+                plan.base_image,
+                command=["sh", "/opt/envsnap/install.sh", "/opt/envsnap"],
+                network_mode="none",
+                volumes={str(context): {"bind": "/opt/envsnap", "mode": "ro"}},
+                labels={"org.envsnap.build": tag},
+            )
+        except APIError as exc:
+            raise EngineError(f"cannot create the build container: {exc.explanation or exc}") from None
         tail: list[str] = []
         try:
-            stream = self.client().api.build(
-                path=str(context),
-                tag=tag,
-                network_mode="none",
-                rm=True,
-                forcerm=True,
-                pull=False,
-                decode=True,
-            )
-            for chunk in stream:
-                if "error" in chunk:
-                    detail = str(chunk.get("error") or "").strip()
-                    raise EngineError(
-                        f"the image build failed: {detail.splitlines()[-1][:300] if detail else 'no detail'}",
-                        hint="the build log is above; `envsnap export SNAP --dockerfile DIR` writes the context "
-                        "to try by hand",
-                    )
-                for raw in _ANSI.sub("", str(chunk.get("stream") or "")).splitlines():
+            container.start()
+            for chunk in container.logs(stream=True, follow=True):
+                for raw in _ANSI.sub("", chunk.decode("utf-8", "replace")).splitlines():
                     line = raw.rstrip()
-                    if not line.strip():
-                        continue
-                    tail = [*tail, line][-20:]
-                    step = _STEP.match(line)
-                    progress("log", f"[{step.group(1)}/{step.group(2)}] {step.group(3)[:120]}" if step else line)
+                    if line.strip():
+                        tail = [*tail, line][-20:]
+                        progress("log", line)
+            code = int(container.wait().get("StatusCode", -1))
+            if code != 0:
+                last = tail[-1] if tail else "no output"
+                raise EngineError(
+                    f"the image build failed (exit {code}): {last[:300]}",
+                    hint="`envsnap export SNAP --dockerfile DIR` writes the same recipe to try by hand",
+                )
+            changes = [f"ENV {key}={value}" for key, value in image_env().items()]
+            changes += [f"LABEL {key}={json.dumps(value)}" for key, value in image_labels(plan, installer).items()]
+            changes.append('CMD ["python"]')
+            repository, _, name = tag.partition(":")
+            container.commit(repository=repository, tag=name, changes=changes)
         except APIError as exc:
             raise EngineError(f"the image build failed: {exc.explanation or exc}") from None
+        finally:
+            with contextlib.suppress(APIError):
+                container.remove(force=True)
 
     def _create(
         self,

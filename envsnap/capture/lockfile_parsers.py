@@ -1,0 +1,399 @@
+"""Parsers of a project's own lockfiles and manifests: what each one pins.
+
+Every parser takes the file's text and returns a :class:`ParsedLock`: exact pins (``name -> version``,
+several versions of one name joined with ``" || "`` when a lock forks by platform or marker), the other
+requirements with their specifiers, and the markers of requirements that have one (the drift check
+evaluates them only when the installed version disagrees). Names are normalized (PEP 503). A file that
+cannot be parsed raises ``ValueError`` with a short reason; the probe records it next to the file name.
+
+Kinds: ``requirements`` (``requirements*.txt``, ``*.in``, ``constraints*.txt``), ``pyproject``
+(``[project]`` dependencies and optional dependencies, PEP 735 dependency groups, Poetry's tables),
+``poetry.lock``, ``uv.lock``, ``pylock`` (PEP 751), ``pipfile.lock``, ``conda-environment``
+(``environment.yml``; conda's ``name=1.2`` matches 1.2.*) and ``conda-lock``.
+
+Nothing here imports ``packaging``: requirement strings are split with a small PEP 508 reader, because
+``packaging.requirements`` alone costs ~30 ms of capture's ~100 ms budget.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from envsnap.capture.packages import normalize_name
+
+#: Version strings of several entries for one name (forks) are joined with this separator.
+FORK_SEPARATOR = " || "
+
+#: Lockfiles looked for at the project root, by name pattern (lower-cased), with their kind.
+ROOT_PATTERNS: tuple[tuple[str, str], ...] = (
+    ("requirements*.txt", "requirements"),
+    ("requirements*.in", "requirements"),
+    ("constraints*.txt", "requirements"),
+    ("pyproject.toml", "pyproject"),
+    ("poetry.lock", "poetry.lock"),
+    ("uv.lock", "uv.lock"),
+    ("pylock.toml", "pylock"),
+    ("pylock.*.toml", "pylock"),
+    ("pipfile.lock", "pipfile.lock"),
+    ("environment.yml", "conda-environment"),
+    ("environment.yaml", "conda-environment"),
+    ("conda-lock.yml", "conda-lock"),
+    ("conda-lock.yaml", "conda-lock"),
+    ("*.conda-lock.yml", "conda-lock"),
+)
+#: ``requirements/`` at the root is searched too (``requirements/base.txt``), for these patterns.
+REQUIREMENTS_DIR_PATTERNS = ("*.txt", "*.in")
+
+_NAME = re.compile(r"\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(\[[^\]]*\])?\s*")
+_EXACT = re.compile(r"^\s*(===?)\s*([^\s,;=<>!~*]+)\s*$")
+_CONDA_SPEC = re.compile(r"^([A-Za-z0-9_.\-]+)\s*(.*)$")
+
+
+@dataclass
+class ParsedLock:
+    """What one lockfile or manifest pins and requires."""
+
+    kind: str
+    pins: dict[str, str] = field(default_factory=dict)
+    requirements: dict[str, str] = field(default_factory=dict)
+    markers: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    #: conda's ``=``: a pin ``1.26`` matches every 1.26.x (prefix match), not only 1.26.
+    prefix_pins: bool = False
+
+    def pin(self, name: str, version: str) -> None:
+        """Add a pin; a second, different version of the same name is a fork (``a || b``)."""
+        key = normalize_name(name)
+        known = self.pins.get(key)
+        versions = set(known.split(FORK_SEPARATOR)) if known else set()
+        versions.add(version)
+        self.pins[key] = FORK_SEPARATOR.join(sorted(versions))
+
+    def require(self, name: str, specifier: str) -> None:
+        """Add a requirement that is not an exact pin (``>=1.2,<2``; empty = any version)."""
+        key = normalize_name(name)
+        known = self.requirements.get(key)
+        if known and specifier and known != specifier:
+            self.requirements[key] = f"{known},{specifier}"
+        elif not known:
+            self.requirements[key] = specifier
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pins": dict(sorted(self.pins.items())),
+            "requirements": dict(sorted(self.requirements.items())),
+            "markers": dict(sorted(self.markers.items())),
+            "notes": list(self.notes),
+        }
+
+
+def detect_kind(file_name: str, *, loose: bool = False) -> str | None:
+    """The lockfile kind of a file name (``uv.lock`` -> ``uv.lock``), or None when it is not one.
+
+    ``loose`` (a file the user named): any other ``*.txt`` / ``*.in`` reads as a requirements file.
+    """
+    lowered = file_name.lower()
+    for pattern, kind in ROOT_PATTERNS:
+        if fnmatch.fnmatchcase(lowered, pattern):
+            return kind
+    if loose and lowered.endswith((".txt", ".in")) and lowered != "manifest.in":
+        return "requirements"
+    return None
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One PEP 508 requirement, split without ``packaging``: name, specifier text, URL, marker text."""
+
+    name: str
+    specifier: str
+    url: str | None
+    marker: str | None
+
+    @property
+    def exact(self) -> str | None:
+        """The version of an exact pin (``==1.2.3`` / ``===1.2.3``), else None."""
+        match = _EXACT.match(self.specifier.strip("() "))
+        return match.group(2) if match else None
+
+
+def split_requirement(text: str) -> Requirement:
+    """Split ``name[extras] (spec) ; marker`` or ``name @ url ; marker``; ValueError when it has no name."""
+    body, _, marker = text.partition(";")
+    match = _NAME.match(body)
+    if match is None:
+        raise ValueError(f"not a requirement: {text.strip()[:80]!r}")
+    rest = body[match.end() :].strip()
+    url = None
+    if rest.startswith("@"):
+        url, rest = rest[1:].strip(), ""
+    return Requirement(match.group(1), rest.strip("() "), url, marker.strip() or None)
+
+
+def _add_requirement(parsed: ParsedLock, text: str) -> None:
+    req = split_requirement(text)
+    if req.url is not None:
+        parsed.require(req.name, f"@ {req.url}")
+    elif req.exact is not None:
+        parsed.pin(req.name, req.exact)
+    else:
+        parsed.require(req.name, req.specifier)
+    if req.marker:
+        parsed.markers[normalize_name(req.name)] = req.marker
+
+
+def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
+    """(line number, line) with ``\\`` continuations joined and comments removed."""
+    pending, start = "", 0
+    for number, raw in enumerate(text.splitlines(), 1):
+        if not pending:
+            start = number
+        line = f"{pending} {raw.strip()}" if pending else raw
+        if line.rstrip().endswith("\\"):
+            pending = line.rstrip()[:-1].rstrip()
+            continue
+        pending = ""
+        line = re.sub(r"(^|\s)#.*$", "", line).strip()
+        if line:
+            yield start, line
+    if pending.strip():
+        yield start, pending.strip()
+
+
+def parse_requirements_lines(lines: Iterable[str], parsed: ParsedLock) -> None:
+    """Requirement lines of pip's format into ``parsed``: options (``--index-url``, ``-r``, ``--hash``) are
+    skipped, editables and bare URLs are noted, every other line must be a requirement."""
+    for number, line in _logical_lines("\n".join(lines)):
+        words = line.split()
+        if words[0] in ("-e", "--editable") or words[0].startswith("--editable="):
+            parsed.notes.append(f"line {number}: editable requirement not compared")
+            continue
+        if line.startswith("-"):
+            continue
+        spec = " ".join(w for w in words if not w.startswith("--"))
+        if "://" in spec and not re.match(r"^[A-Za-z0-9._-]+(\[[^\]]*\])?\s*@", spec):
+            parsed.notes.append(f"line {number}: URL requirement not compared")
+            continue
+        try:
+            _add_requirement(parsed, spec)
+        except ValueError as exc:
+            raise ValueError(f"line {number}: {exc}") from None
+
+
+def parse_requirements(text: str) -> ParsedLock:
+    """A pip requirements or constraints file (``requirements*.txt``, ``*.in``)."""
+    parsed = ParsedLock("requirements")
+    parse_requirements_lines(text.splitlines(), parsed)
+    return parsed
+
+
+def _toml(text: str) -> dict[str, Any]:
+    import tomllib
+
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"not valid TOML: {exc}") from None
+
+
+def _strings(value: Any, where: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{where} is not a list of requirement strings")
+    return list(value)
+
+
+def parse_pyproject(text: str) -> ParsedLock:
+    """``pyproject.toml``: ``[project]`` dependencies and optional dependencies, PEP 735
+    ``[dependency-groups]`` and ``[tool.poetry.dependencies]`` (Poetry constraints kept as written)."""
+    data = _toml(text)
+    parsed = ParsedLock("pyproject")
+    project: dict[str, Any] = data["project"] if isinstance(data.get("project"), dict) else {}
+    for spec in _strings(project.get("dependencies"), "project.dependencies"):
+        _add_requirement(parsed, spec)
+    extras = project.get("optional-dependencies") or {}
+    groups = data.get("dependency-groups") or {}
+    for table, where in ((extras, "project.optional-dependencies"), (groups, "dependency-groups")):
+        if not isinstance(table, dict):
+            raise ValueError(f"{where} is not a table")
+        for group, specs in sorted(table.items()):
+            for spec in specs if isinstance(specs, list) else []:
+                if isinstance(spec, str):  # a dependency group may include another: {include-group = "x"}
+                    _add_requirement(parsed, spec)
+            if not isinstance(specs, list):
+                raise ValueError(f"{where}.{group} is not a list")
+    poetry = data.get("tool", {}).get("poetry", {}) if isinstance(data.get("tool"), dict) else {}
+    deps = poetry.get("dependencies") if isinstance(poetry, dict) else None
+    for name, constraint in sorted((deps or {}).items()):
+        if name.lower() == "python":
+            continue
+        version = constraint.get("version") if isinstance(constraint, dict) else constraint
+        text = version.strip() if isinstance(version, str) else ""
+        if text.startswith("==") and _EXACT.match(text):
+            parsed.pin(name, text[2:].strip("= "))
+        elif re.fullmatch(r"\d[\w.!+-]*", text):
+            parsed.pin(name, text)  # Poetry reads a bare "1.2.3" as an exact pin
+        else:
+            parsed.require(name, text)
+    return parsed
+
+
+def _packages_table(data: dict[str, Any], key: str, kind: str) -> ParsedLock:
+    packages = data.get(key)
+    if not isinstance(packages, list):
+        raise ValueError(f"no [[{key}]] entries")
+    parsed = ParsedLock(kind)
+    for index, entry in enumerate(packages):
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise ValueError(f"{key}[{index}] has no name")
+        version = entry.get("version")
+        if isinstance(version, str):
+            parsed.pin(entry["name"], version)
+        else:
+            parsed.require(entry["name"], "")  # a virtual/dynamic project in uv.lock has no version
+        marker = entry.get("marker")
+        if isinstance(marker, str) and marker:
+            parsed.markers[normalize_name(entry["name"])] = marker
+    return parsed
+
+
+def parse_poetry_lock(text: str) -> ParsedLock:
+    """``poetry.lock``: every ``[[package]]`` name and version."""
+    return _packages_table(_toml(text), "package", "poetry.lock")
+
+
+def parse_uv_lock(text: str) -> ParsedLock:
+    """``uv.lock``: every ``[[package]]`` name and version (forks give several versions of one name)."""
+    return _packages_table(_toml(text), "package", "uv.lock")
+
+
+def parse_pylock(text: str) -> ParsedLock:
+    """PEP 751 ``pylock.toml``: every ``[[packages]]`` name and version, with its marker."""
+    return _packages_table(_toml(text), "packages", "pylock")
+
+
+def parse_pipfile_lock(text: str) -> ParsedLock:
+    """``Pipfile.lock`` (JSON): the ``default`` and ``develop`` sections."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    parsed = ParsedLock("pipfile.lock")
+    for section in ("default", "develop"):
+        entries = data.get(section) or {}
+        if not isinstance(entries, dict):
+            raise ValueError(f"{section} is not an object")
+        for name, entry in sorted(entries.items()):
+            version = entry.get("version") if isinstance(entry, dict) else None
+            exact = _EXACT.match(version) if isinstance(version, str) else None
+            if exact is not None:
+                parsed.pin(name, exact.group(2))
+            else:
+                parsed.require(name, version if isinstance(version, str) else "")
+            marker = entry.get("markers") if isinstance(entry, dict) else None
+            if isinstance(marker, str) and marker:
+                parsed.markers[normalize_name(name)] = marker
+    return parsed
+
+
+def _yaml(text: str) -> Any:
+    from envsnap.capture.config_parsers import load_yaml
+
+    return load_yaml(text)
+
+
+def parse_conda_environment(text: str) -> ParsedLock:
+    """conda ``environment.yml``: ``dependencies`` (``name=1.2``, ``name==1.2.3``, ``name>=1``, a ``pip:``
+    list in pip's format). conda's single ``=`` is a prefix match, recorded as a pin with prefix semantics."""
+    data = _yaml(text)
+    if not isinstance(data, dict):
+        raise ValueError("not a YAML mapping")
+    deps = data.get("dependencies") or []
+    if not isinstance(deps, list):
+        raise ValueError("dependencies is not a list")
+    parsed = ParsedLock("conda-environment", prefix_pins=True)
+    for dep in deps:
+        if isinstance(dep, dict):
+            pip = dep.get("pip")
+            if pip is not None:
+                parse_requirements_lines([str(p) for p in pip if isinstance(p, str)], parsed)
+            continue
+        if not isinstance(dep, str):
+            raise ValueError(f"dependency {dep!r} is not a string")
+        spec = dep.split("::", 1)[-1].strip()  # channel::name
+        match = _CONDA_SPEC.match(spec)
+        if match is None:
+            raise ValueError(f"not a conda dependency: {dep!r}")
+        name, rest = match.group(1), match.group(2).strip()
+        if rest.startswith("==") and re.fullmatch(r"==[^\s=<>!,|*]+", rest):
+            parsed.pin(name, rest[2:])
+        elif rest.startswith("=") and not rest.startswith("=="):
+            version = rest[1:].split("=", 1)[0]  # name=1.2=build
+            if version.endswith(".*"):
+                version = version[:-2]
+            if version and "*" not in version:
+                parsed.pin(name, version)
+            else:
+                parsed.require(name, rest)
+        elif re.fullmatch(r"[^\s=<>!~,|*]+(=[^\s]+)?", rest) and rest:
+            parsed.pin(name, rest.split("=", 1)[0])  # "numpy 1.26.4" written with a space
+        else:
+            parsed.require(name, rest)
+    return parsed
+
+
+def parse_conda_lock(text: str) -> ParsedLock:
+    """``conda-lock.yml``: every ``package`` entry's name and version (all platforms; forks joined)."""
+    data = _yaml(text)
+    if not isinstance(data, dict) or not isinstance(data.get("package"), list):
+        raise ValueError("no package list")
+    parsed = ParsedLock("conda-lock")
+    for index, entry in enumerate(data["package"]):
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise ValueError(f"package[{index}] has no name")
+        version = entry.get("version")
+        if version is None:
+            parsed.require(entry["name"], "")
+        else:
+            parsed.pin(entry["name"], str(version))
+    return parsed
+
+
+PARSERS = {
+    "requirements": parse_requirements,
+    "pyproject": parse_pyproject,
+    "poetry.lock": parse_poetry_lock,
+    "uv.lock": parse_uv_lock,
+    "pylock": parse_pylock,
+    "pipfile.lock": parse_pipfile_lock,
+    "conda-environment": parse_conda_environment,
+    "conda-lock": parse_conda_lock,
+}
+
+
+def parse_lockfile(kind: str, text: str) -> ParsedLock:
+    """Parse ``text`` as a lockfile of ``kind`` (a key of :data:`PARSERS`); ValueError when malformed."""
+    try:
+        return PARSERS[kind](text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+__all__ = [
+    "FORK_SEPARATOR",
+    "PARSERS",
+    "ROOT_PATTERNS",
+    "ParsedLock",
+    "Requirement",
+    "detect_kind",
+    "parse_lockfile",
+    "split_requirement",
+]
