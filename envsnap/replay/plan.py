@@ -32,7 +32,7 @@ from envsnap.errors import EnvsnapError
 from envsnap.snapshot.model import Snapshot
 
 #: The image recipe's own version: a change to how images are built gives new tags.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 IMAGE_REPOSITORY = "envsnap-replay"
 DEFAULT_DEBIAN = "bookworm"
 

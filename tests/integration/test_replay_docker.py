@@ -172,6 +172,37 @@ def test_no_secret_reaches_the_container(recorded: Path, docker_base: str) -> No
     assert secret not in proc.stdout and secret not in proc.stderr
 
 
+def test_no_secret_in_docker_inspect_of_a_running_replay(recorded: Path, docker_base: str) -> None:  # noqa: F811
+    import os
+    import time
+
+    secret = "hf_" + "Qw7" * 12
+    env = {**os.environ, "HF_TOKEN": secret, "AWS_SECRET_ACCESS_KEY": secret, "OMP_NUM_THREADS": "1"}
+    argv = [*ENVSNAP, "replay", str(recorded), "--base-image", docker_base, "--stage", "hostile", "--no-fidelity"]
+    argv += ["--set-env", "HOSTILE=sleep"]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    inspected = ""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not inspected:
+        ids = subprocess.run(
+            ["docker", "ps", "-q", "--filter", "label=org.envsnap.replay"], capture_output=True, text=True, check=False
+        ).stdout.split()
+        if ids:
+            inspected = subprocess.run(["docker", "inspect", *ids], capture_output=True, text=True, check=False).stdout
+        time.sleep(0.2)
+    proc.communicate(timeout=120)
+    assert inspected, "never saw the replay container running"
+    config = json.loads(inspected)[0]
+    assert secret not in inspected
+    assert config["HostConfig"]["NetworkMode"] == "none" and config["HostConfig"]["ReadonlyRootfs"] is True
+    assert config["HostConfig"]["CapDrop"] == ["ALL"] and config["Config"]["User"] == "65532:65532"
+    assert "no-new-privileges" in config["HostConfig"]["SecurityOpt"]
+    writable = [m for m in config["Mounts"] if m["RW"] and not m["Destination"].endswith(("/out", "/scratch"))]
+    assert not writable, config["Mounts"]
+    names = {e.split("=", 1)[0] for e in config["Config"]["Env"]}
+    assert "HF_TOKEN" not in names and "AWS_SECRET_ACCESS_KEY" not in names
+
+
 def test_export_dockerfile_builds_by_hand(tmp_path: Path, recorded: Path, docker_base: str) -> None:  # noqa: F811
     context = tmp_path / "ctx"
     proc = envsnap("export", recorded, "--dockerfile", context, "--base-image", docker_base)

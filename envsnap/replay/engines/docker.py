@@ -155,6 +155,7 @@ class DockerEngine(Engine):
         container has no network, like every replay container.
         """
         from docker.errors import APIError
+        from docker.types import Mount
 
         client = self.client()
         try:
@@ -162,7 +163,10 @@ class DockerEngine(Engine):
                 plan.base_image,
                 command=["sh", "/opt/envsnap/install.sh", "/opt/envsnap"],
                 network_mode="none",
-                volumes={str(context): {"bind": "/opt/envsnap", "mode": "ro"}},
+                # A bind through ``mounts`` (not ``volumes``): ``volumes`` also declares a VOLUME in the
+                # container's config, which ``commit`` would carry into the image, giving every replay
+                # an anonymous writable volume.
+                mounts=[Mount(target="/opt/envsnap", source=str(context), type="bind", read_only=True)],
                 labels={"org.envsnap.build": tag},
             )
         except APIError as exc:
@@ -192,7 +196,7 @@ class DockerEngine(Engine):
             raise EngineError(f"the image build failed: {exc.explanation or exc}") from None
         finally:
             with contextlib.suppress(APIError):
-                container.remove(force=True)
+                container.remove(force=True, v=True)
 
     def _create(
         self,
@@ -205,13 +209,15 @@ class DockerEngine(Engine):
         env: dict[str, str],
         interactive: bool = False,
     ) -> Any:
-        volumes = {m.host: {"bind": m.inner, "mode": "rw" if m.writable else "ro"} for m in mounts}
+        from docker.types import Mount as DockerMount
+
+        binds = [DockerMount(target=m.inner, source=m.host, type="bind", read_only=not m.writable) for m in mounts]
         return self.client().containers.create(
             prepared.reference,
             command=argv,
             working_dir=cwd,
             environment=dict(env),
-            volumes=volumes,
+            mounts=binds,
             labels={"org.envsnap.replay": plan.snapshot_id},
             stdin_open=interactive,
             tty=interactive,
@@ -251,7 +257,7 @@ class DockerEngine(Engine):
             oom = bool(state.get("OOMKilled"))
         finally:
             with contextlib.suppress(APIError):
-                container.remove(force=True)
+                container.remove(force=True, v=True)
         return Exit(code, output[-OUTPUT_TAIL:], oom, timed_out, plan.memory_bytes)
 
     def shell_command(

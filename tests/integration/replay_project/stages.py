@@ -58,6 +58,10 @@ def hostile(table: pa.Table) -> pa.Table:
                 time.sleep(30)
                 os._exit(0)
             children.append(pid)
+    elif how == "sleep":
+        import time
+
+        time.sleep(float(os.environ.get("HOSTILE_SECONDS", "6")))
     elif how == "uid":
         return table.append_column("uid", pa.array([os.getuid()] * table.num_rows, pa.int64()))
     return table
