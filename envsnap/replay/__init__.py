@@ -11,18 +11,36 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from envsnap.replay.execute import ReplayError, ReplayReport, StageReplay
-from envsnap.replay.plan import PlanError, ReplayPlan, build_plan
-from envsnap.snapshot.model import Snapshot
+if TYPE_CHECKING:
+    from envsnap.replay.execute import ReplayError, ReplayReport, StageReplay
+    from envsnap.replay.plan import PlanError, ReplayPlan
+    from envsnap.snapshot.model import Snapshot
 
+# Nothing heavy at import: `envsnap` binds `replay` eagerly (see envsnap/__init__.py), and the CLI's start
+# must stay cheap. The report and plan types load on first use.
 __all__ = ["PlanError", "ReplayError", "ReplayPlan", "ReplayReport", "StageReplay", "plan", "replay"]
 
 
+def __getattr__(name: str) -> Any:
+    if name in ("ReplayError", "ReplayReport", "StageReplay"):
+        from envsnap.replay import execute
+
+        return getattr(execute, name)
+    if name in ("PlanError", "ReplayPlan"):
+        from envsnap.replay import plan as plan_module
+
+        return getattr(plan_module, name)
+    raise AttributeError(f"module 'envsnap.replay' has no attribute {name!r}")
+
+
 def _open(snapshot: Snapshot | str | os.PathLike[str]) -> tuple[Snapshot, bool]:
+    from envsnap.snapshot.model import Snapshot
+    from envsnap.snapshot.reader import open_snapshot
+
     if isinstance(snapshot, Snapshot):
         return snapshot, False
-    from envsnap.snapshot.reader import open_snapshot
 
     return open_snapshot(snapshot), True
 
@@ -39,6 +57,8 @@ def plan(
     match_resources: bool = True,
 ) -> ReplayPlan:
     """The replay plan for ``snapshot`` (nothing is built or run)."""
+    from envsnap.replay.plan import build_plan
+
     snap, owned = _open(snapshot)
     try:
         return build_plan(
@@ -85,6 +105,7 @@ def replay(
     """
     from envsnap.replay.engines import get_engine
     from envsnap.replay.execute import execute
+    from envsnap.replay.plan import build_plan
 
     snap, owned = _open(snapshot)
     try:
