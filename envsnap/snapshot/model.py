@@ -134,7 +134,13 @@ class Manifest:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form, as written to ``manifest.json``."""
+        """The JSON form, as written to ``manifest.json``, with its self-checksum (minor 1)."""
+        data = self.to_dict_unsigned()
+        data["checksum"] = manifest_checksum(data)
+        return data
+
+    def to_dict_unsigned(self) -> dict[str, Any]:
+        """The JSON form without ``checksum``."""
         return {
             "format": self.format,
             "minor": self.minor,
@@ -302,6 +308,17 @@ class Snapshot:
 
     def __repr__(self) -> str:
         return f"<Snapshot {self.path} id={self.id} fingerprint={self.fingerprint[:19]}>"
+
+
+def manifest_checksum(data: Mapping[str, Any]) -> str:
+    """``sha256:`` of the compact canonical manifest without its ``checksum`` field.
+
+    The manifest hashes every member; this field is the manifest's own hash, so that a directory
+    snapshot (which, unlike a zip, has no CRC around ``manifest.json``) detects a corrupted manifest too:
+    a changed label, id or fingerprint.
+    """
+    body = {k: v for k, v in data.items() if k != "checksum"}
+    return "sha256:" + hashlib.sha256(canonical.compact(body)).hexdigest()
 
 
 def manifest_bytes(manifest: Manifest) -> bytes:

@@ -16,7 +16,8 @@ import zipfile
 from collections.abc import Iterable
 
 from envsnap.errors import IntegrityError, SnapshotError, UnsafeArchiveError
-from envsnap.snapshot.model import MANIFEST, Manifest, Snapshot
+from envsnap.snapshot import canonical
+from envsnap.snapshot.model import MANIFEST, Manifest, Snapshot, manifest_checksum
 from envsnap.snapshot.stores import DirStore, ZipStore
 
 MAX_MANIFEST_SIZE = 16 << 20
@@ -58,7 +59,17 @@ def _parse_manifest(path: str, raw: bytes) -> Manifest:
         data = json.loads(raw)
     except (ValueError, RecursionError) as exc:
         raise SnapshotError(path, "manifest.json is not valid JSON (truncated or corrupt)") from exc
-    return Manifest.from_dict(data, source=path)
+    manifest = Manifest.from_dict(data, source=path)  # the version gate and the schema first
+    if "checksum" not in data and manifest.minor >= 1:
+        raise IntegrityError(
+            path, "manifest.json has no checksum, which every minor >= 1 manifest has (altered or corrupt)"
+        )
+    if "checksum" in data:  # minor >= 1: the manifest's own hash, and its exact canonical bytes
+        if data["checksum"] != manifest_checksum(data):
+            raise IntegrityError(path, "manifest.json does not match its own checksum (altered or corrupt)")
+        if raw != canonical.dumps(data):
+            raise IntegrityError(path, "manifest.json is not in its canonical form (altered or corrupt)")
+    return manifest
 
 
 def _compare_sets(path: str, manifest: Manifest, present: Iterable[str]) -> None:

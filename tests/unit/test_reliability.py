@@ -219,6 +219,33 @@ def test_diff_refuses_hostile_archives(
     assert peak < 256 * MiB, peak  # the bombs hold 64 MiB each when inflated; none may be
 
 
+@pytest.mark.parametrize("kind", HOSTILE)
+@pytest.mark.parametrize("command", ["show", "verify", "replay"])
+def test_show_verify_replay_refuse_hostile_archives(
+    tmp_path: Path, good: Good, kind: str, command: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "in").mkdir()
+    hostile = _build(kind, tmp_path / "in", good)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    before = _listing(tmp_path, good.zip.parent)
+    args = [command, str(hostile)] + (["--engine", "venv"] if command == "replay" else [])
+    tracemalloc.start()
+    try:
+        result = runner.invoke(app, args)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result.exit_code == 3, (result.exit_code, result.stdout, result.stderr)
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("envsnap: error: "), result.stderr
+    assert "internal error" not in lines[0] and "Traceback" not in result.stderr + result.stdout
+    assert _listing(tmp_path, good.zip.parent) == before
+    assert list(cwd.iterdir()) == []
+    assert peak < 256 * MiB, peak
+
+
 # --------------------------------------------------------------------------------------------------
 # Item 2: one flipped byte anywhere in any member is always detected by verify()
 # --------------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import pytest
 from envsnap.errors import FormatVersionError, IntegrityError, OutputError, SchemaError, SnapshotError
 from envsnap.snapshot import canonical
 from envsnap.snapshot.build import assemble_snapshot
-from envsnap.snapshot.model import Manifest, NewerMinorFormatWarning, Snapshot
+from envsnap.snapshot.model import Manifest, NewerMinorFormatWarning, Snapshot, manifest_checksum
 from envsnap.snapshot.reader import open_snapshot
 from tests.conftest import FAKE_FINGERPRINT, sample_members
 
@@ -120,10 +120,38 @@ snap.write({str(dest)!r})
 
 
 def _rewrite_manifest(path: Path, mutate: Callable[[dict], None]) -> None:
+    """Change the manifest as a writer would: the self-checksum is recomputed (a corrupt one is another test)."""
     manifest = path / "manifest.json"
     data = json.loads(manifest.read_text())
     mutate(data)
+    data["checksum"] = manifest_checksum(data)
     manifest.write_bytes(canonical.dumps(data))
+
+
+def test_flipped_byte_in_a_directory_manifest_is_always_detected(write_snapshot: Callable[[str], Path]) -> None:
+    path = write_snapshot("d")
+    manifest = path / "manifest.json"
+    good = manifest.read_bytes()
+    assert json.loads(good)["checksum"].startswith("sha256:")
+    for offset in range(len(good)):
+        for mask in (0x01, 0x20, 0x80):
+            bad = bytearray(good)
+            bad[offset] ^= mask
+            manifest.write_bytes(bytes(bad))
+            with pytest.raises(SnapshotError):
+                open_snapshot(path).verify()
+    manifest.write_bytes(good)
+    open_snapshot(path).verify()
+
+
+def test_a_manifest_without_checksum_minor_0_is_still_read(write_snapshot: Callable[[str], Path]) -> None:
+    path = write_snapshot("d")
+    manifest = path / "manifest.json"
+    data = json.loads(manifest.read_text())
+    del data["checksum"]
+    data["minor"] = 0
+    manifest.write_bytes(canonical.dumps(data))
+    assert open_snapshot(path).verify().members == len(data["members"])
 
 
 def test_unknown_major_format_is_refused_with_upgrade_hint(write_snapshot: Callable[[str], Path]) -> None:
