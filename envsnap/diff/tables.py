@@ -213,6 +213,9 @@ class _Side:
     def __init__(self, source: Source) -> None:
         import pyarrow.parquet as pq
 
+        from envsnap._arrow import guard
+
+        guard()  # snapshot parquet is untrusted: no pickled extension types
         self.file = pq.ParquetFile(source, pre_buffer=False)
         self.rows = self.file.metadata.num_rows
         self.schema = self.file.schema_arrow
