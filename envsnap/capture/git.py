@@ -95,7 +95,7 @@ def _first_line(err: bytes) -> str:
 
 def public_remote(url: str) -> str:
     """A remote URL without credentials: userinfo is dropped (``ssh://git@`` stays), tokens are scrubbed."""
-    return scrub_url(url).replace("<redacted:url-userinfo>@", "")
+    return scrub_url(url).replace("<redacted-url-userinfo>@", "")
 
 
 def _remotes(raw: bytes) -> dict[str, str]:

@@ -149,7 +149,9 @@ def _userinfo(match: re.Match[str]) -> str:
     scheme = tail.group(0).lower() if tail is not None else ""
     if match.group("password") is None and scheme in ("ssh", "git+ssh") and _SSH_USER.fullmatch(match.group("user")):
         return match.group(0)
-    return "://<redacted:url-userinfo>@"
+    # No colon in the placeholder: "user:password@" is exactly what secret scanners (GitHub's, detect-secrets)
+    # look for, and a snapshot attached to a CI job gets scanned.
+    return "://<redacted-url-userinfo>@"
 
 
 def _lower(text: str) -> str:
@@ -309,7 +311,7 @@ def scrub_url(url: str) -> str:
     if "://" not in out:
         match = _SCP_LIKE.match(out)
         if match is not None and not _SSH_USER.fullmatch(match.group("user")):
-            out = "<redacted:url-userinfo>@" + out[match.start("host") :]
+            out = "<redacted-url-userinfo>@" + out[match.start("host") :]
     return out
 
 

@@ -78,17 +78,17 @@ def test_every_canary_is_scrubbed_inside_a_diff(kind: str, marker: str) -> None:
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
-        ("https://user:pa55word@example.com/x", "https://<redacted:url-userinfo>@example.com/x"),
-        ("https://ghp_x@github.com/o/r.git", "https://<redacted:url-userinfo>@github.com/o/r.git"),
+        ("https://user:pa55word@example.com/x", "https://<redacted-url-userinfo>@example.com/x"),
+        ("https://ghp_x@github.com/o/r.git", "https://<redacted-url-userinfo>@github.com/o/r.git"),
         # an unencoded @ or / in the password does not leak its tail
-        ("https://u:S3cr3t!P@ss/w0rd@github.com/o/r", "https://<redacted:url-userinfo>@github.com/o/r"),
-        ("postgres://app:hunter22@db.internal:5432/x", "postgres://<redacted:url-userinfo>@db.internal:5432/x"),
+        ("https://u:S3cr3t!P@ss/w0rd@github.com/o/r", "https://<redacted-url-userinfo>@github.com/o/r"),
+        ("postgres://app:hunter22@db.internal:5432/x", "postgres://<redacted-url-userinfo>@db.internal:5432/x"),
         ("ssh://git@github.com/o/r.git", "ssh://git@github.com/o/r.git"),
-        ("ssh://deploy:pw123@host/r", "ssh://<redacted:url-userinfo>@host/r"),
+        ("ssh://deploy:pw123@host/r", "ssh://<redacted-url-userinfo>@host/r"),
         ("git+https://github.com/o/r.git@v1.0", "git+https://github.com/o/r.git@v1.0"),
         ("git+https://host:8443/o/r.git@v1", "git+https://host:8443/o/r.git@v1"),
         ("git@github.com:o/r.git", "git@github.com:o/r.git"),
-        ("user:pw@github.com:o/r.git", "<redacted:url-userinfo>@github.com:o/r.git"),
+        ("user:pw@github.com:o/r.git", "<redacted-url-userinfo>@github.com:o/r.git"),
         (
             "https://b.s3.amazonaws.com/k?X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F2024&X-Amz-Signature=abc123&v=2",
             "https://b.s3.amazonaws.com/k?X-Amz-Credential=<redacted>&X-Amz-Signature=<redacted>&v=2",
@@ -250,7 +250,7 @@ def test_scrub_argv_hides_flag_values_assignments_and_shapes() -> None:
         "API_KEY=<redacted:argument>",
         "--token-file",
         "/run/secrets/token",
-        "--url=https://<redacted:url-userinfo>@example.com/x",
+        "--url=https://<redacted-url-userinfo>@example.com/x",
         "<redacted:huggingface-token>",
         "--epochs",
         "3",
