@@ -77,7 +77,8 @@ def normalize(name: str) -> str:
 
 @dataclass(frozen=True)
 class Package:
-    """One distribution to install: ``source`` is ``index`` or ``local-wheel`` (then ``path``)."""
+    """One distribution to install: ``source`` is ``index``, ``local-wheel`` (``path``: the file) or
+    ``url-wheel`` (``path``: the URL it was installed from)."""
 
     name: str
     version: str
@@ -220,11 +221,12 @@ def _packages(
         kind = str(dist.get("location_kind") or "site")
         direct = dist.get("direct_url") or {}
         url = str(direct.get("url") or "") if isinstance(direct, dict) else ""
-        if kind in ("site", "") or (kind == "url" and not url.startswith("file:")):
-            if kind == "url" and not url.endswith(".whl"):
-                excluded.append(Excluded(name, version, kind, f"installed from {url or 'a URL'}; not on an index"))
-                continue
+        if kind in ("site", ""):
             packages.append(Package(name, version))
+        elif kind == "url" and url.endswith(".whl") and not url.startswith("file:"):
+            packages.append(Package(name, version, source="url-wheel", path=url))
+        elif kind == "url" and not url.startswith("file:"):
+            excluded.append(Excluded(name, version, kind, f"built from {url or 'a URL'}, not a wheel on an index"))
         elif kind == "local" and url.startswith("file://") and url.endswith(".whl"):
             packages.append(Package(name, version, source="local-wheel", path=url[len("file://") :]))
         elif kind == "editable":
@@ -232,8 +234,7 @@ def _packages(
                 Excluded(name, version, kind, "an editable install: its code comes from the source tree, not an index")
             )
         elif kind == "vcs":
-            vcs = direct.get("vcs_info") if isinstance(direct, dict) else None
-            commit = (vcs or {}).get("commit_id") if isinstance(vcs, dict) else None
+            commit = direct.get("commit_id") if isinstance(direct, dict) else None
             excluded.append(
                 Excluded(
                     name,

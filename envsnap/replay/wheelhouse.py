@@ -236,7 +236,9 @@ def gather(
     target = Target.of(plan)
     directory.mkdir(parents=True, exist_ok=True)
     wanted: list[Package] = list(plan.packages)
-    pins = [p.pin for p in wanted if p.source == "index"]
+    pins = [p.pin for p in wanted if p.source in ("index", "url-wheel")]
+    # A wheel installed from a URL is fetched from that URL (by the host's pip, with its configuration).
+    sources = {p.pin: (p.path or p.pin) if p.source == "url-wheel" else p.pin for p in wanted}
     uv_pin = f"uv=={UV_VERSION}"
     uv_target = Target("cpython", plan.python_version, target.machine, target.glibc)
     missing = [pin for pin in pins if cache.lookup(target, pin) is None]
@@ -245,7 +247,7 @@ def gather(
         with tempfile.TemporaryDirectory(prefix="envsnap-wheels-") as tmp:
             tmp_path = Path(tmp)
             if missing:
-                _download(missing, target, tmp_path, log)
+                _download([sources[pin] for pin in missing], target, tmp_path, log)
             by_pin = {}
             for path in tmp_path.glob("*.whl"):
                 by_pin[_wheel_pin(path.name)] = path
