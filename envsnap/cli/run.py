@@ -53,6 +53,8 @@ def run(
     columns: list[str] = opt.COLUMNS,
     mask: list[str] = opt.MASK,
     artifacts: list[str] = opt.ARTIFACTS,
+    lockfiles: list[str] = opt.LOCKFILES,
+    config_files: list[str] = opt.CONFIG_FILES,
     label: str = opt.LABEL,
     env_allow: list[str] = opt.ENV_ALLOW,
     no_git: bool = opt.NO_GIT,
@@ -87,6 +89,8 @@ def run(
         env_allow=env_allow,
         git=not no_git,
         artifacts=artifacts,
+        lockfiles=lockfiles,
+        config_files=config_files,
         on_stage=None if quiet else lambda outcome: err(_stage_line(outcome)),
     )
     snap = result.snapshot

@@ -100,6 +100,8 @@ def run_pipeline(
     git: bool = True,
     hashes: bool = False,
     artifacts: Iterable[str | os.PathLike[str]] = (),
+    lockfiles: Iterable[str | os.PathLike[str]] = (),
+    config_files: Iterable[str] = (),
     cwd: str | os.PathLike[str] | None = None,
     argv: Iterable[str] | None = None,
     on_stage: Callable[[dict[str, Any]], None] | None = None,
@@ -141,6 +143,8 @@ def run_pipeline(
         inputs=sources,
         sampling=sampling,
         artifacts=artifacts,
+        lockfiles=lockfiles,
+        config_files=config_files,
     )
     factory: Callable[[], target_mod.TargetRuntime]
     if options.python is not None:

@@ -46,6 +46,8 @@ SECTIONS: Mapping[str, str] = MappingProxyType(
         "inputs": "data/inputs.json",
         "pipeline": "pipeline/pipeline.json",
         "artifacts": "artifacts/index.json",
+        "lockfiles": "project/lockfiles.json",
+        "configs": "project/configs.json",
     }
 )
 

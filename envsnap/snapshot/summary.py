@@ -141,6 +141,25 @@ def _artifacts(d: Any) -> str:
     return ", ".join(sorted(_g(d, "artifacts", default={}) or {})) or "none"
 
 
+def _lockfiles(d: Any) -> str:
+    files = _g(d, "files", default=[]) or []
+    if not files:
+        return "none found"
+    names = ", ".join(str(f.get("path")) for f in files[:4]) + (f", +{len(files) - 4}" if len(files) > 4 else "")
+    disagreements = _g(d, "disagreements", default=[]) or []
+    tail = f"; {len(disagreements)} pin(s) disagree with the environment" if disagreements else ""
+    return f"{names}{tail}"
+
+
+def _configs(d: Any) -> str:
+    files = _g(d, "files", default=[]) or []
+    if not files:
+        return "none captured"
+    errors = sum(1 for f in files if f.get("error"))
+    names = ", ".join(str(f.get("path")) for f in files[:4]) + (f", +{len(files) - 4}" if len(files) > 4 else "")
+    return names + (f"; {errors} unreadable" if errors else "")
+
+
 SUMMARIZERS: Mapping[str, Callable[[Any], str]] = {
     "python": _python,
     "packages": _packages,
@@ -157,6 +176,8 @@ SUMMARIZERS: Mapping[str, Callable[[Any], str]] = {
     "inputs": _inputs,
     "pipeline": _pipeline,
     "artifacts": _artifacts,
+    "lockfiles": _lockfiles,
+    "configs": _configs,
 }
 
 
