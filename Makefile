@@ -50,18 +50,10 @@ $(DEMO_STAMP): fixtures/example/requirements.txt
 	$(DEMO_VENV)/bin/python -m pip install --quiet -r fixtures/example/requirements.txt
 	touch $(DEMO_STAMP)
 
-## demo: the churn example pipeline in its own pinned venv: generate data, run it under envsnap, show, verify, export
+## demo: "a small change broke my pipeline" on the churn example: good and bad runs, diff (terminal + HTML),
+## replay of the bad one (Docker when scripts/docker-setup.sh gets an engine, else the venv engine); see scripts/demo.sh
 demo: $(STAMP) $(DEMO_STAMP)
-	@mkdir -p $(OUT)
-	$(DEMO_VENV)/bin/python fixtures/example/make_data.py
-	$(BIN)/envsnap run --config fixtures/example/envsnap.toml --python $(DEMO_VENV)/bin/python --label demo \
-	  --artifact fixtures/example/.data/model.joblib --artifact fixtures/example/.data/model.json \
-	  -o $(OUT)/demo.envsnap --force
-	$(BIN)/envsnap show $(OUT)/demo.envsnap
-	$(BIN)/envsnap verify $(OUT)/demo.envsnap
-	$(BIN)/envsnap export $(OUT)/demo.envsnap --requirements $(OUT)/demo-requirements.lock
-	$(BIN)/envsnap export $(OUT)/demo.envsnap --sbom $(OUT)/demo-sbom.cdx.json
-	@echo "demo: snapshot in $(OUT)/demo.envsnap, lock in $(OUT)/demo-requirements.lock"
+	VENV=$(VENV) OUT=$(OUT) scripts/demo.sh
 
 ## bench: capture speed side by side with its peers; writes bench/RESULTS.md
 bench: $(STAMP)

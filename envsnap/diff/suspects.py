@@ -128,6 +128,8 @@ class _Context:
     def __init__(self, data: DataDiff, a: Snapshot, b: Snapshot) -> None:
         self.stage = data.first_diverging_stage
         self.diverged = self.stage is not None or data.changed
+        # Outputs moved, but only within --rtol/--atol: what thread counts do to a reduction's last bits.
+        self.noise = not self.diverged and any(s.table.status == "within_tolerance" for s in data.stages)
         stage = next((s for s in data.stages if s.name == self.stage), None)
         self.imports = frozenset(_normalize(n) for n in stage.imports) if stage is not None else frozenset()
         self.imports_known = stage is not None and bool(stage.imports)
@@ -137,6 +139,7 @@ class _Context:
             stage is not None and not inputs_retyped and any(c.kind == "retyped" for c in stage.table.schema)
         )
         self.stage_inputs = _stage_inputs(self.stage, a, b) if self.stage is not None else None
+        self.a, self.b = a, b
 
 
 def _stage_inputs(stage_name: str | None, a: Snapshot, b: Snapshot) -> frozenset[str] | None:
@@ -239,6 +242,8 @@ def _change_prior(change: Change, ctx: _Context) -> tuple[float, str, str]:
     if section == "system":
         if "glibc" in lowered or "flag" in lowered or "libm" in lowered:
             return MEDIUM, key, "libm/SIMD code paths"
+        if "cgroup" in lowered and "memory" in lowered:
+            return MEDIUM, key, "memory limit (a stage that needs more is killed: out of memory)"
         if "cgroup" in lowered or "cpu" in lowered:
             return MEDIUM, key, "CPU resources (thread pools size from them)"
         return LOW, key, "system"
@@ -293,6 +298,8 @@ def _change(change: Change, ctx: _Context) -> Suspect:
     else:
         what = _render_change(change)
     reason = f"{what}; {label}"
+    if ctx.noise and label == "thread/device setting":
+        reason += "; outputs differ only within tolerance: numerical noise from the reduction order"
     return Suspect(0, score, change.section, subject, reason, change)
 
 
@@ -315,14 +322,20 @@ def _inputs(data: DataDiff, ctx: _Context) -> Iterable[Suspect]:
     for table in data.inputs:
         read = ctx.stage_inputs is None or table.name in ctx.stage_inputs
         read_by_diverging = ctx.stage is not None and read
+        renames = {removed.column: (removed, added) for removed, added in _renames(table)}
         for schema in table.schema:
-            yield _schema(table, schema, ctx, read_by_diverging)
+            if schema.column in renames and schema.kind == "removed":
+                # The removed column tells the whole story (rename, type, order); the added one stays too.
+                yield _renamed(table, *renames[schema.column], ctx, read_by_diverging)
+            else:
+                yield _schema(table, schema, ctx, read_by_diverging)
         if table.status == "different" and not table.schema:
             score = INPUT_VALUES + (IMPORTED if read_by_diverging else 0.0)
             parts = [f"input `{table.name}` values differ"]
             differing = sum(1 for c in table.columns if c.status == "different")
             if differing:
                 parts.append(f"{differing} column{'s' if differing != 1 else ''}")
+            parts.extend(_drift(table))
             if read_by_diverging:
                 parts.append(f"read by stage `{ctx.stage}`, the first to diverge")
             yield Suspect(0, score, "input", f"input {table.name}", "; ".join(parts), None)
@@ -330,6 +343,23 @@ def _inputs(data: DataDiff, ctx: _Context) -> Iterable[Suspect]:
             yield Suspect(
                 0, LOW, "input", f"input {table.name}", f"input `{table.name}` cannot be compared: {table.note}", None
             )
+
+
+#: PSI above this is a significant distribution shift (the usual rule of thumb: 0.1 some, 0.25 major).
+PSI_SHIFT = 0.25
+
+
+def _drift(table: TableDiff) -> list[str]:
+    """What moved in an input's values: the biggest distribution shift (PSI) and where nulls appeared."""
+    parts = []
+    shifts = [s for s in table.stats if s.psi is not None and s.psi >= PSI_SHIFT]
+    if shifts:
+        top = max(shifts, key=lambda s: (s.psi or 0.0, s.column))
+        parts.append(f"distribution shift: PSI {top.psi:.2f} in `{top.column}`")
+    nulls = sorted((c for c in table.columns if c.null_mismatches), key=lambda c: (-c.null_mismatches, c.column))
+    if nulls:
+        parts.append(f"null on one side only: {nulls[0].null_mismatches} rows of `{nulls[0].column}`")
+    return parts
 
 
 def _schema(table: TableDiff, schema: SchemaChange, ctx: _Context, read_by_diverging: bool) -> Suspect:
@@ -343,6 +373,54 @@ def _schema(table: TableDiff, schema: SchemaChange, ctx: _Context, read_by_diver
         parts.append(f"read by stage `{ctx.stage}`, the first to diverge")
     parts.append("input schema")
     return Suspect(0, score, "schema", f"input {table.name}.{schema.column}", "; ".join(parts), schema)
+
+
+def _renames(table: TableDiff) -> list[tuple[SchemaChange, SchemaChange]]:
+    """Removed and added columns whose names say one replaced the other (``plan`` → ``plan_id``)."""
+    removed = [c for c in table.schema if c.kind == "removed"]
+    added = [c for c in table.schema if c.kind == "added"]
+    pairs: list[tuple[SchemaChange, SchemaChange]] = []
+    for old in removed:
+        stem = _normalize(old.column)
+        match = next(
+            (n for n in added if all(n is not p[1] for p in pairs) and _related(stem, _normalize(n.column))), None
+        )
+        if match is not None:
+            pairs.append((old, match))
+    return pairs
+
+
+def _related(a: str, b: str) -> bool:
+    return a != b and (b.startswith(a + "-") or a.startswith(b + "-"))
+
+
+def _column_names(snap: Snapshot, table: str) -> list[str] | None:
+    member = f"data/inputs/{table}.json"
+    if member not in snap:
+        return None
+    try:
+        schema = snap.read_json(member).get("schema") or []
+        return [str(f["name"]) for f in schema]
+    except Exception:  # noqa: BLE001 - the positions only add detail to the reason
+        return None
+
+
+def _renamed(
+    table: TableDiff, removed: SchemaChange, added: SchemaChange, ctx: _Context, read_by_diverging: bool
+) -> Suspect:
+    """One suspect for a column replaced upstream: the rename, the type change, the columns it moved."""
+    score = SCHEMA_BASE + 1.0 + (SCHEMA_READ_BY_DIVERGING if read_by_diverging else 0.0)
+    what = f"column `{removed.column}` renamed to `{added.column}` ({_fmt(removed.before)} → {_fmt(added.after)})"
+    names_a, names_b = _column_names(ctx.a, table.name), _column_names(ctx.b, table.name)
+    if names_a is not None and names_b is not None:
+        shifted = sum(1 for n in names_a if n in names_b and names_a.index(n) != names_b.index(n))
+        if shifted:
+            what += f"; {shifted} column{'s' if shifted != 1 else ''} at other positions"
+    parts = [f"input `{table.name}`: {what}"]
+    if read_by_diverging:
+        parts.append(f"read by stage `{ctx.stage}`, the first to diverge")
+    parts.append("input schema")
+    return Suspect(0, score, "schema", f"input {table.name}.{removed.column}", "; ".join(parts), removed)
 
 
 def _lockfile_package(key: str) -> str | None:

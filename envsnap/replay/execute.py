@@ -284,6 +284,17 @@ def _stage_results(
             results.append(StageReplay(stage.index, stage.name, "skipped"))
             continue
         outcome = outcomes.get(stage.index)
+        produced = layout.work / "out" / f"{stage.index:02d}-{stage.name}.parquet"
+        if (
+            outcome is None
+            and report is None
+            and produced.is_file()
+            and started
+            and started[-1]["index"] != stage.index
+        ):
+            # The runner was killed later (memory, timeout) and never wrote its report, but this stage
+            # finished: its intermediate was written before the next stage began. Compare it.
+            outcome = {"status": "ok", "rows": None, "wall_time_s": None}
         if outcome is None:
             if not stopped and report is None and started and started[-1]["index"] == stage.index:
                 stopped = True
@@ -314,7 +325,6 @@ def _stage_results(
                 )
             results.append(StageReplay(stage.index, stage.name, "failed", failure=kind, error=message))
             continue
-        produced = layout.work / "out" / f"{stage.index:02d}-{stage.name}.parquet"
         if stage.recorded_member is None:
             results.append(
                 StageReplay(

@@ -17,6 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 import envsnap
+from envsnap.snapshot import canonical
+from envsnap.snapshot.model import manifest_checksum
 from envsnap.cli import app
 from envsnap.pipeline import Pipeline, Stage, run_pipeline
 
@@ -175,7 +177,8 @@ def test_different_format_minors_are_stated(runs: dict[str, Path], tmp_path: Pat
     shutil.copytree(runs["b"], newer)
     manifest = json.loads((newer / "manifest.json").read_text(encoding="utf-8"))
     manifest["minor"] += 1
-    (newer / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    manifest["checksum"] = manifest_checksum(manifest)  # as a newer writer would
+    (newer / "manifest.json").write_bytes(canonical.dumps(manifest))
     result = runner.invoke(app, ["diff", str(runs["a"]), str(newer), "--json"])
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)

@@ -148,12 +148,13 @@ def test_mirrored_memory_limit_reports_out_of_memory(tmp_path: Path, recorded: P
     assemble_snapshot(members, fingerprint=fingerprint, label=label, probes=probes).write(limited)
     proc = envsnap("replay", limited, "--base-image", docker_base, "--dry-run")
     assert "memory 256.0 MiB" in proc.stdout
-    code, doc = replay_json(
-        limited, "--base-image", docker_base, "--stage", "hostile", "--set-env", "HOSTILE=memory", "--no-fidelity"
-    )
+    code, doc = replay_json(limited, "--base-image", docker_base, "--set-env", "HOSTILE=memory", "--no-fidelity")
     assert code == 1
     hostile = next(s for s in doc["stages"] if s["name"] == "hostile")
     assert hostile["failure"] == "oom" and "out of memory" in hostile["error"], hostile
+    # The stages before the killed one finished and are compared, though the runner never reported.
+    assert stage_status(doc) == {"clean": "match", "localize": "match", "summarize": "match", "hostile": "failed"}
+    assert doc["first_diverging_stage"] == "hostile"
 
 
 def test_no_secret_reaches_the_container(recorded: Path, docker_base: str) -> None:  # noqa: F811
