@@ -13,14 +13,18 @@ from typing import TYPE_CHECKING, Any
 
 from envsnap._version import __version__
 
-# The subpackages envsnap.capture and envsnap.diff would otherwise shadow the functions of the same names
-# once imported; binding the functions here, after the subpackages are loaded, keeps `envsnap.capture(...)`
-# and `envsnap.diff(...)` callable. Probes and differs load lazily, on first use.
+# The subpackages envsnap.capture, envsnap.diff and envsnap.replay would otherwise shadow the functions of
+# the same names once imported; binding the functions here, after the subpackages are loaded, keeps
+# `envsnap.capture(...)`, `envsnap.diff(...)` and `envsnap.replay(...)` callable. Probes and differs load
+# lazily, on first use. (`envsnap.check` loads lazily too: its module forwards calls to the function, so it
+# stays callable once imported.)
 from envsnap.capture import capture
 from envsnap.diff.compare import diff
 from envsnap.errors import EnvsnapError
+from envsnap.replay import replay
 
 if TYPE_CHECKING:
+    from envsnap.check import check
     from envsnap.failure import on_failure
     from envsnap.pipeline.model import Pipeline
     from envsnap.pipeline.runner import run_pipeline
@@ -33,9 +37,11 @@ __all__ = [
     "Snapshot",
     "__version__",
     "capture",
+    "check",
     "diff",
     "load",
     "on_failure",
+    "replay",
     "run_pipeline",
 ]
 
@@ -57,6 +63,10 @@ def __getattr__(name: str) -> Any:
         from envsnap.pipeline.runner import run_pipeline
 
         return run_pipeline
+    if name == "check":
+        from envsnap.check import check
+
+        return check
     if name == "on_failure":
         from envsnap.failure import on_failure
 

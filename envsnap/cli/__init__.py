@@ -12,6 +12,7 @@ import typer
 
 from envsnap._version import __version__
 from envsnap.cli import capture as capture_cmd
+from envsnap.cli import check as check_cmd
 from envsnap.cli import diff as diff_cmd
 from envsnap.cli import inspect as inspect_cmd
 from envsnap.cli import replay as replay_cmd
@@ -53,6 +54,8 @@ app.command("run")(run_cmd.run)
 app.command("sample")(sample_cmd.sample)
 app.command("diff")(diff_cmd.diff)
 app.command("replay")(replay_cmd.replay)
+app.command("check")(check_cmd.check)
+app.add_typer(check_cmd.baseline_app, name="baseline")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,5 @@
-"""pytest plugin: ``pytest --envsnap-on-fail DIR`` writes one snapshot per failing test.
+"""pytest plugin: ``pytest --envsnap-on-fail DIR`` writes one snapshot per failing test; the
+``envsnap_inputs`` fixture (:mod:`envsnap.testing`) yields a baseline's recorded inputs.
 
 Registered through the ``pytest11`` entry point, so it is loaded wherever envsnap is installed; without
 the option it does nothing and imports nothing of envsnap's capture machinery. A test that fails in
@@ -13,6 +14,9 @@ from collections.abc import Generator
 from typing import Any
 
 import pytest
+
+# The baseline-inputs fixture of envsnap.testing, registered by being a name of this plugin module.
+from envsnap.testing import envsnap_inputs  # noqa: F401
 
 OPTION = "--envsnap-on-fail"
 _WRITTEN = pytest.StashKey[list[str]]()
@@ -29,10 +33,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="write an envsnap snapshot of the runtime for every failing test into DIR",
     )
+    group.addoption(
+        "--envsnap-baseline",
+        dest="envsnap_baseline",
+        metavar="PATH",
+        default=None,
+        help="the baseline snapshot whose recorded inputs the envsnap_inputs fixture yields",
+    )
+    parser.addini("envsnap_baseline", "the default baseline snapshot of the envsnap_inputs fixture", default="")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Set up this session's bookkeeping."""
+    config.addinivalue_line(
+        "markers", "envsnap_baseline(path, kind='pandas'): the baseline snapshot of the envsnap_inputs fixture"
+    )
     config.stash[_WRITTEN] = []
     config.stash[_DONE] = set()
 

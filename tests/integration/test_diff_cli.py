@@ -17,10 +17,10 @@ import pytest
 from typer.testing import CliRunner
 
 import envsnap
-from envsnap.snapshot import canonical
-from envsnap.snapshot.model import manifest_checksum
 from envsnap.cli import app
 from envsnap.pipeline import Pipeline, Stage, run_pipeline
+from envsnap.snapshot import canonical
+from envsnap.snapshot.model import manifest_checksum
 
 TOY = Path(__file__).resolve().parents[1] / "fixtures_pipeline"
 SCHEMA = Path(__file__).resolve().parents[2] / "envsnap" / "diff" / "render" / "diff.schema.json"

@@ -1,0 +1,359 @@
+"""``envsnap.check``: the CI regression gate. Rerun the pipeline here against a baseline snapshot.
+
+The pipeline is the *current* one (its config file, found as ``envsnap run`` finds it), because a check is
+about code, dependency and config changes; its inputs are the baseline's recorded samples
+(``data/inputs/NAME.parquet``, every row, in order). The stages run through
+:func:`envsnap.pipeline.run_pipeline` in this interpreter or in ``python`` — nothing is rebuilt — so the
+current run is a full snapshot of its own. Each stage's intermediate is compared with the baseline's under
+the tolerances of :mod:`envsnap.check_tolerance`; the environments are diffed and the suspects ranked as
+``envsnap diff`` does.
+
+A check *passes* when every compared stage ran and matched within tolerance; an environment change is
+reported but fails only with ``fail_on_env`` (a changed runtime fingerprint). A baseline that cannot serve
+(unreadable, no intermediates, stages that no longer match the pipeline's) raises :class:`CheckError`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import types
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from envsnap.check_baseline import (
+    PIPELINE,
+    CheckError,
+    config_file,
+    load_pipeline_for,
+    opened,
+    recorded_inputs,
+    recorded_stages,
+    rerun,
+    stage_mismatch,
+    update_baseline,
+)
+from envsnap.check_tolerance import CheckConfig, Tolerance, compare_intermediate, load_check_config
+from envsnap.diff.model import DataDiff, SnapshotDiff, SnapshotRef, StageDiff, TableDiff
+
+if TYPE_CHECKING:
+    from envsnap.pipeline.model import Pipeline
+    from envsnap.snapshot.model import Snapshot
+
+__all__ = [
+    "CheckConfig",
+    "CheckError",
+    "CheckReport",
+    "StageCheck",
+    "Tolerance",
+    "check",
+    "recorded_inputs",
+    "update_baseline",
+]
+
+CHECK_SCHEMA_VERSION = 1
+#: Stage statuses that pass the gate.
+PASSING = ("identical", "equal", "within_tolerance", "not-compared")
+
+
+@dataclass(frozen=True)
+class StageCheck:
+    """One stage: ``status`` identical | equal | within_tolerance | regressed | failed | not-run |
+    not-compared (ran, but ``--stage`` left it out); ``table`` is the compare, ``error`` a failure's message."""
+
+    index: int
+    name: str
+    status: str
+    tolerance: Tolerance
+    table: TableDiff | None = None
+    error: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.status in PASSING
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        from envsnap.diff.model import _plain
+
+        return {
+            "index": self.index,
+            "name": self.name,
+            "status": self.status,
+            "passed": self.passed,
+            "tolerance": self.tolerance.to_dict(),
+            "error": self.error,
+            "table": _plain(self.table) if self.table is not None else None,
+        }
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """The outcome of :func:`check`: each stage against the baseline, the environment diff and suspects."""
+
+    baseline: SnapshotRef
+    current: SnapshotRef
+    pipeline: str
+    config: str | None
+    stages: tuple[StageCheck, ...]
+    diff: SnapshotDiff
+    fail_on_env: bool = False
+    #: The current run's snapshot (in memory unless ``output`` was given).
+    snapshot: Snapshot | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def first_diverging_stage(self) -> str | None:
+        return next((s.name for s in self.stages if not s.passed), None)
+
+    @property
+    def regressed(self) -> bool:
+        return self.first_diverging_stage is not None
+
+    @property
+    def fingerprint_changed(self) -> bool:
+        return self.diff.env.fingerprint_changed
+
+    @property
+    def env_failed(self) -> bool:
+        """``fail_on_env`` was asked and the runtime fingerprint changed."""
+        return self.fail_on_env and self.fingerprint_changed
+
+    @property
+    def passed(self) -> bool:
+        return not self.regressed and not self.env_failed
+
+    @property
+    def exit_code(self) -> int:
+        """0 passed, 1 failed (a regression, or an environment change under ``fail_on_env``)."""
+        return 0 if self.passed else 1
+
+    @property
+    def package_changes(self) -> list[str]:
+        """``numpy 1.26.4 -> 2.2.6`` for each distribution that differs from the baseline's."""
+        return [f"{d.name} {d.before or '(none)'} -> {d.after or '(removed)'}" for d in self.diff.env.packages]
+
+    @property
+    def verdict(self) -> str:
+        """One line: passed or where it regressed, and the top suspect."""
+        stage = next((s for s in self.stages if not s.passed), None)
+        if stage is not None:
+            what = {
+                "failed": f"failed ({stage.error})",
+                "not-run": "did not run",
+                "regressed": "differs from the baseline beyond tolerance",
+            }.get(stage.status, stage.status)
+            head = f"regression: stage {stage.name} {what}"
+        elif self.env_failed:
+            head = "failed: the runtime fingerprint changed (--fail-on-env)"
+        else:
+            compared = sum(1 for s in self.stages if s.status != "not-compared")
+            head = f"passed: {compared} stage{'s' if compared != 1 else ''} within tolerance"
+        if not self.passed and self.diff.suspects:
+            top = self.diff.suspects[0]
+            head += f"; top suspect: {top.subject} ({top.reason})"
+        elif self.passed and (self.package_changes or self.fingerprint_changed):
+            changes = self.package_changes
+            shown = ", ".join(changes[:3]) + (f" and {len(changes) - 3} more" if len(changes) > 3 else "")
+            head += f"; the environment changed ({shown or 'runtime fingerprint'}), outputs did not"
+        return head
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document of ``envsnap check --json`` (``schema_version`` versions it; docs/ci.md)."""
+        from envsnap.diff.model import _plain
+
+        return {
+            "schema_version": CHECK_SCHEMA_VERSION,
+            "passed": self.passed,
+            "exit_code": self.exit_code,
+            "verdict": self.verdict,
+            "pipeline": self.pipeline,
+            "config": self.config,
+            "baseline": _plain(self.baseline),
+            "current": _plain(self.current),
+            "first_diverging_stage": self.first_diverging_stage,
+            "fail_on_env": self.fail_on_env,
+            "environment": {
+                "changed": self.diff.env.changed,
+                "fingerprint_changed": self.fingerprint_changed,
+                "packages": _plain(self.diff.env.packages),
+            },
+            "stages": [s.to_dict() for s in self.stages],
+            "suspects": _plain(self.diff.suspects[:10]),
+            "notes": list(self.diff.notes),
+            "diff": self.diff.to_dict(),
+        }
+
+
+# --- the check --------------------------------------------------------------------------------------------
+
+
+def _imports(*records: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
+    return tuple(sorted({d["name"] for rec in records for e in rec for d in e.get("distributions") or []}))
+
+
+def _preloaded(*snaps: Snapshot) -> tuple[str, ...]:
+    names: set[str] = set()
+    for snap in snaps:
+        runner = (snap.read_json(PIPELINE) if PIPELINE in snap else {}).get("runner") or {}
+        names.update(str(n) for n in runner.get("preloaded_distributions") or [])
+    return tuple(sorted(names))
+
+
+def _compare_stages(
+    baseline: Snapshot, current: Snapshot, recorded: list[dict[str, Any]], settings: CheckConfig,
+    selected: Sequence[str], max_rows: int,
+) -> tuple[list[StageCheck], list[StageDiff]]:  # fmt: skip
+    now = {s["name"]: s for s in recorded_stages_of_run(current)}
+    preloaded = _preloaded(baseline, current)
+    checks: list[StageCheck] = []
+    diffs: list[StageDiff] = []
+    for base in recorded:
+        name = base["name"]
+        if name not in now:  # --stage cut the run short after the last selected stage
+            continue
+        cur = now[name]
+        tolerance = settings.tolerance(name)
+        error = None
+        if selected and name not in selected:
+            checks.append(StageCheck(base["index"], name, "not-compared", tolerance))
+            continue
+        if cur["status"] != "ok":
+            failure = (current.read_json(cur["record"]) if cur.get("record") else {}).get("error") or {}
+            error = str(failure.get("message") or cur["status"])
+            status = "failed" if cur["status"] == "failed" else "not-run"
+            table = TableDiff(name=name, status="incomparable", note=error if status == "failed" else "did not run")
+        else:
+            table = compare_intermediate(
+                baseline.read_bytes(base["parquet"]),
+                current.read_bytes(cur["parquet"]),
+                name=name,
+                tolerance=tolerance,
+                max_rows=max_rows,
+            )
+            status = table.status if not table.diverged else "regressed"
+        checks.append(StageCheck(base["index"], name, status, tolerance, table, error))
+        diffs.append(
+            StageDiff(
+                index=base["index"],
+                name=name,
+                status=(base["status"], cur["status"]),
+                table=table,
+                imports=_imports(base["imports"], cur["imports"]),
+                preloaded=preloaded,
+            )
+        )
+    return checks, diffs
+
+
+def recorded_stages_of_run(snap: Snapshot) -> list[dict[str, Any]]:
+    """The stages of a fresh run (like :func:`recorded_stages`, without requiring intermediates)."""
+    stages = list(snap.read_json(PIPELINE).get("stages") or [])
+    for stage in stages:
+        record = snap.read_json(stage["record"]) if stage.get("record") else {}
+        stage["parquet"] = record.get("parquet")
+        stage["imports"] = record.get("imports") or []
+    return stages
+
+
+def check(
+    baseline: Snapshot | str | os.PathLike[str],
+    *,
+    config: str | os.PathLike[str] | None = None,
+    pipeline: Pipeline | None = None,
+    tolerances: CheckConfig | None = None,
+    python: str | os.PathLike[str] | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    ignore_added_columns: bool | None = None,
+    stages: Sequence[str] = (),
+    fail_on_env: bool = False,
+    output: str | os.PathLike[str] | None = None,
+    force: bool = False,
+    git: bool = True,
+    cwd: str | None = None,
+    max_rows: int = 10,
+) -> CheckReport:
+    """Rerun the current pipeline on ``baseline``'s recorded inputs and compare every stage with it.
+
+    The pipeline is ``pipeline``, or the one declared in ``config`` (default: found from ``cwd`` upwards);
+    its ``[check]`` table gives the tolerances unless ``tolerances`` is passed; ``rtol``/``atol``/
+    ``ignore_added_columns`` replace its defaults. ``stages`` limits the gate to those stages (the run
+    stops after the last of them). ``python`` runs the stages in that interpreter; ``output`` writes the
+    current run's snapshot. Raises :class:`CheckError` (or another :class:`EnvsnapError`) when the
+    baseline or the pipeline cannot serve; a regression is a result, not an error.
+    """
+    from envsnap.diff.compare import _notes, snapshot_ref
+    from envsnap.diff.env import diff_env
+    from envsnap.diff.suspects import rank_suspects
+    from envsnap.pipeline.model import Pipeline
+
+    with opened(baseline) as base:
+        recorded = recorded_stages(base)
+        pipe = load_pipeline_for(config, pipeline, cwd)
+        mismatch = stage_mismatch(recorded, pipe)
+        if mismatch:
+            raise CheckError(
+                f"the pipeline's stages no longer match the baseline's: {mismatch}",
+                hint="if that is intended, refresh it: `envsnap baseline update BASELINE --reason ...`",
+            )
+        settings = tolerances if tolerances is not None else load_check_config(config_file(pipe))
+        settings.check_stages(s.name for s in pipe.stages)
+        settings = settings.with_overrides(rtol=rtol, atol=atol, ignore_added_columns=ignore_added_columns)
+        names = [s.name for s in pipe.stages]
+        unknown = [s for s in stages if s not in names]
+        if unknown:
+            raise CheckError(f"no stage {unknown[0]!r} in pipeline {pipe.name!r} (its stages: {', '.join(names)})")
+        last = max((names.index(s) for s in stages), default=len(names) - 1)
+        missing = [s["name"] for s in recorded[: last + 1] if not s["parquet"] and (not stages or s["name"] in stages)]
+        if missing:
+            raise CheckError(
+                f"{base.path}: the baseline has no intermediate for stage {', '.join(missing)} (it did not succeed "
+                "when the baseline was made)",
+                hint="refresh the baseline with `envsnap baseline update BASELINE --reason ...`",
+            )
+        if last < len(names) - 1:
+            pipe = Pipeline(
+                pipe.name, inputs=pipe.inputs, stages=pipe.stages[: last + 1], pythonpath=pipe.pythonpath,
+                root=pipe.root, accepts=pipe.accepts, source=pipe.source, key_prefix=pipe.key_prefix,
+            )  # fmt: skip
+        label = f"envsnap check against {base.label or base.id}"
+        result = rerun(pipe, base, python=python, label=label, output=output, force=force, git=git, cwd=cwd)
+        if result.status == "not-run":  # the recorded inputs could not be read back: nothing to judge
+            raise CheckError(f"no stage ran: {result.error}")
+        current = result.snapshot
+        checks, stage_diffs = _compare_stages(base, current, recorded, settings, stages, max_rows)
+        first = next((c.name for c in checks if not c.passed), None)
+        data = DataDiff(stages=tuple(stage_diffs), first_diverging_stage=first)
+        env = diff_env(base, current)
+        result_diff = SnapshotDiff(
+            a=snapshot_ref(base),
+            b=snapshot_ref(current),
+            env=env,
+            data=data,
+            suspects=rank_suspects(env, data, base, current),
+            notes=tuple(_notes(base, current, env, data)),
+            options={"rtol": settings.rtol, "atol": settings.atol, "keys": [], "max_rows": max_rows},
+        )
+        return CheckReport(
+            baseline=result_diff.a,
+            current=result_diff.b,
+            pipeline=pipe.name,
+            config=config_file(pipe),
+            stages=tuple(checks),
+            diff=result_diff,
+            fail_on_env=fail_on_env,
+            snapshot=current,
+        )
+
+
+class _CallableModule(types.ModuleType):
+    """``envsnap.check`` is this module once it is imported (the import system binds a submodule to the
+    package attribute), so the module forwards calls to :func:`check`: ``envsnap.check(...)`` always works
+    while ``import envsnap`` stays free of the gate's imports."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> CheckReport:
+        return check(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
