@@ -1,0 +1,172 @@
+"""Where a replay's files live, on the host and in the runtime, and the job the stage runner reads.
+
+A replay's private work directory holds ``runner/`` (the stdlib-only stage runner), ``job/`` (``job.json``
+and the recorded inputs as parquet), ``out/`` (the new intermediates, ``report.json``, ``progress.log``)
+and ``scratch/``. In a container they are mounted under ``/opt/envsnap`` (only ``out`` and ``scratch``
+writable) and the pipeline's code at its recorded path; the venv engine uses the host paths as they are.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from envsnap.errors import EnvsnapError
+from envsnap.pipeline import _runner
+from envsnap.replay.engines.base import Mount
+from envsnap.replay.plan import ReplayPlan
+from envsnap.replay.source import SourceTree
+from envsnap.snapshot.model import Snapshot
+
+
+class JobError(EnvsnapError):
+    """The snapshot lacks something the job needs (an input that was not sampled)."""
+
+
+INNER = "/opt/envsnap"
+#: Container paths the pipeline's code is never mounted over.
+_RESERVED = (
+    "/opt/venv",
+    "/opt/envsnap",
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/etc",
+    "/proc",
+    "/sys",
+    "/dev",
+    "/tmp",  # noqa: S108 - a path inside the container
+)
+
+
+def _inner_root(original: str) -> str:
+    if (
+        not original.startswith("/")
+        or original == "/"
+        or any(original == r or original.startswith(r + "/") for r in _RESERVED)
+    ):
+        return "/src"
+    return original
+
+
+@dataclass
+class Layout:
+    """Host directories of one replay and where the runtime sees them."""
+
+    work: Path
+    isolates: bool
+    source: SourceTree
+    src_inner: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("runner", "job", "out", "scratch"):
+            (self.work / name).mkdir(parents=True, exist_ok=True)
+        # The container user is not the host user: the two writable mounts must accept its writes.
+        # They live inside a private 0700 directory, so nobody else on the host can reach them.
+        os.chmod(self.work / "out", 0o777)  # noqa: S103
+        os.chmod(self.work / "scratch", 0o777)  # noqa: S103
+        self.src_inner = _inner_root(self.source.original) if self.isolates else str(self.source.host)
+
+    def inner(self, name: str) -> str:
+        return f"{INNER}/{name}" if self.isolates else str(self.work / name)
+
+    def recorded(self, path: str) -> str:
+        """A path as recorded at capture time, as the runtime sees it."""
+        return self.source.map_path(path, self.src_inner)
+
+    def mounts(self) -> list[Mount]:
+        if not self.isolates:
+            return []
+        return [
+            Mount(str(self.work / "runner"), self.inner("runner")),
+            Mount(str(self.work / "job"), self.inner("job")),
+            Mount(str(self.work / "out"), self.inner("out"), writable=True),
+            Mount(str(self.work / "scratch"), self.inner("scratch"), writable=True),
+            Mount(str(self.source.host), self.src_inner),
+        ]
+
+
+def copy_runner(layout: Layout) -> None:
+    package = Path(_runner.__file__).parent
+    copy = layout.work / "runner" / _runner.RUNNER_MODULE
+    copy.mkdir()
+    for module in package.glob("*.py"):
+        shutil.copyfile(module, copy / module.name)
+
+
+def _input_kind(snap: Snapshot, name: str, accepts: str) -> str:
+    member = f"data/inputs/{name}.json"
+    record = snap.read_json(member) if member in snap else {}
+    kind = str((record.get("source") or {}).get("kind") or "")
+    return kind if kind in ("pandas", "arrow") else accepts
+
+
+def write_job(snap: Snapshot, plan: ReplayPlan, layout: Layout) -> dict[str, Any]:
+    pipeline = snap.read_json("pipeline/pipeline.json")
+    accepts = str(pipeline.get("accepts") or "pandas")
+    inputs: dict[str, dict[str, str]] = {}
+    index = snap.read_json("data/inputs.json").get("inputs") if "data/inputs.json" in snap else {}
+    for name in plan.inputs:
+        entry = (index or {}).get(name) or {}
+        member = entry.get("parquet") or f"data/inputs/{name}.parquet"
+        if member not in snap:
+            raise JobError(
+                f"{snap.path}: input {name!r} was not sampled ({entry.get('error') or 'no parquet member'})",
+                hint="re-record the job with `envsnap run` so that its inputs are kept",
+            )
+        dest = layout.work / "job" / f"input-{name}.parquet"
+        with snap.open_member(member) as src, dest.open("wb") as out:
+            shutil.copyfileobj(src, out)
+        inputs[name] = {"path": f"{layout.inner('job')}/{dest.name}", "kind": _input_kind(snap, name, accepts)}
+    previous = None
+    by_index = {int(s["index"]): s for s in pipeline.get("stages") or []}
+    for stage in plan.stages:
+        if stage.action != "recorded" or stage.recorded_member is None:
+            continue
+        dest = layout.work / "job" / f"stage-{stage.index:02d}.parquet"
+        with snap.open_member(stage.recorded_member) as src, dest.open("wb") as out:
+            shutil.copyfileobj(src, out)
+        record_member = stage.recorded_member[: -len(".parquet")] + ".json"
+        returned = snap.read_json(record_member).get("returned") if record_member in snap else None
+        kind = returned if returned in ("pandas", "arrow") else accepts
+        inputs[stage.name] = {"path": f"{layout.inner('job')}/{dest.name}", "kind": kind}
+        previous = stage.name
+    specs = []
+    for stage in plan.run_stages:
+        entry = by_index[stage.index]
+        spec = {
+            "name": entry["name"],
+            "kind": entry.get("kind") or "call",
+            "inputs": entry.get("inputs"),
+            "accepts": entry.get("accepts"),
+        }
+        spec["run" if spec["kind"] == "run" else "call"] = entry.get("run") if spec["kind"] == "run" else entry["call"]
+        specs.append(spec)
+    root = plan.pipeline_root or layout.source.original
+    job = {
+        "stages": specs,
+        "inputs": inputs,
+        "pythonpath": [layout.recorded(p) for p in plan.pythonpath] or [layout.recorded(root)],
+        "out_dir": layout.inner("out"),
+        "work_dir": layout.inner("scratch"),
+        "cwd": layout.recorded(root),
+        "start": plan.run_stages[0].index if plan.run_stages else 1,
+        "previous": previous,
+    }
+    (layout.work / "job" / "job.json").write_text(json.dumps(job), encoding="utf-8")
+    return job
+
+
+def run_environment(plan: ReplayPlan, isolates: bool) -> dict[str, str]:
+    """The environment the replayed stages see: the plan's, and what a read-only root needs."""
+    env = dict(plan.env)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    if isolates:
+        env["HOME"] = "/tmp"  # noqa: S108 - the container's tmpfs
+    return env
