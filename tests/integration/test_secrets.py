@@ -297,3 +297,57 @@ def test_credential_files_are_never_opened(tmp_path: Path) -> None:
     with zipfile.ZipFile(output) as archive:
         for member in archive.namelist():
             assert leaks(archive.read(member), needles()) == [], member
+
+
+def test_index_url_credentials_and_diff_never_print_a_redacted_value(tmp_path: Path) -> None:
+    """pip's index URL carries credentials (planted in PIP_INDEX_URL, kept by --env-allow, and in pip.conf),
+    and two captures whose secrets differ are diffed in every format: no canary in any output."""
+    index_password = "Ix" + _rand(20)
+    outputs = {}
+    for side, token in (("a", TOKENS["github-classic"]), ("b", TOKENS["huggingface"])):
+        home = tmp_path / f"home-{side}"
+        (home / ".config" / "pip").mkdir(parents=True)
+        (home / ".config" / "pip" / "pip.conf").write_text(
+            f"[global]\nindex-url = https://ci:{index_password}@pypi.example.com/simple\n", encoding="utf-8"
+        )
+        env = {
+            **os.environ,
+            "HOME": str(home),
+            "XDG_CONFIG_HOME": str(home / ".config"),
+            "PIP_INDEX_URL": f"https://bot:{index_password}@pypi.example.com/simple",
+            "PIP_EXTRA_INDEX_URL": f"https://__token__:{token}@extra.example.com/simple",
+            "MY_SERVICE_TOKEN": token,  # redacted by name: only a keyed digest is stored
+            "OMP_CANARY_SECRET": token,  # allowlisted by glob: the value is kept, so the scanner must catch it
+        }
+        out = tmp_path / f"{side}.envsnap"
+        proc = subprocess.run(
+            [sys.executable, "-m", "envsnap", "capture", "-o", str(out), "--no-git", "--env-allow", "PIP_*"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        outputs[side] = out
+    found = {**needles(), "index-password": index_password}
+    for out in outputs.values():
+        assert leaks(out.read_bytes(), found) == []
+        with zipfile.ZipFile(out) as archive:
+            for member in archive.namelist():
+                assert leaks(archive.read(member), found) == [], member
+    variables = open_snapshot(outputs["a"]).read_json("env/envvars.json")["variables"]
+    assert "<redacted-url-userinfo>" in variables["PIP_INDEX_URL"]["value"]
+    for fmt in ("--json", "--markdown", "--html", None):
+        args = [sys.executable, "-m", "envsnap", "diff", str(outputs["a"]), str(outputs["b"])]
+        if fmt == "--html":
+            args += ["--html", str(tmp_path / "diff.html")]
+        elif fmt is not None:
+            args.append(fmt)
+        proc = subprocess.run(args, capture_output=True, check=False)
+        assert proc.returncode == 0, proc.stderr
+        assert leaks(proc.stdout + proc.stderr, found) == [], fmt
+    assert leaks((tmp_path / "diff.html").read_bytes(), found) == []
+    text = subprocess.run(
+        [sys.executable, "-m", "envsnap", "diff", str(outputs["a"]), str(outputs["b"])], capture_output=True, text=True
+    ).stdout
+    assert "MY_SERVICE_TOKEN" in text  # the change is reported, by name only
