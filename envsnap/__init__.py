@@ -24,6 +24,7 @@ from envsnap.errors import EnvsnapError
 from envsnap.replay import replay
 
 if TYPE_CHECKING:
+    from envsnap.bisect import bisect
     from envsnap.check import check
     from envsnap.failure import on_failure
     from envsnap.pipeline.model import Pipeline
@@ -36,6 +37,7 @@ __all__ = [
     "Pipeline",
     "Snapshot",
     "__version__",
+    "bisect",
     "capture",
     "check",
     "diff",
@@ -67,6 +69,10 @@ def __getattr__(name: str) -> Any:
         from envsnap.check import check
 
         return check
+    if name == "bisect":
+        from envsnap.bisect import bisect
+
+        return bisect
     if name == "on_failure":
         from envsnap.failure import on_failure
 

@@ -11,6 +11,7 @@ import sys
 import typer
 
 from envsnap._version import __version__
+from envsnap.cli import bisect as bisect_cmd
 from envsnap.cli import capture as capture_cmd
 from envsnap.cli import check as check_cmd
 from envsnap.cli import diff as diff_cmd
@@ -54,6 +55,8 @@ app.command("run")(run_cmd.run)
 app.command("sample")(sample_cmd.sample)
 app.command("diff")(diff_cmd.diff)
 app.command("replay")(replay_cmd.replay)
+app.command("bisect")(bisect_cmd.bisect)
+app.command("shrink")(bisect_cmd.shrink)
 app.command("check")(check_cmd.check)
 app.add_typer(check_cmd.baseline_app, name="baseline")
 
