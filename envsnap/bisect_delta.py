@@ -241,15 +241,10 @@ def extract_delta(good: Snapshot, bad: Snapshot) -> Delta:
 
 def _install_failed(exc: EnvsnapError) -> bool:
     """A subset's packages could not be installed: unresolved, not an infrastructure failure."""
-    from envsnap.replay.engines.base import EngineError
+    from envsnap.replay.engines.base import InstallError
     from envsnap.replay.wheelhouse import NoDistributionError
 
-    if isinstance(exc, NoDistributionError):
-        return True
-    text = exc.message
-    return isinstance(exc, EngineError) and text.startswith(
-        ("cannot install the locked wheels", "the image build failed (exit")
-    )
+    return isinstance(exc, (NoDistributionError, InstallError))
 
 
 def without(snap: Snapshot, packages: Iterable[str] = (), settings: Iterable[str] = ()) -> Snapshot:

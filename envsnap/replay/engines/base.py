@@ -22,6 +22,11 @@ class EngineUnavailableError(EngineError):
     """No container engine is reachable."""
 
 
+class InstallError(EngineError):
+    """The locked set could not be installed in the runtime (a resolution or build failure of the set itself,
+    e.g. a ``--with`` that conflicts): the plan's problem, not the infrastructure's."""
+
+
 class BaseImageMissingError(EngineError, ValueError):
     """The base image is neither present locally nor pullable."""
 

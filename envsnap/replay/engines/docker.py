@@ -30,6 +30,7 @@ from envsnap.replay.engines.base import (
     EngineError,
     EngineUnavailableError,
     Exit,
+    InstallError,
     Mount,
     Prepared,
     Progress,
@@ -183,7 +184,7 @@ class DockerEngine(Engine):
             code = int(container.wait().get("StatusCode", -1))
             if code != 0:
                 last = tail[-1] if tail else "no output"
-                raise EngineError(
+                raise InstallError(
                     f"the image build failed (exit {code}): {last[:300]}",
                     hint="`envsnap export SNAP --dockerfile DIR` writes the same recipe to try by hand",
                 )

@@ -23,7 +23,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from envsnap.replay.engines.base import Engine, EngineError, Exit, Mount, Prepared, Progress
+from envsnap.replay.engines.base import Engine, EngineError, Exit, InstallError, Mount, Prepared, Progress
 from envsnap.replay.plan import ReplayPlan
 from envsnap.replay.wheelhouse import cache_root, gather
 
@@ -172,7 +172,8 @@ class VenvEngine(Engine):
         proc = subprocess.run(argv, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             last = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()][-1:] or ["no output"]
-            raise EngineError(f"cannot {what}: {last[0][:300]}")
+            error = InstallError if what == "install the locked wheels" else EngineError
+            raise error(f"cannot {what}: {last[0][:300]}")
 
     @staticmethod
     def _environ(prepared: Prepared, env: dict[str, str]) -> dict[str, str]:
