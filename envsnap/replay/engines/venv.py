@@ -111,6 +111,7 @@ class VenvEngine(Engine):
         for installer in ("uv", "pip"):
             venv = self.root / plan.image_key(f"venv-{installer}-{got}")[:24]
             if (venv / ".envsnap-complete").is_file():
+                os.utime(venv / ".envsnap-complete")  # most recently used: the last to be evicted
                 progress("step", f"venv {venv} exists for this runtime: no rebuild")
                 return Prepared("venv", str(venv), str(venv / "bin" / "python"), False, 0.0, installer, notes=notes)
         progress("step", f"gathering {len(plan.packages)} locked wheels for {plan.platform} (host pip, cached)")
@@ -155,6 +156,7 @@ class VenvEngine(Engine):
             if venv.exists():
                 shutil.rmtree(venv)
             os.replace(tmp, venv)
+            self._evict(keep=venv)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return Prepared(
@@ -166,6 +168,18 @@ class VenvEngine(Engine):
             installer,
             notes=notes,
         )
+
+    def _evict(self, keep: Path) -> None:
+        """Keep the ``$ENVSNAP_VENV_CACHE_MAX`` (default 12) most recently used venvs; a bisect builds one per
+        subset, each a few hundred MB."""
+        try:
+            limit = max(1, int(os.environ.get("ENVSNAP_VENV_CACHE_MAX", "12")))
+        except ValueError:
+            limit = 12
+        done = [d for d in self.root.iterdir() if (d / ".envsnap-complete").is_file() and d != keep]
+        done.sort(key=lambda d: (d / ".envsnap-complete").stat().st_mtime, reverse=True)
+        for stale in done[limit - 1 :]:
+            shutil.rmtree(stale, ignore_errors=True)
 
     @staticmethod
     def _run(argv: list[str], what: str) -> None:
