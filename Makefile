@@ -11,7 +11,7 @@ OUT    := out
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,gpu]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,gpu,ray,spark]'
 	# An editable install leaves envsnap/ uncompiled; with PYTHONDONTWRITEBYTECODE set (as on these
 	# machines) every start would recompile it. A regular wheel install compiles at install time.
 	$(BIN)/python -m compileall -q envsnap

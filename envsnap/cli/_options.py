@@ -93,3 +93,47 @@ def sampling_options(
         columns=cols,
         mask=tuple(mask),
     )
+
+
+# --- fleets (docs/fleet.md) --------------------------------------------------------------------------
+RAY = typer.Option(
+    None, "--ray", metavar="ADDRESS", help="Capture every node of the Ray cluster at HOST:PORT (or 'auto') as a fleet."
+)
+RAY_RUNTIME_ENV = typer.Option(
+    [],
+    "--ray-runtime-env",
+    metavar="NAME=JSON",
+    help="With --ray: also capture this runtime_env (JSON object or @file.json) on every node (repeatable).",
+)
+SPARK_MASTER = typer.Option(
+    None, "--spark", metavar="MASTER", help="Capture every executor of a Spark application on MASTER as a fleet."
+)
+NODE_TIMEOUT = typer.Option(
+    300.0, "--node-timeout", min=1.0, help="With --ray/--spark: seconds to wait for the node captures."
+)
+
+
+def parse_runtime_envs(specs: list[str]) -> dict[str, dict[str, object]]:
+    """``NAME=JSON`` (or ``NAME=@file.json``) pairs of ``--ray-runtime-env``; malformed ones are usage errors."""
+    import json
+
+    out: dict[str, dict[str, object]] = {}
+    for spec in specs:
+        name, sep, value = spec.partition("=")
+        if not sep or not name or not value:
+            raise typer.BadParameter(f"{spec!r} is not NAME=JSON (e.g. --ray-runtime-env omp3='{{\"env_vars\": ...}}')")
+        if value.startswith("@"):
+            try:
+                value = Path(value[1:]).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise typer.BadParameter(f"runtime {name!r}: cannot read {value[1:]} ({exc.strerror})") from exc
+        try:
+            parsed = json.loads(value)
+        except ValueError as exc:
+            raise typer.BadParameter(f"runtime {name!r}: not valid JSON ({exc})") from exc
+        if not isinstance(parsed, dict):
+            raise typer.BadParameter(f"runtime {name!r}: a runtime_env is a JSON object")
+        if name in out:
+            raise typer.BadParameter(f"runtime {name!r} is given twice")
+        out[name] = parsed
+    return out

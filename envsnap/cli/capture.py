@@ -40,9 +40,32 @@ def capture(
     artifacts: list[str] = opt.ARTIFACTS,
     lockfiles: list[str] = opt.LOCKFILES,
     config_files: list[str] = opt.CONFIG_FILES,
+    ray: str = opt.RAY,
+    ray_runtime_envs: list[str] = opt.RAY_RUNTIME_ENV,
+    spark: str = opt.SPARK_MASTER,
+    node_timeout: float = opt.NODE_TIMEOUT,
 ) -> None:
     """Capture the runtime contract of a Python environment into a snapshot."""
     from envsnap.capture import capture as do_capture
+
+    if ray is not None or spark is not None or ray_runtime_envs:
+        from envsnap.cli.fleet import capture_fleet
+
+        capture_fleet(
+            ray=ray,
+            spark=spark,
+            runtime_envs=opt.parse_runtime_envs(ray_runtime_envs),
+            output=output,
+            label=label,
+            env_allow=env_allow,
+            git=not no_git,
+            reproducible=reproducible,
+            force=force,
+            quiet=quiet,
+            timeout=node_timeout,
+            local_only=[python, *inputs, *artifacts, *lockfiles, *config_files],
+        )
+        return
 
     if python is None:
         python = opt.default_python()

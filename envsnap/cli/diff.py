@@ -66,8 +66,25 @@ def diff(
     markdown: bool = typer.Option(False, "--markdown", help="Print Markdown (CI job summary, PR comment)."),
     html: str = typer.Option(None, "--html", metavar="FILE", help="Also write a self-contained HTML report."),
     fail_on: str = typer.Option(None, "--fail-on", metavar="env|data|any", help="Exit 1 when such differences exist."),
+    across_nodes: bool = typer.Option(
+        False, "--across-nodes", help="A is a fleet: report which node groups differ from their runtime's majority."
+    ),
 ) -> None:
     """Compare two snapshots: environment, data and the first diverging stage, with ranked suspects."""
+    if across_nodes or (b is not None and not (current or requirements or against_repo)):
+        from envsnap.cli.fleet import diff_fleet
+
+        if diff_fleet(
+            a,
+            b,
+            across_nodes=across_nodes,
+            as_json=as_json,
+            markdown=markdown,
+            html=html,
+            fail_on=fail_on,
+            options={"rtol": rtol, "atol": atol, "keys": keys, "max_rows": max_rows},
+        ):
+            return
     given = sum([b is not None, current, requirements is not None, against_repo])
     if given != 1:
         err("envsnap: usage error: give exactly one of B, --current or --requirements FILE (or --config-against-repo)")

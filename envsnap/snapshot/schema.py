@@ -30,8 +30,12 @@ def schema_name(member: str) -> str:
     """The schema file name for ``member``: ``env/packages.json`` -> ``env.packages.schema.json``.
 
     ``data/inputs/events.json`` -> ``data.inputs.NAME.schema.json`` (likewise for stage intermediates'
-    records and artifacts), since their file names are chosen by the user.
+    records and artifacts), since their file names are chosen by the user. A fleet's
+    ``nodes/<key>/env/python.json`` shares the schema of ``env/python.json``.
     """
+    if member.startswith("nodes/") and member.count("/") >= 2:
+        # A fleet's node group (nodes/<key>/env/python.json) is checked as that member of a snapshot.
+        return schema_name(member.split("/", 2)[2])
     stem = member.rsplit(".", 1)[0] if member.endswith(".json") else member
     directory, _, base = member.rpartition("/")
     for prefix, fixed in _NAMED_MEMBERS:

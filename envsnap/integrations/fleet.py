@@ -1,0 +1,371 @@
+"""Fleet snapshots, engine-neutral: run the per-node payload's results into ``nodes/<key>/env/*.json``.
+
+A **fleet snapshot** is an ordinary snapshot of the driver (every top-level member as ``envsnap capture``
+writes it) plus:
+
+* ``fleet.json``: the engine, its version, the cluster address (credentials stripped), the worker
+  runtimes asked for, and one entry per captured node group (``key``, engine node id, hostname, address,
+  head or not, runtime, ``status`` ok/error, the error, the members written, the node fingerprint);
+  ``missing`` lists the keys of the node groups that could not be captured;
+* ``nodes/<key>/env/{python,packages,system,threads,envvars,gpu}.json`` for every node group captured.
+
+A *node group* is one node in one worker runtime. ``<key>`` is the engine's short node id (Ray: the
+first 12 hex digits of the node id; Spark: ``executor-<id>``), followed by ``--<runtime>`` for a named
+runtime (a Ray ``runtime_env`` with its own env_vars, pip packages or py_executable); the default worker
+runtime has no suffix. The engines (:mod:`envsnap.integrations.ray`, :mod:`envsnap.integrations.spark`)
+schedule :func:`payload_function` on their workers; this module turns what came back into members.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from envsnap.errors import EnvsnapError, SnapshotError
+
+if TYPE_CHECKING:
+    from envsnap.snapshot.model import ProbeStatus, Snapshot
+
+FLEET_MEMBER = "fleet.json"
+NODES_PREFIX = "nodes/"
+FLEET_VERSION = 1
+DEFAULT_RUNTIME = "default"
+_RUNTIME_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
+_KEY_SAFE = re.compile(r"[^a-z0-9_.-]+")
+
+PayloadFunction = Callable[[str, str, dict[str, Any]], dict[str, Any]]
+
+
+class ClusterError(EnvsnapError, ValueError):
+    """The cluster cannot be reached or used (bad address, engine not installed, nothing alive)."""
+
+
+def check_runtime_name(name: str) -> str:
+    """A runtime name usable in member paths: lowercase letters, digits, ``_ . -``; not ``default``."""
+    if not _RUNTIME_NAME.match(name) or "--" in name or name == DEFAULT_RUNTIME:
+        raise ClusterError(
+            f"runtime name {name!r} is not usable",
+            hint="use 1-40 lowercase letters, digits, '_', '.' or '-' (no '--'), other than 'default'",
+        )
+    return name
+
+
+def node_key(short_id: str, runtime: str = DEFAULT_RUNTIME) -> str:
+    """The ``nodes/<key>/`` component of one node in one runtime."""
+    base = _KEY_SAFE.sub("-", short_id.lower()).strip("-.") or "node"
+    return base if runtime == DEFAULT_RUNTIME else f"{base}--{runtime}"
+
+
+@dataclass(frozen=True)
+class NodeResult:
+    """What came back from one node group: the payload's facts, or why there are none."""
+
+    key: str
+    node_id: str
+    runtime: str = DEFAULT_RUNTIME
+    hostname: str | None = None
+    address: str | None = None
+    head: bool = False
+    facts: Mapping[str, Any] | None = None
+    error: str | None = None
+
+    def failed(self) -> str | None:
+        """The error of this node group: the engine's, or the payload's own (a worker Python that failed)."""
+        if self.error is not None:
+            return self.error
+        if self.facts is None:
+            return "no answer"
+        payload_error = self.facts.get("payload_error")
+        if isinstance(payload_error, Mapping):
+            what = f"{payload_error.get('type')}: {payload_error.get('message')}"
+            where = f"Python {payload_error.get('python')} at {payload_error.get('executable')}"
+            return f"the worker's Python cannot run the payload: {what} ({where})"
+        return None
+
+
+# --- the payload -------------------------------------------------------------------------------------
+
+
+@cache
+def _sources() -> tuple[str, str]:
+    from envsnap.capture import _inspect
+    from envsnap.integrations import _node_probe
+
+    return (
+        Path(_inspect.__file__).read_text(encoding="utf-8"),
+        Path(_node_probe.__file__).read_text(encoding="utf-8"),
+    )
+
+
+@cache
+def _payload_namespace() -> dict[str, Any]:
+    namespace: dict[str, Any] = {"__name__": "envsnap_fleet_payload"}
+    exec(compile(_sources()[1], "<envsnap fleet payload>", "exec"), namespace)  # noqa: S102 - envsnap's own source
+    return namespace
+
+
+def payload_function() -> PayloadFunction:
+    """:func:`envsnap.integrations._node_probe.run_payload`, compiled under a module name no worker can
+    import: cloudpickle then ships it by value, so workers need no envsnap."""
+    function: PayloadFunction = _payload_namespace()["run_payload"]
+    return function
+
+
+def partition_function(inspect_source: str, node_source: str, options: dict[str, Any]) -> Callable[[Any], Any]:
+    """A ``mapPartitions`` function running the payload once per partition, shipped by value likewise."""
+    make: Callable[..., Callable[[Any], Any]] = _payload_namespace()["partition_runner"]
+    return make(inspect_source, node_source, options)
+
+
+def payload_args(env_allow: Iterable[str] = ()) -> tuple[str, str, dict[str, Any]]:
+    """The arguments of :func:`payload_function`: both sources and the options (the env allowlist)."""
+    from envsnap.integrations.fleet_sections import env_request
+
+    inspect_source, node_source = _sources()
+    return inspect_source, node_source, {"env": env_request(env_allow)}
+
+
+# --- node members ------------------------------------------------------------------------------------
+
+
+def node_members(
+    facts: Mapping[str, Any], env_allow: Iterable[str] = ()
+) -> tuple[dict[str, bytes], dict[str, ProbeStatus], str]:
+    """One node's ``env/*.json`` members (relative to ``nodes/<key>/``), probe statuses and fingerprint."""
+    from envsnap.capture import FINGERPRINT_SECTIONS, run_probes
+    from envsnap.capture.base import CaptureOptions
+    from envsnap.integrations.fleet_sections import NODE_PROBES, NodeContext, env_request, node_environ
+    from envsnap.snapshot.fingerprint import fingerprint
+
+    options = CaptureOptions(env_allow=tuple(env_allow), git=False, environ=node_environ(facts), argv=(), cwd="/")
+    ctx = NodeContext(options, facts, env_request(env_allow))
+    members, statuses = run_probes(ctx, NODE_PROBES)
+    return members, statuses, fingerprint({name: ctx.results.get(name) for name in FINGERPRINT_SECTIONS})
+
+
+def _runtime_entry(name: str, spec: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What ``fleet.json`` says of a runtime: its shape, never env var values (they may be secrets)."""
+    from envsnap.capture.redact import scrub_text
+
+    if spec is None:
+        return {"name": name, "fields": [], "env_vars": [], "pip": [], "py_executable": None}
+    env_vars = spec.get("env_vars") or {}
+    pip = spec.get("pip") or []
+    pip_list = pip.get("packages", []) if isinstance(pip, Mapping) else pip
+    return {
+        "name": name,
+        "fields": sorted(str(k) for k in spec),
+        "env_vars": sorted(str(k) for k in env_vars) if isinstance(env_vars, Mapping) else [],
+        "pip": [scrub_text(str(p)) for p in pip_list] if isinstance(pip_list, list) else [scrub_text(str(pip_list))],
+        "py_executable": scrub_text(str(spec["py_executable"])) if spec.get("py_executable") else None,
+    }
+
+
+@dataclass
+class FleetCapture:
+    """Everything a fleet snapshot is made of, before it is assembled."""
+
+    engine: str
+    engine_version: str | None
+    address: str | None
+    runtimes: Mapping[str, Mapping[str, Any] | None]
+    results: list[NodeResult]
+    driver_node: str | None = None
+    env_allow: tuple[str, ...] = ()
+    wall_s: dict[str, float] = field(default_factory=dict)
+
+
+def _status(status: ProbeStatus) -> dict[str, Any]:
+    return {"status": status.status, "error": status.error}
+
+
+def assemble_fleet(driver: Snapshot, fleet: FleetCapture, *, reproducible: bool = False) -> Snapshot:
+    """The fleet snapshot: the driver's members, ``fleet.json`` and every node group's members."""
+    from envsnap.capture.redact import scrub_data, scrub_url
+    from envsnap.snapshot import canonical
+    from envsnap.snapshot.build import assemble_snapshot
+
+    members = dict(driver.iter_member_bytes())
+    nodes: list[dict[str, Any]] = []
+    for result in sorted(fleet.results, key=lambda r: r.key):
+        entry: dict[str, Any] = {
+            "key": result.key,
+            "node_id": result.node_id,
+            "hostname": result.hostname,
+            "address": result.address,
+            "head": result.head,
+            "runtime": result.runtime,
+            "status": "error",
+            "error": None,
+            "members": [],
+            "probes": {},
+            "fingerprint": None,
+            "python": None,
+            "wall_s": None,
+        }
+        problem = result.failed()
+        if problem is not None or result.facts is None:
+            entry["error"] = (problem or "no answer")[:1000]
+            nodes.append(entry)
+            continue
+        try:
+            node, statuses, node_fingerprint = node_members(result.facts, fleet.env_allow)
+        except (KeyError, TypeError, ValueError) as exc:  # a payload answer of the wrong shape
+            entry["error"] = f"the worker's answer is not usable: {type(exc).__name__}: {exc}"[:1000]
+            nodes.append(entry)
+            continue
+        prefix = f"{NODES_PREFIX}{result.key}/"
+        for member, data in node.items():
+            members[prefix + member] = data
+        python = (result.facts.get("inspect") or {}).get("python") or {}
+        entry.update(
+            status="ok",
+            members=sorted(prefix + m for m in node),
+            probes={name: _status(status) for name, status in sorted(statuses.items())},
+            fingerprint=node_fingerprint,
+            python=python.get("version"),
+            wall_s=None if reproducible else result.facts.get("wall_s"),
+        )
+        nodes.append(entry)
+    document = {
+        "fleet_version": FLEET_VERSION,
+        "engine": fleet.engine,
+        "engine_version": fleet.engine_version,
+        "address": scrub_url(fleet.address) if fleet.address else None,
+        "driver_node": fleet.driver_node,
+        "runtimes": [_runtime_entry(name, spec) for name, spec in sorted(fleet.runtimes.items())],
+        "nodes": nodes,
+        "expected": len(nodes),
+        "captured": sum(1 for n in nodes if n["status"] == "ok"),
+        "missing": [n["key"] for n in nodes if n["status"] != "ok"],
+        "timings": None if reproducible else dict(sorted(fleet.wall_s.items())),
+    }
+    members[FLEET_MEMBER] = canonical.dumps(scrub_data(document))
+    return assemble_snapshot(
+        members,
+        fingerprint=driver.fingerprint,
+        label=driver.label,
+        probes=driver.manifest.probes,
+        reproducible=reproducible,
+    )
+
+
+def capture_driver(*, label: str | None, env_allow: Iterable[str], git: bool, reproducible: bool) -> Snapshot:
+    """The driver's own snapshot (in-process), the top level of a fleet snapshot."""
+    from envsnap.capture import capture
+
+    return capture(None, label=label, env_allow=env_allow, git=git, reproducible=reproducible)
+
+
+def write_fleet(snap: Snapshot, output: str | None, force: bool) -> Snapshot:
+    """Write ``snap`` to ``output`` when given (atomically; ``*.envsnap`` = zip) and return it."""
+    if output is not None:
+        written = snap.write(output, force=force)
+        snap.path = str(written)
+    return snap
+
+
+def check_output(output: str | None, force: bool) -> None:
+    """Refuse a bad destination before any cluster work."""
+    if output is not None:
+        from envsnap.snapshot.writer import check_destination
+
+        check_destination(Path(output).absolute(), force)
+
+
+# --- reading -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FleetNode:
+    """One node group of a fleet snapshot, as ``fleet.json`` lists it."""
+
+    key: str
+    node_id: str
+    hostname: str | None
+    runtime: str
+    head: bool
+    status: str
+    error: str | None
+    fingerprint: str | None
+    members: tuple[str, ...]
+    probes: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """``fleet.json`` read back."""
+
+    engine: str
+    engine_version: str | None
+    address: str | None
+    driver_node: str | None
+    nodes: tuple[FleetNode, ...]
+    missing: tuple[str, ...]
+
+    def node(self, key: str) -> FleetNode:
+        """The node group ``key``, or a :class:`SnapshotError` naming the known ones."""
+        for node in self.nodes:
+            if node.key == key:
+                return node
+        raise SnapshotError("fleet.json", f"no node group {key!r}; known: {', '.join(n.key for n in self.nodes)}")
+
+
+def is_fleet(snap: Snapshot) -> bool:
+    """Whether ``snap`` is a fleet snapshot."""
+    return FLEET_MEMBER in snap
+
+
+def read_fleet(snap: Snapshot) -> Fleet:
+    """``fleet.json`` of ``snap`` (hash-checked and schema-validated by the reader)."""
+    if not is_fleet(snap):
+        raise SnapshotError(
+            snap.path, "is not a fleet snapshot (no fleet.json)", hint="capture one with --ray or --spark"
+        )
+    data = snap.read_json(FLEET_MEMBER)
+    nodes = tuple(
+        FleetNode(
+            key=n["key"],
+            node_id=n["node_id"],
+            hostname=n.get("hostname"),
+            runtime=n["runtime"],
+            head=bool(n.get("head")),
+            status=n["status"],
+            error=n.get("error"),
+            fingerprint=n.get("fingerprint"),
+            members=tuple(n.get("members") or ()),
+            probes=n.get("probes") or {},
+        )
+        for n in data["nodes"]
+    )
+    return Fleet(
+        engine=data["engine"],
+        engine_version=data.get("engine_version"),
+        address=data.get("address"),
+        driver_node=data.get("driver_node"),
+        nodes=nodes,
+        missing=tuple(data.get("missing") or ()),
+    )
+
+
+def node_snapshot(snap: Snapshot, node: FleetNode) -> Snapshot:
+    """An in-memory snapshot of one node group (its ``env/*.json`` at the top), for the differs."""
+    from envsnap.snapshot.build import assemble_snapshot
+    from envsnap.snapshot.model import ProbeStatus
+
+    prefix = f"{NODES_PREFIX}{node.key}/"
+    members = {m[len(prefix) :]: snap.read_bytes(m) for m in node.members if m.startswith(prefix)}
+    probes = {
+        name: ProbeStatus(p.get("status", "ok"), p.get("error"), tuple(p.get("members", ())))
+        for name, p in node.probes.items()
+        if isinstance(p, Mapping)
+    }
+    view = assemble_snapshot(
+        members, fingerprint=node.fingerprint or "sha256:" + "0" * 64, probes=probes, reproducible=True
+    )
+    view.path = f"{snap.path}#{node.key}"
+    return view
