@@ -258,3 +258,17 @@ def test_unreachable_engine_suggests_venv(recorded: Path) -> None:
     )
     assert proc.returncode == 3
     assert "no Docker engine is reachable" in proc.stderr and "--engine venv" in proc.stderr
+
+
+def test_timeout_stops_a_stage_and_says_so(recorded: Path, docker_base: str) -> None:  # noqa: F811
+    args = [recorded, "--base-image", docker_base, "--no-fidelity", "--set-env", "HOSTILE=sleep"]
+    code, doc = replay_json(*args, "--set-env", "HOSTILE_SECONDS=60", "--timeout", "8")
+    assert code == 1
+    statuses = stage_status(doc)
+    assert statuses["clean"] == statuses["localize"] == statuses["summarize"] == "match"
+    hostile = next(s for s in doc["stages"] if s["name"] == "hostile")
+    assert hostile["status"] == "failed" and hostile["failure"] == "timeout", hostile
+    running = subprocess.run(
+        ["docker", "ps", "-q", "--filter", "label=org.envsnap.replay"], capture_output=True, text=True, check=False
+    )
+    assert running.stdout.strip() == ""  # the container was killed and removed
