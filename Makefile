@@ -55,10 +55,9 @@ $(DEMO_STAMP): fixtures/example/requirements.txt
 demo: $(STAMP) $(DEMO_STAMP)
 	VENV=$(VENV) OUT=$(OUT) scripts/demo.sh
 
-## bench: capture speed side by side with its peers; writes bench/RESULTS.md
-bench: $(STAMP)
-	$(BIN)/python bench/setup_venvs.py
-	$(BIN)/python bench/capture_bench.py --envsnap-python $(BIN)/python
+## bench: every benchmark area side by side with its peers (bench/run_all.py); writes bench/RESULTS.md
+bench: $(STAMP) $(DEMO_STAMP)
+	$(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf $(VENV) .cache $(OUT) .pytest_cache .mypy_cache .ruff_cache

@@ -2,7 +2,8 @@
 
 For each measured venv (``ml``: ~26 distributions, ``big``: 300+), ``envsnap capture --python VENV`` is run
 pair by pair (A B A B ...) against every peer on the same venv, after a warm-up pair. In-process
-``envsnap.capture()`` is timed in fresh interpreters. The run writes bench/RESULTS.md and bench/results.json.
+``envsnap.capture()`` is timed in fresh interpreters. The run writes bench/RESULTS-capture.md and
+bench/results-capture.json (`make bench` runs it among the other areas: bench/run_all.py).
 
     python bench/capture_bench.py [--runs 7] [--venvs ml,big] [--no-setup]
 
@@ -307,7 +308,7 @@ def tool_versions(py: Path) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Set up, measure, write bench/RESULTS.md and bench/results.json."""
+    """Set up, measure, write bench/RESULTS-capture.md and bench/results-capture.json."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=7, help="measured pairs per comparison (>= 5)")
     parser.add_argument("--warmup", type=int, default=1, help="unrecorded warm-up pairs first")
@@ -316,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="development: comma-separated peer keys to run")
     parser.add_argument("--envsnap-python", default=None, help="Python with envsnap installed (default .venv)")
     parser.add_argument("--no-setup", action="store_true", help="do not (re)build bench/.venvs first")
-    parser.add_argument("--out", default=str(BENCH), help="directory for RESULTS.md and results.json")
+    parser.add_argument("--out", default=str(BENCH), help="directory for RESULTS-capture.md and results-capture.json")
     args = parser.parse_args(argv)
     args.only = set(filter(None, args.only.split(",")))
     if args.runs < 5 and not args.only:
@@ -365,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
     out_dir = Path(args.out)
     write_reports(results, out_dir)
-    print(f"wrote {short(out_dir / 'RESULTS.md')} and {short(out_dir / 'results.json')}")
+    print(f"wrote {short(out_dir / 'RESULTS-capture.md')} and {short(out_dir / 'results-capture.json')}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Turn the capture benchmark's raw results into goal verdicts, bench/RESULTS.md and bench/results.json."""
+"""Turn the capture benchmark's raw results into goal verdicts, bench/RESULTS-capture.md and results-capture.json."""
 
 from __future__ import annotations
 
@@ -254,12 +254,12 @@ def _startup_lines(startup: dict[str, Any]) -> list[str]:
 
 
 def render(results: dict[str, Any]) -> str:
-    """RESULTS.md text."""
+    """RESULTS-capture.md text."""
     m = results["machine"]
     lines = [
         "# envsnap capture benchmark",
         "",
-        f"Written by `make bench` (`bench/capture_bench.py`) on {results['started_at']}, in "
+        f"Written by `bench/capture_bench.py` (run by `make bench`) on {results['started_at']}, in "
         f"{results['duration_s']:.0f} s. {results['settings']['runs']} measured pairs per comparison after "
         f"{results['settings']['warmup']} warm-up pair(s). Absolute times on this shared machine are only "
         "indicative; the ratios are measured pair by pair in the same run.",
@@ -293,8 +293,10 @@ def render(results: dict[str, Any]) -> str:
 
 
 def write_reports(results: dict[str, Any], out_dir: Path) -> None:
-    """Write RESULTS.md and results.json (with the verdicts) into ``out_dir``."""
+    """Write RESULTS-capture.md and results-capture.json (with the verdicts) into ``out_dir``."""
     results = {**results, "goals": goals(results)}
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(json.dumps(results, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    (out_dir / "RESULTS.md").write_text(render(results) + "\n", encoding="utf-8")
+    (out_dir / "results-capture.json").write_text(
+        json.dumps(results, indent=1, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    (out_dir / "RESULTS-capture.md").write_text(render(results) + "\n", encoding="utf-8")

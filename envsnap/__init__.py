@@ -11,21 +11,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from envsnap._version import __version__
-
 # The subpackages envsnap.capture, envsnap.diff and envsnap.replay would otherwise shadow the functions of
 # the same names once imported; binding the functions here, after the subpackages are loaded, keeps
 # `envsnap.capture(...)`, `envsnap.diff(...)` and `envsnap.replay(...)` callable. Probes and differs load
 # lazily, on first use. (`envsnap.check` loads lazily too: its module forwards calls to the function, so it
 # stays callable once imported.)
+import envsnap.diff as _diff_package  # the light package only: the differs load on the first diff()
+from envsnap._version import __version__
 from envsnap.capture import capture
-from envsnap.diff.compare import diff
 from envsnap.errors import EnvsnapError
 from envsnap.replay import replay
 
 if TYPE_CHECKING:
+    import os
+    from collections.abc import Sequence
+
     from envsnap.bisect import bisect
     from envsnap.check import check
+    from envsnap.diff.model import SnapshotDiff
     from envsnap.failure import on_failure
     from envsnap.pipeline.model import Pipeline
     from envsnap.pipeline.runner import run_pipeline
@@ -46,6 +49,28 @@ __all__ = [
     "replay",
     "run_pipeline",
 ]
+
+
+def diff(
+    a: Snapshot | str | os.PathLike[str],
+    b: Snapshot | str | os.PathLike[str],
+    *,
+    rtol: float = 0.0,
+    atol: float = 0.0,
+    keys: Sequence[str] = (),
+    max_rows: int = 10,
+) -> SnapshotDiff:
+    """Compare snapshot ``a`` (the good/old run) with ``b`` (the bad/new run): environment, data, suspects.
+
+    See :func:`envsnap.diff.compare.diff`; the diff model and differs load on the first call, so that
+    ``import envsnap`` (and every ``envsnap`` command) does not pay for them.
+    """
+    from envsnap.diff.compare import diff as _diff
+
+    return _diff(a, b, rtol=rtol, atol=atol, keys=keys, max_rows=max_rows)
+
+
+del _diff_package
 
 
 def __getattr__(name: str) -> Any:
