@@ -9,12 +9,12 @@ one side, an intermediate exists on one side only.
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from envsnap.diff.model import DataDiff, EnvDiff, SnapshotDiff, SnapshotRef
+from envsnap.snapshot.reader import opened as _opened
 
 if TYPE_CHECKING:
     from envsnap.snapshot.model import Snapshot
@@ -33,20 +33,6 @@ def snapshot_ref(snap: Snapshot) -> SnapshotRef:
         fingerprint=manifest.fingerprint,
         format_minor=manifest.minor,
     )
-
-
-@contextlib.contextmanager
-def _opened(value: Any) -> Iterator[Snapshot]:
-    """A Snapshot as given, or one opened from a path (and closed afterwards)."""
-    from envsnap.snapshot.model import Snapshot
-
-    if isinstance(value, Snapshot):
-        yield value
-        return
-    from envsnap.snapshot.reader import open_snapshot
-
-    with open_snapshot(os.fspath(value)) as snap:
-        yield snap
 
 
 def _has_data(snap: Snapshot) -> bool:

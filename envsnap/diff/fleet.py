@@ -219,8 +219,8 @@ def _skew(snap: Snapshot, fleet: Fleet, runtime: str) -> RuntimeSkew:
 
 def across_nodes(fleet_snapshot: Snapshot | str | os.PathLike[str]) -> FleetSkew:
     """The skew between the node groups of one fleet snapshot (see the module docstring)."""
-    from envsnap.diff.compare import _opened
     from envsnap.integrations.fleet import read_fleet
+    from envsnap.snapshot.reader import opened as _opened
 
     with _opened(fleet_snapshot) as snap:
         fleet = read_fleet(snap)
@@ -257,8 +257,9 @@ def compare_fleets(
     a: Snapshot | str | os.PathLike[str], b: Snapshot | str | os.PathLike[str], **diff_options: Any
 ) -> FleetComparison:
     """Two fleet snapshots: the drivers as ``envsnap diff`` compares them, then runtime by runtime."""
-    from envsnap.diff.compare import _opened, diff
+    from envsnap.diff.compare import diff
     from envsnap.integrations.fleet import read_fleet
+    from envsnap.snapshot.reader import opened as _opened
 
     with _opened(a) as snap_a, _opened(b) as snap_b:
         fa, fb = read_fleet(snap_a), read_fleet(snap_b)

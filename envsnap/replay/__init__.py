@@ -35,16 +35,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'envsnap.replay' has no attribute {name!r}")
 
 
-def _open(snapshot: Snapshot | str | os.PathLike[str]) -> tuple[Snapshot, bool]:
-    from envsnap.snapshot.model import Snapshot
-    from envsnap.snapshot.reader import open_snapshot
-
-    if isinstance(snapshot, Snapshot):
-        return snapshot, False
-
-    return open_snapshot(snapshot), True
-
-
 def plan(
     snapshot: Snapshot | str | os.PathLike[str],
     *,
@@ -58,9 +48,9 @@ def plan(
 ) -> ReplayPlan:
     """The replay plan for ``snapshot`` (nothing is built or run)."""
     from envsnap.replay.plan import build_plan
+    from envsnap.snapshot.reader import opened
 
-    snap, owned = _open(snapshot)
-    try:
+    with opened(snapshot) as snap:
         return build_plan(
             snap,
             base_image=base_image,
@@ -71,9 +61,6 @@ def plan(
             from_stage=from_stage,
             match_resources=match_resources,
         )
-    finally:
-        if owned:
-            snap.close()
 
 
 def replay(
@@ -105,15 +92,14 @@ def replay(
     """
     from envsnap.replay.engines import get_engine
     from envsnap.replay.execute import execute
-    from envsnap.replay.plan import build_plan
+    from envsnap.snapshot.reader import opened
 
-    snap, owned = _open(snapshot)
-    try:
-        the_plan = build_plan(
+    with opened(snapshot) as snap:
+        the_plan = plan(
             snap,
             base_image=base_image,
-            with_packages=tuple(with_packages),
-            set_env=tuple(set_env),
+            with_packages=with_packages,
+            set_env=set_env,
             stage=stage,
             until=until,
             from_stage=from_stage,
@@ -132,6 +118,3 @@ def replay(
             progress=progress,
             keep=keep,
         )
-    finally:
-        if owned:
-            snap.close()

@@ -14,7 +14,6 @@ error, raised, never guessed at.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
@@ -104,21 +103,15 @@ def _quiet(_kind: str, _message: str) -> None:
     return None
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _compare(snap: Snapshot, stage: PlannedStage, produced: Path, rtol: float, atol: float) -> TableDiff:
     from envsnap.diff.tables import diff_parquet
 
     member = stage.recorded_member
     if member is None:
         return TableDiff(name=stage.name, status="incomparable", note="the recording has no intermediate for it")
-    if snap.manifest.members[member].sha256 == _sha256(produced):
+    from envsnap.capture.artifacts import hash_file
+
+    if snap.manifest.members[member].sha256 == hash_file(str(produced))[0]:
         return TableDiff(name=stage.name, status="identical", note="same sha256 as the recorded intermediate")
     with snap.open_member(member) as recorded:
         return diff_parquet(recorded, str(produced), name=stage.name, rtol=rtol, atol=atol)

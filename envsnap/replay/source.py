@@ -13,7 +13,6 @@ The tree is placed at the recorded root's path inside a container, so that the p
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import shutil
@@ -22,6 +21,7 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from envsnap.capture.artifacts import hash_file
 from envsnap.errors import EnvsnapError
 from envsnap.snapshot.model import Snapshot
 
@@ -76,7 +76,7 @@ def _copy_artifacts(snap: Snapshot, original: str, dest: Path) -> list[str]:
         if not local.is_file():
             notes.append(f"artifact {name}: {resolved} no longer exists here; stages that load it will fail")
             continue
-        digest = hashlib.sha256(local.read_bytes()).hexdigest()
+        digest = hash_file(str(local))[0]
         if digest != record.get("sha256"):
             notes.append(
                 f"artifact {name}: {resolved} changed since the capture (sha256 {digest[:12]}… vs "

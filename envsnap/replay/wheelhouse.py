@@ -13,7 +13,6 @@ when it is there, else with pip.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -25,6 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from envsnap.capture.artifacts import hash_file
 from envsnap.errors import EnvsnapError
 from envsnap.replay.plan import Package, ReplayPlan, normalize
 
@@ -125,14 +125,6 @@ class Wheelhouse:
         return "".join(f"{w.pin} --hash=sha256:{w.sha256}\n" for w in self.wheels)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 class WheelCache:
     """The content-addressed store: ``blobs/<sha256>/<filename>`` and ``index.json``."""
 
@@ -155,7 +147,7 @@ class WheelCache:
         return Wheel(pin, entry["filename"], entry["sha256"]) if blob.is_file() else None
 
     def store(self, target: Target, pin: str, path: Path) -> Wheel:
-        digest = _sha256(path)
+        digest = hash_file(str(path))[0]
         blob_dir = self.root / "blobs" / digest
         blob_dir.mkdir(parents=True, exist_ok=True)
         blob = blob_dir / path.name
@@ -173,7 +165,7 @@ class WheelCache:
     def place(self, wheel: Wheel, directory: Path) -> None:
         """Link (else copy) a cached wheel into ``directory``, checking its bytes against its sha256."""
         blob = self.root / "blobs" / wheel.sha256 / wheel.filename
-        if _sha256(blob) != wheel.sha256:
+        if hash_file(str(blob))[0] != wheel.sha256:
             raise TamperedWheelError(
                 f"the cached wheel {blob} does not match its sha256 {wheel.sha256[:12]}…",
                 hint=f"delete {blob.parent} and replay again to download it afresh",

@@ -9,11 +9,12 @@ unlisted members are errors. Member bytes are hash-checked before they are parse
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from envsnap.errors import IntegrityError, SnapshotError, UnsafeArchiveError
 from envsnap.snapshot import canonical
@@ -197,3 +198,13 @@ def open_snapshot(path: str | os.PathLike[str]) -> Snapshot:
     if stat.S_ISREG(st.st_mode):
         return _open_zip(spath)
     raise SnapshotError(spath, "not a file or directory")
+
+
+@contextlib.contextmanager
+def opened(value: Snapshot | str | os.PathLike[str]) -> Iterator[Snapshot]:
+    """A Snapshot as given, or one opened from a path (and closed afterwards)."""
+    if isinstance(value, Snapshot):
+        yield value
+        return
+    with open_snapshot(os.fspath(value)) as snap:
+        yield snap

@@ -199,32 +199,6 @@ class DockerEngine(Engine):
             with contextlib.suppress(APIError):
                 container.remove(force=True, v=True)
 
-    def _create(
-        self,
-        prepared: Prepared,
-        argv: list[str],
-        *,
-        plan: ReplayPlan,
-        mounts: list[Mount],
-        cwd: str,
-        env: dict[str, str],
-        interactive: bool = False,
-    ) -> Any:
-        from docker.types import Mount as DockerMount
-
-        binds = [DockerMount(target=m.inner, source=m.host, type="bind", read_only=not m.writable) for m in mounts]
-        return self.client().containers.create(
-            prepared.reference,
-            command=argv,
-            working_dir=cwd,
-            environment=dict(env),
-            mounts=binds,
-            labels={"org.envsnap.replay": plan.snapshot_id},
-            stdin_open=interactive,
-            tty=interactive,
-            **hardened_options(plan),
-        )
-
     def execute(
         self,
         prepared: Prepared,
@@ -237,9 +211,19 @@ class DockerEngine(Engine):
         timeout: float | None = None,
     ) -> Exit:
         from docker.errors import APIError
+        from docker.types import Mount as DockerMount
 
+        binds = [DockerMount(target=m.inner, source=m.host, type="bind", read_only=not m.writable) for m in mounts]
         try:
-            container = self._create(prepared, argv, plan=plan, mounts=mounts, cwd=cwd, env=env)
+            container = self.client().containers.create(
+                prepared.reference,
+                command=argv,
+                working_dir=cwd,
+                environment=dict(env),
+                mounts=binds,
+                labels={"org.envsnap.replay": plan.snapshot_id},
+                **hardened_options(plan),
+            )
         except APIError as exc:
             raise EngineError(f"cannot create the replay container: {exc.explanation or exc}") from None
         timed_out = False
