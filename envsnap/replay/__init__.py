@@ -92,14 +92,17 @@ def replay(
     """
     from envsnap.replay.engines import get_engine
     from envsnap.replay.execute import execute
+    from envsnap.replay.plan import build_plan
     from envsnap.snapshot.reader import opened
 
+    # build_plan, not plan(): once envsnap.replay.plan (the module) is imported, the name `plan` in this
+    # package is that module.
     with opened(snapshot) as snap:
-        the_plan = plan(
+        the_plan = build_plan(
             snap,
             base_image=base_image,
-            with_packages=with_packages,
-            set_env=set_env,
+            with_packages=tuple(with_packages),
+            set_env=tuple(set_env),
             stage=stage,
             until=until,
             from_stage=from_stage,
