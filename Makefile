@@ -1,21 +1,56 @@
 # envsnap — developer entry points. `make test` and `make demo` work from a fresh clone.
+#
+# Our own toolchain installs from hashed locks (requirements/*.txt, pip --require-hashes), never from
+# whatever the index holds today: a release elsewhere cannot turn CI red. `make lock` regenerates them.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.envsnap-installed
+PIP    := $(BIN)/python -m pip --disable-pip-version-check
+CORE_STAMP := $(VENV)/.envsnap-core
+STAMP  := $(VENV)/.envsnap-dev
 DEMO_VENV := .cache/demo-venv
 OUT    := out
+LOCK_FLAGS := --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock"
 
-.PHONY: test test-fast lint demo bench clean docker
+.PHONY: test test-fast lint demo bench clean docker lock dist install-core install-dev
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,gpu,ray,spark]'
+
+# scripts/install_lock.py: pip, setuptools and wheel first (hash-checked), then the lock with
+# --require-hashes and no build isolation, then envsnap itself --no-deps; a hash mismatch is one line.
+define install_lock
+	$(PYTHON) scripts/install_lock.py $(BIN)/python $(1)
 	# An editable install leaves envsnap/ uncompiled; with PYTHONDONTWRITEBYTECODE set (as on these
 	# machines) every start would recompile it. A regular wheel install compiles at install time.
 	$(BIN)/python -m compileall -q envsnap
-	touch $(STAMP)
+endef
+
+## install-core: the package and its run-time dependencies only (what `make demo` needs)
+$(CORE_STAMP): $(VENV)/bin/python requirements/bootstrap.txt requirements/core.txt pyproject.toml
+	$(call install_lock,requirements/core.txt)
+	touch $(CORE_STAMP)
+
+## install-dev: everything test, lint and bench need (dev tools, GPU, Ray and Spark extras)
+$(STAMP): $(VENV)/bin/python requirements/bootstrap.txt requirements/dev.txt pyproject.toml
+	$(call install_lock,requirements/dev.txt)
+	touch $(STAMP) $(CORE_STAMP)
+
+install-core: $(CORE_STAMP)
+install-dev: $(STAMP)
+
+## lock: regenerate the hashed locks from pyproject.toml (after changing a dependency or its range, or
+## to take new releases on purpose); the dev lock is resolved first and the others are constrained by it
+lock: $(STAMP)
+	$(BIN)/uv pip compile --native-tls --quiet pyproject.toml --all-extras $(LOCK_FLAGS) -o requirements/dev.txt
+	$(BIN)/uv pip compile --native-tls --quiet pyproject.toml -c requirements/dev.txt $(LOCK_FLAGS) -o requirements/core.txt
+	$(BIN)/uv pip compile --native-tls --quiet requirements/bootstrap.in -c requirements/dev.txt $(LOCK_FLAGS) -o requirements/bootstrap.txt
+	$(BIN)/uv pip compile --native-tls --quiet fixtures/example/requirements.txt $(LOCK_FLAGS) -o requirements/demo-job.txt
+
+## dist: a wheel and an sdist of envsnap-ml in dist/ (install one with `pip install dist/envsnap_ml-*.whl`)
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --no-isolation --sdist --wheel --outdir dist .
 
 ## docker: a real engine, a local registry on 127.0.0.1:5000 and a base image pinned by digest (cached)
 docker:
@@ -45,14 +80,15 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 DEMO_STAMP := $(DEMO_VENV)/.installed
-$(DEMO_STAMP): fixtures/example/requirements.txt
+# The example job's own venv: fixtures/example/requirements.txt, with hashes from requirements/demo-job.txt
+$(DEMO_STAMP): requirements/demo-job.txt
 	$(PYTHON) -m venv $(DEMO_VENV)
-	$(DEMO_VENV)/bin/python -m pip install --quiet -r fixtures/example/requirements.txt
+	$(DEMO_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements/demo-job.txt
 	touch $(DEMO_STAMP)
 
 ## demo: "a small change broke my pipeline" on the churn example: good and bad runs, diff (terminal + HTML),
 ## replay of the bad one (Docker when scripts/docker-setup.sh gets an engine, else the venv engine); see scripts/demo.sh
-demo: $(STAMP) $(DEMO_STAMP)
+demo: $(CORE_STAMP) $(DEMO_STAMP)
 	VENV=$(VENV) OUT=$(OUT) scripts/demo.sh
 
 ## bench: every benchmark area side by side with its peers (bench/run_all.py); writes bench/RESULTS.md
@@ -60,4 +96,4 @@ bench: $(STAMP) $(DEMO_STAMP)
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) .cache $(OUT) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .cache $(OUT) dist build .pytest_cache .mypy_cache .ruff_cache

@@ -109,7 +109,7 @@ class Manifest:
             raise FormatVersionError(
                 source,
                 f"written in format {fmt}, this envsnap reads {FORMAT}",
-                hint="upgrade envsnap (pip install -U envsnap)" if major > FORMAT_MAJOR else "re-capture it",
+                hint="upgrade envsnap (pip install -U envsnap-ml)" if major > FORMAT_MAJOR else "re-capture it",
             )
         validate_member(source, MANIFEST, data)
         if data["minor"] > FORMAT_MINOR:

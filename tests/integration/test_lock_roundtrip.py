@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from envsnap.capture import target as target_mod
 from envsnap.capture.base import CaptureContext, CaptureOptions
@@ -83,21 +88,56 @@ def test_a_wrong_hash_is_refused_by_pip(index_venv: Path, fresh_venv: Path, venv
     assert "HASHES" in proc.stderr.upper()
 
 
-def test_pip_sync_sees_the_lock_as_up_to_date(index_venv: Path) -> None:
-    """pip-tools compatibility: pip-sync reads the lock and finds nothing to change in the captured venv."""
-    _captured, lock = _capture(index_venv)
-    path = index_venv.parent.parent / "requirements.lock"
+def _pip_tools_pip_requirement() -> SpecifierSet:
+    """The pip versions the installed pip-tools accepts in a target venv (its own ``pip`` requirement)."""
+    for text in importlib.metadata.requires("pip-tools") or []:
+        requirement = Requirement(text)
+        if canonicalize_name(requirement.name) == "pip" and not requirement.marker:
+            return requirement.specifier
+    return SpecifierSet()
+
+
+def _pip_sync_dry_run(python: Path, lock: str) -> subprocess.CompletedProcess[str]:
+    path = python.parent.parent / "requirements.lock"
     path.write_text(lock, encoding="utf-8")
     pip_sync = Path(sys.executable).parent / "pip-sync"
-    proc = subprocess.run(
-        [str(pip_sync), "--dry-run", "--python-executable", str(index_venv), str(path)],
+    return subprocess.run(
+        [str(pip_sync), "--dry-run", "--python-executable", str(python), str(path)],
         capture_output=True,
         text=True,
         check=False,
         # `python -m pip` puts its cwd on sys.path: run away from envsnap's checkout and its *.egg-info.
         cwd=path.parent,
     )
+
+
+def test_pip_sync_sees_the_lock_as_up_to_date(tmp_path: Path, venv_tools: Any) -> None:
+    """pip-tools compatibility: pip-sync reads the lock and finds nothing to change in the captured venv.
+
+    pip-sync refuses a target whose pip is older than the one pip-tools itself requires, so the target is
+    made with our own pip (which satisfies pip-tools: both come from one lock), whatever ensurepip gave.
+    """
+    ours = importlib.metadata.version("pip")
+    assert ours in _pip_tools_pip_requirement(), (ours, str(_pip_tools_pip_requirement()))
+    python = venv_tools.make_venv(tmp_path / "synced")
+    venv_tools.pip_install(python, f"pip=={ours}", "six", "requests")
+    _captured, lock = _capture(python)
+    proc = _pip_sync_dry_run(python, lock)
     assert "Everything up-to-date" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+
+
+def test_pip_sync_refusal_of_an_old_pip_names_the_versions(index_venv: Path, venv_tools: Any) -> None:
+    """The refusal the README documents: a venv with an older pip than pip-tools requires."""
+    target_pip = Version(next(p.split("==")[1] for p in venv_tools.installed_set(index_venv) if p.startswith("pip==")))
+    required = _pip_tools_pip_requirement()
+    if target_pip in required:
+        pytest.skip(f"ensurepip's pip {target_pip} already satisfies pip-tools' {required}: nothing to refuse")
+    _captured, lock = _capture(index_venv)
+    proc = _pip_sync_dry_run(index_venv, lock)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert f"pip version {target_pip} installed" in output, output
+    assert str(required).lstrip(">=") in output, output
 
 
 def test_lock_of_every_location_kind_reinstalls(
