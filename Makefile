@@ -39,13 +39,15 @@ $(STAMP): $(VENV)/bin/python requirements/bootstrap.txt requirements/dev.txt pyp
 install-core: $(CORE_STAMP)
 install-dev: $(STAMP)
 
-## lock: regenerate the hashed locks from pyproject.toml (after changing a dependency or its range, or
-## to take new releases on purpose); the dev lock is resolved first and the others are constrained by it
+## lock: regenerate the hashed locks from pyproject.toml after changing a dependency or its range (pins that
+## still satisfy are kept); `make lock UPGRADE=--upgrade` takes new releases on purpose. The dev lock is
+## resolved first and the others are constrained by it.
+UPGRADE ?=
 lock: $(STAMP)
-	$(BIN)/uv pip compile --native-tls --quiet pyproject.toml --all-extras $(LOCK_FLAGS) -o requirements/dev.txt
+	$(BIN)/uv pip compile --native-tls --quiet $(UPGRADE) pyproject.toml --all-extras $(LOCK_FLAGS) -o requirements/dev.txt
 	$(BIN)/uv pip compile --native-tls --quiet pyproject.toml -c requirements/dev.txt $(LOCK_FLAGS) -o requirements/core.txt
 	$(BIN)/uv pip compile --native-tls --quiet requirements/bootstrap.in -c requirements/dev.txt $(LOCK_FLAGS) -o requirements/bootstrap.txt
-	$(BIN)/uv pip compile --native-tls --quiet fixtures/example/requirements.txt $(LOCK_FLAGS) -o requirements/demo-job.txt
+	$(BIN)/uv pip compile --native-tls --quiet $(UPGRADE) fixtures/example/requirements.txt $(LOCK_FLAGS) -o requirements/demo-job.txt
 
 ## dist: a wheel and an sdist of envsnap-ml in dist/ (install one with `pip install dist/envsnap_ml-*.whl`)
 dist: $(STAMP)
