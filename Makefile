@@ -53,6 +53,7 @@ lock: $(STAMP)
 dist: $(STAMP)
 	rm -rf dist
 	$(BIN)/python -m build --no-isolation --sdist --wheel --outdir dist .
+	rm -rf build
 
 ## docker: a real engine, a local registry on 127.0.0.1:5000 and a base image pinned by digest (cached)
 docker:
