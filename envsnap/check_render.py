@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from envsnap.diff.render import TOP_SUSPECTS, number_text, ref_text, table_summary, value_text
+from envsnap.diff.render.phrasing import TOP_SUSPECTS, number_text, ref_text, table_summary, value_text
 
 if TYPE_CHECKING:
     from envsnap.check import CheckReport, StageCheck

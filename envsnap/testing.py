@@ -86,7 +86,7 @@ def assert_stage_matches(
     from envsnap.check_baseline import opened
     from envsnap.check_render import table_details
     from envsnap.check_tolerance import Tolerance, compare_intermediate
-    from envsnap.diff.render import table_summary
+    from envsnap.diff.render.phrasing import table_summary
 
     tolerance = Tolerance(
         rtol=rtol,

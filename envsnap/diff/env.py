@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from envsnap.diff import env_sections
 from envsnap.diff.env_artifacts import diff_artifacts
+from envsnap.diff.env_members import Missing, load_section
 from envsnap.diff.env_packages import diff_lock, diff_packages
 from envsnap.diff.model import EnvDiff, PackageDelta, SectionDiff
-from envsnap.errors import EnvsnapError, IntegrityError, UnsafeArchiveError
 
 if TYPE_CHECKING:
     from envsnap.snapshot.model import Snapshot
@@ -54,59 +54,10 @@ _SIMPLE: dict[str, Callable[[Any, Any], SectionDiff]] = {
 }
 
 
-class _Missing:
-    """Why a section could not be read from one snapshot."""
-
-    __slots__ = ("reason",)
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-
-def read_member(snap: Snapshot, member: str, *, validate: bool) -> Any:
-    """A hash-checked member: text decoded, JSON parsed (and schema-validated when ``validate``)."""
-    if not member.endswith(".json"):
-        return snap.read_text(member)
-    if validate:
-        return snap.read_json(member)
-    import json
-
-    raw = snap.read_bytes(member)
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError):
-        return snap.read_json(member)  # raises the reader's own "not valid JSON" error
-
-
-def load_section(snap: Snapshot, name: str, *, validate: bool = True) -> Any:
-    """The parsed member of section ``name``, or a :class:`_Missing` saying why there is none."""
-    from envsnap.snapshot.model import SECTIONS
-
-    member = SECTIONS[name]
-    if member not in snap:
-        probe = "artifacts" if name == "artifacts" else name
-        status = snap.manifest.probes.get(probe)
-        if status is not None and status.status == "error":
-            return _Missing(f"the {probe} probe failed: {status.error}")
-        if status is not None and status.status == "skipped":
-            return _Missing("not captured (skipped)")
-        return _Missing("not in the snapshot")
-    try:
-        data = read_member(snap, member, validate=validate)
-    except (IntegrityError, UnsafeArchiveError):
-        raise  # an altered or unsafe snapshot is an error (exit 3), never a note on a section (issue 9)
-    except EnvsnapError as exc:
-        return _Missing(f"unreadable: {exc}")
-    if isinstance(data, dict) and set(data) == {"error"}:
-        error = data["error"] if isinstance(data["error"], dict) else {}
-        return _Missing(f"the probe failed: {error.get('message') or error.get('type') or 'unknown error'}")
-    return data
-
-
 def _missing_note(a: Any, b: Any) -> str | None:
     parts = []
     for side, data in (("a", a), ("b", b)):
-        if isinstance(data, _Missing):
+        if isinstance(data, Missing):
             parts.append(f"{side}: {data.reason}")
     if not parts:
         return None
@@ -114,7 +65,7 @@ def _missing_note(a: Any, b: Any) -> str | None:
 
 
 def _no_artifacts(snap: Snapshot, data: Any) -> Any:
-    if isinstance(data, _Missing) and "artifacts/index.json" not in snap and not snap.probe_error("artifacts"):
+    if isinstance(data, Missing) and "artifacts/index.json" not in snap and not snap.probe_error("artifacts"):
         return {"artifacts": {}}
     return data
 
@@ -156,4 +107,4 @@ def diff_env(a: Snapshot, b: Snapshot) -> EnvDiff:
     return EnvDiff(tuple(sections), packages, a.fingerprint != b.fingerprint)
 
 
-__all__ = ["ENV_SECTIONS", "diff_env", "diff_section", "load_section", "read_member"]
+__all__ = ["ENV_SECTIONS", "diff_env", "diff_section"]

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from envsnap.diff.env_common import SectionChanges, describe_list_change, get
+from envsnap.diff.env_members import read_member
 from envsnap.diff.model import SectionDiff
 from envsnap.errors import EnvsnapError, IntegrityError, UnsafeArchiveError
 
@@ -23,8 +24,6 @@ SMALL_ARRAY = 32
 
 
 def _records(snap: Snapshot, index: Any, out: SectionChanges, side: str, validate: bool) -> dict[str, Any]:
-    from envsnap.diff.env import read_member
-
     records: dict[str, Any] = {}
     for name, entry in sorted((get(index, "artifacts") or {}).items()):
         try:

@@ -21,7 +21,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from envsnap.diff.env_common import SectionChanges, describe_list_change
+from envsnap.diff.env_members import Missing, read_member
 from envsnap.diff.model import SectionDiff
+from envsnap.errors import EnvsnapError, IntegrityError, UnsafeArchiveError
 
 if TYPE_CHECKING:
     from envsnap.snapshot.model import Snapshot
@@ -244,35 +246,25 @@ def diff_lockfiles(a: Mapping[str, Any], b: Mapping[str, Any]) -> SectionDiff:
     return out.result(note)
 
 
-class _Missing:
-    __slots__ = ("reason",)
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-
 def load_project_member(snap: Snapshot, name: str, *, validate: bool = True) -> Any:
     """The parsed member of section ``name`` (configs/lockfiles); None when the snapshot predates it."""
-    from envsnap.diff.env import read_member
-    from envsnap.errors import EnvsnapError, IntegrityError, UnsafeArchiveError
-
     member = MEMBERS[name]
     status = snap.manifest.probes.get(name)
     if member not in snap:
         if status is None:
             return None
         if status.status == "error":
-            return _Missing(f"the {name} probe failed: {status.error}")
-        return _Missing("not captured (skipped)")
+            return Missing(f"the {name} probe failed: {status.error}")
+        return Missing("not captured (skipped)")
     try:
         data = read_member(snap, member, validate=validate)
     except (IntegrityError, UnsafeArchiveError):
         raise
     except EnvsnapError as exc:
-        return _Missing(f"unreadable: {exc}")
+        return Missing(f"unreadable: {exc}")
     if isinstance(data, dict) and set(data) == {"error"}:
         error = data["error"] if isinstance(data["error"], dict) else {}
-        return _Missing(f"the probe failed: {error.get('message') or error.get('type') or 'unknown error'}")
+        return Missing(f"the probe failed: {error.get('message') or error.get('type') or 'unknown error'}")
     return data
 
 
@@ -280,7 +272,7 @@ def diff_project_section(a: Snapshot, b: Snapshot, name: str, *, validate: bool 
     """The ``configs`` or ``lockfiles`` section of two snapshots, with a note when one side lacks it."""
     data_a = load_project_member(a, name, validate=validate)
     data_b = load_project_member(b, name, validate=validate)
-    missing = [f"{side}: {d.reason}" for side, d in (("a", data_a), ("b", data_b)) if isinstance(d, _Missing)]
+    missing = [f"{side}: {d.reason}" for side, d in (("a", data_a), ("b", data_b)) if isinstance(d, Missing)]
     if missing:
         return SectionDiff(name, note="cannot compare: " + "; ".join(missing))
     if data_a is None or data_b is None:

@@ -165,7 +165,7 @@ def diff_requirements(a: Snapshot, requirements_text: str, *, source: str) -> En
     ``source`` names the file in the section note. A snapshot without a readable packages member gives a
     section with a note and no changes.
     """
-    from envsnap.diff.env import load_section
+    from envsnap.diff.env_members import load_section
 
     packages = load_section(a, "packages")
     if not isinstance(packages, Mapping):

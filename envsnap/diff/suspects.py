@@ -313,7 +313,7 @@ def _python_step(before: Any, after: Any) -> float:
 
 
 def _render_change(change: Change) -> str:
-    from envsnap.diff.render import change_line
+    from envsnap.diff.render.phrasing import change_line
 
     return change_line(change)
 

@@ -6,7 +6,7 @@ import dataclasses
 import json
 from typing import Any
 
-from envsnap.diff.render import number_text, table_summary, value_text
+from envsnap.diff.render.phrasing import number_text, table_summary, value_text
 from envsnap.replay.engines.docker import hardened_options
 from envsnap.replay.execute import ReplayReport, StageReplay
 from envsnap.replay.plan import ReplayPlan

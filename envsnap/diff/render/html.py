@@ -13,7 +13,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from envsnap.diff.model import DIFF_SCHEMA_VERSION
-from envsnap.diff.render import (
+from envsnap.diff.render.phrasing import (
     TOP_SUSPECTS,
     change_before_after,
     changed_sections,

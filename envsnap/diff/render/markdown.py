@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from envsnap.diff.render import (
+from envsnap.diff.render.phrasing import (
     TOP_SUSPECTS,
     change_before_after,
     changed_sections,

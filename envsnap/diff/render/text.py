@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING, Any
 
-from envsnap.diff.render import (
+from envsnap.diff.render.phrasing import (
     TOP_SUSPECTS,
     change_before_after,
     changed_sections,

@@ -1,0 +1,178 @@
+"""The phrasing every diff view shares: how a value, a change, a package delta or a table's status reads.
+
+Kept in one place so the text, Markdown and HTML views (and the check and replay reports that quote a
+diff) agree word for word. Pure functions of :mod:`envsnap.diff.model` values.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from envsnap.diff.model import Change, PackageDelta, SnapshotDiff, SnapshotRef, StageDiff, StatsShift, TableDiff
+
+__all__ = [
+    "TOP_SUSPECTS",
+    "change_before_after",
+    "change_line",
+    "changed_sections",
+    "delta_detail",
+    "number_text",
+    "package_notes",
+    "ref_text",
+    "rows_text",
+    "section_changes",
+    "section_count",
+    "shifted",
+    "stage_run_text",
+    "table_summary",
+    "value_text",
+]
+
+#: How many suspects the verdict of every view leads with.
+TOP_SUSPECTS = 3
+
+
+def value_text(value: Any, *, limit: int = 80) -> str:
+    """A JSON-able value as a short single line ("-" for absent)."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return number_text(value)
+    if isinstance(value, str):
+        text = value
+    else:
+        text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def number_text(value: float | int | None) -> str:
+    """Numbers with 6 significant digits; NaN and infinities spelt out."""
+    if value is None:
+        return "-"
+    if isinstance(value, int):
+        return str(value)
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return f"{value:.6g}"
+
+
+def ref_text(ref: SnapshotRef) -> str:
+    """``label (id…) path`` of one side."""
+    name = ref.label or ref.id[:12] or "?"
+    return f"{name} ({ref.path})"
+
+
+def change_before_after(change: Change) -> tuple[str, str]:
+    """What a change shows as before/after; a redacted value never shows, only whether it changed."""
+    if change.redacted:
+        said = {True: "changed", False: "unchanged", None: "cannot tell"}[change.value_changed]
+        if change.kind == "added":
+            return "-", "(redacted)"
+        if change.kind == "removed":
+            return "(redacted)", "-"
+        return "(redacted)", f"(redacted, {said})"
+    return value_text(change.before), value_text(change.after)
+
+
+def change_line(change: Change) -> str:
+    """One line for a change: ``OMP_NUM_THREADS: 1 → 8``."""
+    before, after = change_before_after(change)
+    if change.kind == "added":
+        text = f"{change.key}: added {after}"
+    elif change.kind == "removed":
+        text = f"{change.key}: removed (was {before})"
+    else:
+        text = f"{change.key}: {before} → {after}"
+    return f"{text} ({change.note})" if change.note else text
+
+
+def delta_detail(delta: PackageDelta, note: str | None = None) -> str:
+    """The step and what else moved: ``major``, ``patch; installer pip → uv``, ``vcs commit … → …``."""
+    if note:
+        return note
+    parts = [delta.level or "-"]
+    if delta.installer:
+        parts.append(f"installer {delta.installer[0] or '-'} → {delta.installer[1] or '-'}")
+    if delta.location_kind:
+        parts.append(f"location {delta.location_kind[0] or '-'} → {delta.location_kind[1] or '-'}")
+    return "; ".join(parts)
+
+
+def shifted(stats: tuple[StatsShift, ...]) -> list[StatsShift]:
+    """The distribution shifts worth showing: those where some statistic moved."""
+    out = []
+    for shift in stats:
+        moved = (shift.mean is not None and shift.mean[0] != shift.mean[1]) or (
+            shift.std is not None and shift.std[0] != shift.std[1]
+        )
+        if moved or (shift.psi or 0) > 0 or (shift.ks or 0) > 0:
+            out.append(shift)
+    return out
+
+
+def stage_run_text(stage: StageDiff) -> str:
+    """How the stage ran on each side, when that differs: ``ran ok → missing``."""
+    ran = [s or "missing" for s in stage.status]
+    return "" if ran[0] == ran[1] else f"ran {ran[0]} → {ran[1]}"
+
+
+def rows_text(rows: tuple[int | None, int | None]) -> str:
+    """``100`` when equal, ``100 → 98`` otherwise."""
+    a, b = rows
+    if a == b:
+        return number_text(a)
+    return f"{number_text(a)} → {number_text(b)}"
+
+
+def table_summary(table: TableDiff) -> str:
+    """The status of an input or intermediate in one line."""
+    parts = [table.status.replace("_", " ")]
+    if table.rows != (None, None):
+        parts.append(f"rows {rows_text(table.rows)}")
+    if table.schema:
+        parts.append(f"{len(table.schema)} schema change{'s' if len(table.schema) != 1 else ''}")
+    differing = [c for c in table.columns if c.status == "different"]
+    if differing:
+        parts.append(f"{len(differing)} column{'s' if len(differing) != 1 else ''} differ")
+    if table.note:
+        parts.append(table.note)
+    return "; ".join(parts)
+
+
+def section_count(diff: SnapshotDiff, name: str) -> int:
+    """How many differences a section holds (the package deltas count for ``packages``)."""
+    return len(section_changes(diff, name)) + (len(diff.env.packages) if name == "packages" else 0)
+
+
+def package_notes(diff: SnapshotDiff) -> dict[str, str]:
+    """The env differ's note per package (a VCS commit that moved, a version that is not PEP 440)."""
+    section = diff.env.section("packages")
+    if section is None:
+        return {}
+    return {c.key: c.note for c in section.changes if c.note}
+
+
+def section_changes(diff: SnapshotDiff, name: str) -> list[Change]:
+    """A section's changes, leaving out those the package deltas already show."""
+    section = diff.env.section(name)
+    if section is None:
+        return []
+    if name != "packages":
+        return list(section.changes)
+    names = {d.name for d in diff.env.packages}
+    return [c for c in section.changes if c.key not in names]
+
+
+def changed_sections(diff: SnapshotDiff) -> tuple[list[str], list[str]]:
+    """Names of the sections with differences, and of those without, in the fixed section order."""
+    changed: list[str] = []
+    same: list[str] = []
+    for section in diff.env.sections:
+        (changed if section_count(diff, section.name) else same).append(section.name)
+    return changed, same
