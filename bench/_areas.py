@@ -284,7 +284,7 @@ def bisect_goals(bench: Path) -> list[Goal]:
     return rows
 
 
-# --- fleet capture (issue 10) --------------------------------------------------------------------------
+# --- fleet capture --------------------------------------------------------------------------
 
 
 def fleet_goals(bench: Path) -> list[Goal]:

@@ -1,10 +1,10 @@
-"""Bisect benchmark (issue 7 via issue 8): replays used against the number of changed packages.
+"""Bisect benchmark: replays used against the number of changed packages.
 
 GOOD is a 4-stage arrow pipeline (tests/integration/bisect_project: ``localize`` depends on pytz's tz
 database) recorded with ``envsnap run`` in a real venv. For each n in ``--sizes`` (default 1,2,4,8), BAD is
 the same pipeline recorded in a venv where n packages differ from GOOD: pytz 2025.2 → 2019.1 (the one change
 that flips ``localize``) and n-1 harmless version changes of other small packages. ``envsnap.bisect(GOOD,
-BAD, engine="venv", stage="localize")`` must find pytz in at most 2⌈log2 n⌉+2 replays (issue 7); a
+BAD, engine="venv", stage="localize")`` must find pytz in at most 2⌈log2 n⌉+2 replays; a
 one-at-a-time search would need up to n + 1. Each bisection runs ``--repeats`` times (default 2): the first
 builds its replay runtimes (venvs, from a wheel cache that starts empty: ``ENVSNAP_CACHE_DIR`` is a scratch
 directory), later ones reuse them. Everything is built under a temp directory, deleted at the end.

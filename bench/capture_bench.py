@@ -1,4 +1,4 @@
-"""Capture benchmark (issue 2 "Speed", issue 8 "capture (env only)"): envsnap against its peers.
+"""Capture benchmark (the environment alone): envsnap against its peers.
 
 For each measured venv (``ml``: ~26 distributions, ``big``: 300+), ``envsnap capture --python VENV`` is run
 pair by pair (A B A B ...) against every peer on the same venv, after a warm-up pair. In-process
@@ -321,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.only = set(filter(None, args.only.split(",")))
     if args.runs < 5 and not args.only:
-        parser.error("--runs must be >= 5 for a full run (issue 8)")
+        parser.error("--runs must be >= 5 for a full run")
     venvs = [v for v in args.venvs.split(",") if v]
     py = envsnap_python(args.envsnap_python)
     if not py.exists():
@@ -330,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown venv(s) {', '.join(unknown)}; measured venvs are {', '.join(MEASURED)}")
     if not args.no_setup:
-        # A missing peer tool is installed, never skipped (issue 8): setup is idempotent and quick when done.
+        # A missing peer tool is installed, never skipped: setup is idempotent and quick when done.
         setup_venvs.main([*venvs, "tools", "ml-envsnap"])
 
     # envsnap is installed editable: its byte code goes stale with every edit, and with

@@ -28,7 +28,7 @@ def _verdict(ok: bool | None) -> str:
 
 
 def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """The speed goals of issue 2, each with its measured figure and verdict (None = could not measure)."""
+    """The capture speed goals, each with its measured figure and verdict (None = could not measure)."""
     rows: list[dict[str, Any]] = []
     venvs = results["venvs"]
 
@@ -277,7 +277,7 @@ def render(results: dict[str, Any]) -> str:
         *(f"- {name}: {version}" for name, version in results["tools"].items()),
         *(f"- pip in `{name}`: {venv['pip']}" for name, venv in results["venvs"].items()),
         "",
-        '## Goals (issue 2, "Speed")',
+        '## Goals',
         "",
         "| goal | venv | measured | verdict |",
         "|---|---|---|---|",

@@ -1,4 +1,4 @@
-"""Data-diff benchmark (issue 4, "Speed: data diff"): envsnap's diff_parquet side by side with its peers.
+"""Data-diff benchmark: envsnap's diff_parquet side by side with its peers.
 
     .venv/bin/python bench/diff_data_bench.py            # generate (once), measure, write RESULTS-diff-data.md
     .venv/bin/python bench/diff_data_bench.py --runs 3   # fewer pairs

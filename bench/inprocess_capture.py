@@ -7,7 +7,7 @@ process. It reports separately:
   them loaded when it calls capture, and the native probe then has loaded libraries to walk;
 * ``import_s``   -- ``import envsnap`` (the public API module);
 * ``first_s``    -- the first ``envsnap.capture()`` call of the process, lazy probe imports included: what
-  a job pays on top of ``import envsnap``. The in-process goal of issue 2 is judged on it;
+  a job pays on top of ``import envsnap``. The in-process goal is judged on it;
 * ``warm_s``     -- further calls in the same process (module caches warm);
 * ``write_s``    -- one more call that also writes the snapshot (``capture(output=...)``);
 * ``max_rss_kib`` -- the process's peak RSS at the end.

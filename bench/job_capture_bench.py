@@ -1,4 +1,4 @@
-"""Capture of a running job (issue 8): the churn example job run plain, under ReproZip, and under envsnap.
+"""Capture of a running job: the churn example job run plain, under ReproZip, and under envsnap.
 
 The job is ``fixtures/example/run_plain.py``: the five churn stages (ingest, preprocess, features, a
 scikit-learn predict, a postprocess subprocess) over the example's 20,000 events, run by the job's own pinned

@@ -31,7 +31,7 @@ def render(results: dict[str, Any]) -> str:
     cmds, rat, size = a["commands"], a["ratios"], results["sizes"]
     fail = results.get("on_failure") or {}
     lines = [
-        "# Capture of a running job: plain vs ReproZip vs envsnap (issue 8)",
+        "# Capture of a running job: plain vs ReproZip vs envsnap",
         "",
         f"Written by `bench/job_capture_bench.py` on {results['started_at']} in {results['duration_s']:.0f} s: "
         f"{results['settings']['runs']} measured rounds after {results['settings']['warmup']} warm-up round(s), "

@@ -1,6 +1,6 @@
 """Generate the sampling benchmark's parquet dataset (idempotent).
 
-The issue's shape: 50M rows, 12 columns, 10 files, 50 row groups in all (5 per file, 1M rows each),
+The benchmark's shape: 50M rows, 12 columns, 10 files, 50 row groups in all (5 per file, 1M rows each),
 about 5 GiB snappy-compressed. Columns mix what a real event table holds: ids, a timestamp, high-cardinality
 hex strings (incompressible, like session ids), low-cardinality categoricals (dictionary-encoded), floats
 with a few nulls, a small int and a bool.

@@ -1,4 +1,4 @@
-"""Replay benchmark (issue 5 "Speed"): envsnap's image build and replay, side by side with the usual way.
+"""Replay benchmark: envsnap's image build and replay, side by side with the usual way.
 
 The peer is what users do today, the repo2docker / MLflow way: a plain Dockerfile ``FROM`` the same base
 image that ``COPY``s the lock and ``RUN pip install --no-deps -r`` it, built with ``docker build

@@ -1,4 +1,4 @@
-"""Every benchmark area in one run (issue 8): ``make bench`` = ``.venv/bin/python bench/run_all.py``.
+"""Every benchmark area in one run: ``make bench`` = ``.venv/bin/python bench/run_all.py``.
 
 Runs each area script of bench/ in turn (capture, job capture, sampling, data diff, environment diff,
 runner overhead, replay, bisect, fleet) at its full settings, after building or installing what it needs
@@ -139,7 +139,7 @@ def need_demo_snapshot() -> tuple[str | None, list[str]]:
 def need_bisect() -> tuple[str | None, list[str]]:
     proc = _quiet([PY, "-c", "import envsnap.bisect"])
     if proc.returncode != 0:
-        return f"envsnap.bisect does not import (issue 7 in progress): {one_line(proc.stderr)}", []
+        return f"envsnap.bisect does not import: {one_line(proc.stderr)}", []
     return None, []
 
 
@@ -310,7 +310,7 @@ def render(state: dict[str, Any], now_keys: set[str]) -> str:
         "",
         "## Every goal",
         "",
-        "Verdicts: PASS / FAIL against the goal of the issue named; *figure*: a measured comparison with no "
+        "Verdicts: PASS / FAIL against the goal in the row; *figure*: a measured comparison with no "
         "goal set; n/a: not measured (the reason is in the row).",
         "",
         "| area | goal | measured | verdict | command |",

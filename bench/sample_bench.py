@@ -1,4 +1,4 @@
-"""Sampling benchmark (issue 3): 1,000 rows from a 50M-row, 12-column, 10-file parquet dataset, side by side.
+"""Sampling benchmark: 1,000 rows from a 50M-row, 12-column, 10-file parquet dataset, side by side.
 
     .venv/bin/python bench/sample_bench.py                       # 50M rows (bench/.data/events-50m, made once)
     .venv/bin/python bench/sample_bench.py --rows 10000000       # the 10M-row variant
@@ -244,10 +244,10 @@ def goals(summary: dict[str, Any]) -> list[dict[str, Any]]:
 def markdown(reports: dict[str, dict[str, Any]]) -> str:
     """RESULTS-sample.md: one section per dataset size measured (50M first)."""
     lines = [
-        "# Sampling benchmark (issue 3)",
+        "# Sampling benchmark",
         "",
         "`make_dataset.py` generates the data; `sample_bench.py` (full size) and `sample_bench.py --rows 10000000`",
-        "each rewrite their own section below. The goals are the issue's, for the 50M-row dataset.",
+        "each rewrite their own section below. The goals are judged on the 50M-row dataset.",
         "",
     ]
     for size in sorted(reports, key=lambda k: -reports[k]["dataset"]["rows"]):
@@ -266,7 +266,7 @@ def section(report: dict[str, Any]) -> list[str]:
         f"{facts['row_groups']} row groups, {facts['bytes'] / 2**30:.2f} GiB (snappy).",
         "",
         f"Machine: {host['cpu_model']}, {host['cpus']} CPUs, {host['memory_gib']} GiB, {host['os']}. "
-        f"**Shared**: other sessions ran tests on these {host['cpus']} cores during the run "
+        f"**Shared**: other work ran on these {host['cpus']} cores during the run "
         f"(load average {report['load_start'][0]:.1f} at the start, {report['load_end'][0]:.1f} at the end), "
         "so wall times are indicative; the within-round ratios and the CPU times are what to read.",
         "",

@@ -2,7 +2,7 @@
 
 Venvs (see bench/README.md for why each exists):
 
-* ``ml``         -- the ~26-distribution ML environment of issue 2 (numpy, pandas, scikit-learn, ...), pip >= 25;
+* ``ml``         -- the ~26-distribution ML environment of the capture goals (numpy, pandas, scikit-learn, ...), pip >= 25;
 * ``big``        -- a realistic 300+ distribution environment (web, cloud, notebook, docs and test stacks);
 * ``tools``      -- the peer tools (cyclonedx-bom, pipdeptree, uv), kept apart so that they never change
                     the distribution counts of the measured venvs;

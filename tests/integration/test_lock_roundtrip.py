@@ -127,7 +127,7 @@ def test_pip_sync_sees_the_lock_as_up_to_date(tmp_path: Path, venv_tools: Any) -
 
 
 def test_pip_sync_refusal_of_an_old_pip_names_the_versions(index_venv: Path, venv_tools: Any) -> None:
-    """The refusal the README documents: a venv with an older pip than pip-tools requires."""
+    """The refusal docs/cli.md documents: a venv with an older pip than pip-tools requires."""
     target_pip = Version(next(p.split("==")[1] for p in venv_tools.installed_set(index_venv) if p.startswith("pip==")))
     required = _pip_tools_pip_requirement()
     if target_pip in required:

@@ -2,7 +2,7 @@
 
 Everything is real: the engine started by ``scripts/docker-setup.sh``, a Debian base image served by a
 local registry and pinned by digest, wheels downloaded by the host's pip, uv installing them offline in a
-``--network none`` build, hardened containers. Covers issue 5's acceptance and issue 9's hostile replays.
+``--network none`` build, hardened containers; hostile stages meet the container's isolation.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Packages that cannot come from an index are handled explicitly and reported (issue 5)."""
+"""Packages that cannot come from an index are handled explicitly and reported."""
 
 from __future__ import annotations
 

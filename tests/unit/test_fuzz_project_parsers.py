@@ -1,4 +1,4 @@
-"""Hypothesis fuzzing of the lockfile and config parsers (issue 9, item 5): malformed input of any shape
+"""Hypothesis fuzzing of the lockfile and config parsers: malformed input of any shape
 is a ValueError (recorded by the probe as a one-line error naming the file), never anything else."""
 
 from __future__ import annotations

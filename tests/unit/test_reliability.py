@@ -1,4 +1,4 @@
-"""Issue 9, items 1 (diff), 2, 4 and 5: hostile archives through ``envsnap diff``, single-byte corruption of
+"""Reliability: hostile archives through ``envsnap diff``, single-byte corruption of
 a real snapshot, crashes (SIGKILL, concurrent writers, a full disk) and fuzzed parsers."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Untrusted parquet (issue 9, item 6): a column claiming a pickled Python extension type never runs code."""
+"""Untrusted parquet: a column claiming a pickled Python extension type never runs code."""
 
 from __future__ import annotations
 
