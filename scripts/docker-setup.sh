@@ -3,7 +3,7 @@
 #
 #   scripts/docker-setup.sh            # prints the base image reference (pinned by digest) on stdout
 #
-# What it does, skipping whatever already works (see ../shared/DOCKER.md for the verified recipe):
+# What it does, skipping whatever already works (docs/replay.md explains each step, to do it by hand):
 #   1. an engine: `docker info` answers, else install docker.io from apt and start
 #      `dockerd --bridge=none --iptables=false` (no bridge: private-range traffic is forbidden here);
 #   2. a base image: `python:3.11-slim` when the engine can pull it (then nothing else is installed);
