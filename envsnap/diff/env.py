@@ -20,6 +20,8 @@ from envsnap.diff.env_artifacts import diff_artifacts
 from envsnap.diff.env_members import Missing, load_section
 from envsnap.diff.env_packages import diff_lock, diff_packages
 from envsnap.diff.model import EnvDiff, PackageDelta, SectionDiff
+from envsnap.errors import SchemaError
+from envsnap.snapshot.sections import PythonSection, SystemSection, ThreadsSection
 
 if TYPE_CHECKING:
     from envsnap.snapshot.model import Snapshot
@@ -54,6 +56,25 @@ _SIMPLE: dict[str, Callable[[Any, Any], SectionDiff]] = {
 }
 
 
+#: Sections whose differs read the typed view (:mod:`envsnap.snapshot.sections`) of each member.
+_TYPED: dict[str, type[PythonSection | SystemSection | ThreadsSection]] = {
+    "python": PythonSection,
+    "threads": ThreadsSection,
+    "system": SystemSection,
+}
+
+
+def _typed(snap: Snapshot, name: str, data: Any) -> Any:
+    """The typed section of a read member; one that does not fit its type reads as unreadable."""
+    section_type = _TYPED.get(name)
+    if section_type is None or isinstance(data, Missing):
+        return data
+    try:
+        return section_type.from_dict(data, source=snap.path)
+    except SchemaError as exc:
+        return Missing(f"unreadable: {exc}")
+
+
 def _missing_note(a: Any, b: Any) -> str | None:
     parts = []
     for side, data in (("a", a), ("b", b)):
@@ -80,7 +101,8 @@ def _compare(a: Snapshot, b: Snapshot, name: str, *, validate: bool) -> tuple[Se
         from envsnap.diff.env_configs import diff_project_section
 
         return diff_project_section(a, b, name, validate=validate), ()
-    data_a, data_b = load_section(a, name, validate=validate), load_section(b, name, validate=validate)
+    data_a = _typed(a, name, load_section(a, name, validate=validate))
+    data_b = _typed(b, name, load_section(b, name, validate=validate))
     if name == "artifacts":
         # No --artifact given is an empty set, not an unknown one: artifacts on one side read as added.
         data_a, data_b = (_no_artifacts(a, d) for d in (data_a, data_b))

@@ -7,6 +7,7 @@ that is absent) are null or missing by design; every read here tolerates that an
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from operator import attrgetter
 from typing import Any
 
 from envsnap.diff.model import Change, SectionDiff
@@ -53,6 +54,16 @@ class SectionChanges:
         """:meth:`field` for each dotted ``path`` read from both sides."""
         for path in paths:
             self.field(prefix + path, get(a, path), get(b, path))
+
+    def attributes(self, a: Any, b: Any, paths: Iterable[str]) -> None:
+        """:meth:`field` for each dotted attribute ``path`` of two typed sections, keyed by the path.
+
+        Typed sections (:mod:`envsnap.snapshot.sections`) name their fields after the member's keys, so the
+        key is also the member's key path; a misspelt path raises instead of comparing two Nones.
+        """
+        for path in paths:
+            read = attrgetter(path)
+            self.field(path, read(a), read(b))
 
     def keyed(self, prefix: str, a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> None:
         """Entries of a mapping added, removed or changed, keyed ``prefix + name``."""

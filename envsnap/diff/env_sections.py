@@ -1,31 +1,40 @@
 """Per-section differs of the runtime members: python, native, threads, envvars, gpu, container, git, system.
 
-Each takes the two parsed members (already schema-validated, never an error member) and returns a
-:class:`SectionDiff`. Keys are stable dotted names (``blas:openblas.num_threads``, ``cgroup.memory``) so
-that renderers and suspect ranking can match on them.
+Each takes the two parsed members (already schema-validated, never an error member; python, threads and
+system as their typed sections of :mod:`envsnap.snapshot.sections`) and returns a :class:`SectionDiff`.
+Keys are stable dotted names (``blas:openblas.num_threads``, ``cgroup.memory``) so that renderers and
+suspect ranking can match on them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from envsnap.diff.env_common import SectionChanges, get
 from envsnap.diff.model import SectionDiff
 
+if TYPE_CHECKING:
+    from envsnap.snapshot.sections import PythonSection, SystemSection, ThreadPool, ThreadsSection
 
-def diff_python(a: Any, b: Any) -> SectionDiff:
+
+def diff_python(a: PythonSection, b: PythonSection) -> SectionDiff:
     """Interpreter identity: implementation, version, executable, platform/SOABI, build, venv."""
     out = SectionChanges("python")
-    out.fields(
+    out.attributes(
         a,
         b,
         ("implementation", "version", "executable", "platform", "soabi", "abiflags", "gil_disabled", "compiler"),
     )
-    out.field("build", get(a, "build"), get(b, "build"))
-    out.field("venv", get(a, "is_venv"), get(b, "is_venv"))
-    out.field("prefix", get(a, "prefix"), get(b, "prefix"))
+    out.field("build", _as_list(a.build), _as_list(b.build))
+    out.field("venv", a.is_venv, b.is_venv)
+    out.field("prefix", a.prefix, b.prefix)
     return out.result()
+
+
+def _as_list(items: tuple[Any, ...] | None) -> list[Any] | None:
+    # Changes hold JSON values: a sequence reads back as the list the member held.
+    return None if items is None else list(items)
 
 
 # --- native ---------------------------------------------------------------------------------------------
@@ -108,19 +117,22 @@ def diff_native(a: Any, b: Any) -> SectionDiff:
 # --- threads --------------------------------------------------------------------------------------------
 
 
-def diff_threads(a: Any, b: Any) -> SectionDiff:
+_EFFECTIVE_FIELDS = tuple(
+    f"effective.{name}" for name in ("cpu_count", "affinity", "affinity_count", "cgroup_cpus", "usable_cpus")
+)
+
+
+def diff_threads(a: ThreadsSection, b: ThreadsSection) -> SectionDiff:
     """Configured thread settings, the effective CPU budget and pool sizes, and the mismatches found."""
     out = SectionChanges("threads")
-    out.keyed("configured:", get(a, "configured"), get(b, "configured"))
-    for key in ("cpu_count", "affinity", "affinity_count", "cgroup_cpus", "usable_cpus"):
-        out.field(f"effective.{key}", get(a, f"effective.{key}"), get(b, f"effective.{key}"))
-    pools_a, pools_b = get(a, "effective.pools"), get(b, "effective.pools")
+    out.keyed("configured:", a.configured, b.configured)
+    out.attributes(a, b, _EFFECTIVE_FIELDS)
+    pools_a, pools_b = a.effective.pools, b.effective.pools
     if pools_a is not None and pools_b is not None:
         out.keyed("effective.pool:", _pool_sizes(pools_a), _pool_sizes(pools_b))
     elif pools_a != pools_b:
         out.notes.append("pool sizes were read on one side only")
-    old = set(get(a, "mismatches") or ())
-    new = set(get(b, "mismatches") or ())
+    old, new = set(a.mismatches), set(b.mismatches)
     for text in sorted(old - new):
         out.add("mismatch", "removed", text, None)
     for text in sorted(new - old):
@@ -128,14 +140,14 @@ def diff_threads(a: Any, b: Any) -> SectionDiff:
     return out.result()
 
 
-def _pool_sizes(pools: Any) -> dict[str, Any]:
+def _pool_sizes(pools: tuple[ThreadPool, ...]) -> dict[str, Any]:
     sizes: dict[str, Any] = {}
     for pool in pools:
-        key = f"{pool.get('user_api') or '?'}:{pool.get('internal_api') or '?'}"
+        key = f"{pool.user_api or '?'}:{pool.internal_api or '?'}"
         n, unique = 2, key
         while unique in sizes:  # two OpenBLAS copies (numpy's and scipy's) are two pools
             unique, n = f"{key}#{n}", n + 1
-        sizes[unique] = pool.get("num_threads")
+        sizes[unique] = pool.num_threads
     return sizes
 
 
@@ -272,11 +284,11 @@ _SYSTEM_FIELDS = (
 )
 
 
-def diff_system(a: Any, b: Any) -> SectionDiff:
+def diff_system(a: SystemSection, b: SystemSection) -> SectionDiff:
     """OS, kernel, glibc, CPU model and flags, cores, memory total, cgroup limits."""
     out = SectionChanges("system")
-    out.fields(a, b, _SYSTEM_FIELDS)
-    flags_a, flags_b = set(get(a, "cpu.flags") or ()), set(get(b, "cpu.flags") or ())
+    out.attributes(a, b, _SYSTEM_FIELDS)
+    flags_a, flags_b = set(a.cpu.flags), set(b.cpu.flags)
     if flags_a != flags_b:
         removed, added = sorted(flags_a - flags_b), sorted(flags_b - flags_a)
         parts = [f"added {' '.join(added)}" if added else "", f"removed {' '.join(removed)}" if removed else ""]

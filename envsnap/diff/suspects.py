@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from envsnap.diff.model import Change, DataDiff, EnvDiff, PackageDelta, SchemaChange, Suspect, TableDiff
+from envsnap.snapshot.sections import PipelineSection
 
 if TYPE_CHECKING:
     from envsnap.snapshot.model import Snapshot
@@ -145,22 +146,21 @@ class _Context:
 def _stage_inputs(stage_name: str | None, a: Snapshot, b: Snapshot) -> frozenset[str] | None:
     """Names of the pipeline inputs the stage reads (None when the snapshots do not say)."""
     for snap in (b, a):
-        if "pipeline/pipeline.json" not in snap:
-            continue
         try:
-            pipeline: Any = snap.read_json("pipeline/pipeline.json")
+            pipeline = PipelineSection.from_snapshot(snap)
         except Exception:  # noqa: BLE001, S112 - a bad pipeline member only costs the schema bonus, not the diff
             continue
-        declared = [str(n) for n in pipeline.get("inputs") or ()]
-        for stage in pipeline.get("stages") or ():
-            if stage.get("name") != stage_name:
+        if pipeline is None:
+            continue
+        declared = set(pipeline.inputs)
+        for stage in pipeline.stages:
+            if stage.name != stage_name:
                 continue
-            names = stage.get("inputs")
-            if names is None:
+            if stage.inputs is None:
                 # No declared inputs: the first stage reads the pipeline's inputs, later ones the
                 # previous stage's output.
-                return frozenset(declared) if stage.get("index") == 1 else frozenset()
-            return frozenset(str(n) for n in names if str(n) in declared)
+                return frozenset(declared) if stage.index == 1 else frozenset()
+            return frozenset(n for n in stage.inputs if n in declared)
     return None
 
 

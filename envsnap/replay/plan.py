@@ -30,6 +30,7 @@ from typing import Any
 
 from envsnap.errors import EnvsnapError
 from envsnap.snapshot.model import Snapshot
+from envsnap.snapshot.sections import PackagesSection, PipelineSection, PythonSection, SystemSection, ThreadsSection
 
 #: The image recipe's own version: a change to how images are built gives new tags.
 RECIPE_VERSION = 2
@@ -199,17 +200,19 @@ def _packages(
     snap: Snapshot, overrides: dict[str, tuple[str, str]]
 ) -> tuple[tuple[Package, ...], tuple[Excluded, ...]]:
     data = snap.section("packages") or {}
-    if not isinstance(data, dict) or "error" in data or not data.get("distributions"):
+    failed = isinstance(data, dict) and "error" in data
+    section = None if failed else PackagesSection.from_dict(data, source=snap.path)
+    if section is None or not section.distributions:
         raise PlanError(
             f"{snap.path}: the snapshot records no installed packages (the packages probe "
-            f"{'failed' if isinstance(data, dict) and 'error' in data else 'found none'})",
+            f"{'failed' if failed else 'found none'})",
             hint="re-capture it; a replay needs the package set",
         )
     packages: list[Package] = []
     excluded: list[Excluded] = []
     seen: set[str] = set()
-    for dist in sorted(data["distributions"], key=lambda d: str(d.get("normalized_name"))):
-        name, version = str(dist.get("name") or ""), str(dist.get("version") or "")
+    for dist in sorted(section.distributions, key=lambda d: d.normalized_name):
+        name, version = dist.name, dist.version
         norm = normalize(name)
         if not name or norm in seen:
             continue
@@ -218,10 +221,10 @@ def _packages(
             _new_name, new_version = overrides[norm]
             packages.append(Package(name, new_version, overridden_from=version))
             continue
-        kind = str(dist.get("location_kind") or "site")
-        direct = dist.get("direct_url") or {}
-        url = str(direct.get("url") or "") if isinstance(direct, dict) else ""
-        if kind in ("site", ""):
+        kind = dist.location_kind
+        direct = dist.direct_url
+        url = (direct.url or "") if direct is not None else ""
+        if kind == "site":
             packages.append(Package(name, version))
         elif kind == "url" and url.endswith(".whl") and not url.startswith("file:"):
             packages.append(Package(name, version, source="url-wheel", path=url))
@@ -234,7 +237,7 @@ def _packages(
                 Excluded(name, version, kind, "an editable install: its code comes from the source tree, not an index")
             )
         elif kind == "vcs":
-            commit = direct.get("commit_id") if isinstance(direct, dict) else None
+            commit = direct.commit_id if direct is not None else None
             excluded.append(
                 Excluded(
                     name,
@@ -255,11 +258,9 @@ def _packages(
 def _environment(snap: Snapshot, set_env: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
     env: dict[str, str] = {}
     skipped: dict[str, str] = {}
-    threads = snap.section("threads") if "env/threads.json" in snap else None
-    configured = (threads or {}).get("configured") if isinstance(threads, dict) else None
-    for key, value in sorted((configured or {}).items()):
-        if isinstance(value, str):
-            env[key] = value
+    threads = ThreadsSection.from_snapshot(snap)
+    for key, value in sorted(threads.configured.items() if threads is not None else ()):
+        env[key] = value
     variables = snap.section("envvars") if "env/envvars.json" in snap else None
     for key, entry in sorted(((variables or {}).get("variables") or {}).items()):
         if not isinstance(entry, dict) or entry.get("redacted") or "value" not in entry:
@@ -273,30 +274,25 @@ def _environment(snap: Snapshot, set_env: dict[str, str]) -> tuple[dict[str, str
 
 
 def _resources(snap: Snapshot) -> tuple[float | None, int | None]:
-    system = snap.section("system") if "env/system.json" in snap else None
-    cgroup = (system or {}).get("cgroup") if isinstance(system, dict) else None
-    if not isinstance(cgroup, dict):
+    system = SystemSection.from_snapshot(snap)
+    if system is None:
         return None, None
-    cpu = cgroup.get("cpu") or {}
-    cpus = cpu.get("effective_cpus") if isinstance(cpu, dict) else None
-    memory = cgroup.get("memory") or {}
-    limit = memory.get("limit_bytes") if isinstance(memory, dict) else None
-    return (float(cpus) if isinstance(cpus, (int, float)) and cpus > 0 else None), (
-        int(limit) if isinstance(limit, int) and limit > 0 else None
+    cpus, limit = system.cgroup.cpu.effective_cpus, system.cgroup.memory.limit_bytes
+    return (float(cpus) if cpus is not None and cpus > 0 else None), (
+        limit if limit is not None and limit > 0 else None
     )
 
 
 def _stages(
     snap: Snapshot, stage: str | None, until: str | None, from_stage: str | None
-) -> tuple[tuple[PlannedStage, ...], tuple[str, ...], dict[str, Any]]:
-    if "pipeline/pipeline.json" not in snap:
+) -> tuple[tuple[PlannedStage, ...], PipelineSection]:
+    pipeline = PipelineSection.from_snapshot(snap)
+    if pipeline is None:
         raise PlanError(
             f"{snap.path}: the snapshot has no pipeline (it was captured with `envsnap capture`, not `envsnap run`)",
             hint="record the job with `envsnap run` so that replay has stages to rerun",
         )
-    pipeline = snap.read_json("pipeline/pipeline.json")
-    recorded = pipeline.get("stages") or []
-    names = [str(s["name"]) for s in recorded]
+    names = [s.name for s in pipeline.stages]
     for option, value in (("--stage", stage), ("--until", until), ("--from", from_stage)):
         if value is not None and value not in names:
             raise PlanError(f"{option} {value!r}: no such stage", hint=f"the stages are: {', '.join(names)}")
@@ -310,11 +306,10 @@ def _stages(
     if first > last:
         raise PlanError(f"--from {names[first]!r} comes after --until {names[last]!r}")
     planned = []
-    for i, entry in enumerate(recorded):
+    for i, entry in enumerate(pipeline.stages):
         member = None
-        record = entry.get("record")
-        if record and entry.get("status") == "ok" and isinstance(record, str):
-            member = record[: -len(".json")] + ".parquet"
+        if entry.record and entry.status == "ok":
+            member = entry.record[: -len(".json")] + ".parquet"
             if member not in snap:
                 member = None
         if first <= i <= last:
@@ -325,32 +320,30 @@ def _stages(
             action = "skip"
         if action == "recorded" and member is None:
             raise PlanError(
-                f"--from {names[first]!r}: stage {entry['name']!r} before it has no recorded intermediate "
-                f"(it {entry.get('status')})",
+                f"--from {names[first]!r}: stage {entry.name!r} before it has no recorded intermediate "
+                f"(it {entry.status})",
                 hint="start from an earlier stage",
             )
         planned.append(
             PlannedStage(
-                index=int(entry.get("index") or i + 1),
-                name=str(entry["name"]),
-                kind=str(entry.get("kind") or "call"),
-                target=str(entry.get("call") or entry.get("run") or ""),
+                index=entry.index,
+                name=entry.name,
+                kind=entry.kind,
+                target=entry.target,
                 action=action,
                 recorded_member=member,
-                recorded_status=str(entry.get("status")),
+                recorded_status=entry.status,
             )
         )
-    return tuple(planned), tuple(str(n) for n in pipeline.get("inputs") or []), pipeline
+    return tuple(planned), pipeline
 
 
-def _pipeline_root(pipeline: dict[str, Any]) -> str | None:
+def _pipeline_root(pipeline: PipelineSection) -> str | None:
     """Where the stages ran; snapshots of minor 0 did not record it: the config file's directory."""
-    root = pipeline.get("root")
-    if root:
-        return str(root)
-    source = str(pipeline.get("source") or "")
-    if source.startswith("/") and source.endswith((".toml", ".cfg")):
-        return source.rsplit("/", 1)[0] or "/"
+    if pipeline.root:
+        return pipeline.root
+    if pipeline.source.startswith("/") and pipeline.source.endswith((".toml", ".cfg")):
+        return pipeline.source.rsplit("/", 1)[0] or "/"
     return None
 
 
@@ -374,13 +367,13 @@ def build_plan(
     """The replay plan for ``snap`` (raises :class:`PlanError` on what cannot be replayed)."""
     overrides = _parse_with(tuple(with_packages))
     extra_env = _parse_set_env(tuple(set_env))
-    python = snap.section("python") if "env/python.json" in snap else None
-    if not isinstance(python, dict) or "error" in python or not python.get("version"):
+    python = PythonSection.from_snapshot(snap)
+    if python is None or not python.version:
         raise PlanError(f"{snap.path}: the snapshot does not record which Python ran the job", hint="re-capture it")
     packages, excluded = _packages(snap, overrides)
     env, skipped = _environment(snap, extra_env)
     cpus, memory = _resources(snap)
-    stages, inputs, pipeline = _stages(snap, stage, until, from_stage)
+    stages, pipeline = _stages(snap, stage, until, from_stage)
     container = snap.section("container") if "env/container.json" in snap else None
     image = (container or {}).get("image") if isinstance(container, dict) else None
     digest_ref = None
@@ -392,18 +385,18 @@ def build_plan(
     elif digest_ref:
         base, source = digest_ref, "the captured image digest"
     else:
-        base, source = default_base_image(str(python["version"])), f"the official image for Python {python['version']}"
-    system = snap.section("system") if "env/system.json" in snap else None
+        base, source = default_base_image(python.version), f"the official image for Python {python.version}"
+    system = SystemSection.from_snapshot(snap)
     git = snap.section("git") if "env/git.json" in snap else None
     return ReplayPlan(
         snapshot=snap.path,
         snapshot_id=snap.id,
         label=snap.label,
         fingerprint=snap.fingerprint,
-        python_version=str(python["version"]),
-        python_implementation=str(python.get("implementation") or "cpython"),
-        platform=str(python.get("platform") or "linux-x86_64"),
-        glibc=(system or {}).get("glibc") if isinstance(system, dict) else None,
+        python_version=python.version,
+        python_implementation=python.implementation or "cpython",
+        platform=python.platform or "linux-x86_64",
+        glibc=system.glibc if system is not None else None,
         base_image=base,
         base_image_source=source,
         packages=packages,
@@ -414,9 +407,9 @@ def build_plan(
         memory_bytes=memory if match_resources else None,
         match_resources=match_resources,
         stages=stages,
-        inputs=inputs,
+        inputs=pipeline.inputs,
         pipeline_root=_pipeline_root(pipeline),
-        pythonpath=tuple(pipeline.get("pythonpath") or ()),
+        pythonpath=pipeline.pythonpath or (),
         git=dict(git) if isinstance(git, dict) and "error" not in git else {},
         with_packages=tuple(f"{n}=={v}" for n, v in overrides.values()),
         set_env=extra_env,
