@@ -4,7 +4,7 @@ One pandas feature stage (arithmetic, a group-by transform, a z-score, a string 
 1,000,000-row table is measured three ways in this process, interleaved run by run after a warm-up:
 
 * ``plain``          — ``features(df)``: the function called directly;
-* ``runner``         — the same stage through ``envsnap.pipeline._runner.stages.run_stages`` with a sink that
+* ``runner``         — the same stage through ``envsnap._target.runner.stages.run_stages`` with a sink that
                        only counts rows: the runner's own cost (timing, memory high-water reset and read,
                        ``sys.modules`` diff, table-kind checks). This is the overhead the goal is about;
 * ``runner+record``  — ``run_stages_here``: the runner plus recording the intermediate (pandas -> Arrow,
@@ -93,8 +93,8 @@ def timed(func: Callable[[], Any]) -> float:
 
 def in_process(table: Any, runs: int, warmup: int, progress: Callable[[str], None]) -> dict[str, list[float]]:
     """plain / runner / runner+record, interleaved in this process."""
+    from envsnap._target.runner.stages import run_stages
     from envsnap.pipeline import Pipeline, Stage
-    from envsnap.pipeline._runner.stages import run_stages
     from envsnap.pipeline.execution import run_stages_here
 
     frame = table.to_pandas()
@@ -139,7 +139,7 @@ def in_process(table: Any, runs: int, warmup: int, progress: Callable[[str], Non
 
 def fixed_cost(table: Any, calls: int = 300) -> dict[str, float]:
     """The runner's cost per stage, apart from the stage: an identity stage, many calls, interleaved."""
-    from envsnap.pipeline._runner.stages import run_stages
+    from envsnap._target.runner.stages import run_stages
 
     frame = table.slice(0, 1000).to_pandas()
     spec = {"name": "identity", "kind": "call", "inputs": None, "accepts": None, "func": lambda f: f}

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import http.client
 
+from envsnap._target.host import read_text
 from envsnap.capture.base import CaptureContext, Probe, register
-from envsnap.capture.system import read_text
 
 ENGINE_TIMEOUT_S = 1.0
 DOCKER_SOCKET = "/var/run/docker.sock"

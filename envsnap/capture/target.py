@@ -1,21 +1,19 @@
 """The runtime being captured: envsnap's own interpreter, or another one given with ``--python``.
 
-Another interpreter is inspected by running :mod:`envsnap.capture._inspect` in it as ``python -c``;
-its return code, then its JSON, then the types are checked, each with its own error.
+Another interpreter is inspected by running :mod:`envsnap._target.interpreter` in it, shipped the one
+way envsnap ships code (:mod:`envsnap._target`): its return code, then its JSON, then the types are
+checked, each with its own error, and any of them means that ``--python`` is not a usable Python.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from envsnap.capture import _inspect
+from envsnap._target import TargetError, interpreter, launch
 from envsnap.capture.numpy_config import numpy_build_config
 from envsnap.errors import InterpreterError
 
@@ -44,11 +42,11 @@ def in_process() -> TargetRuntime:
     numpy's build configuration comes from numpy itself when the job already imported it (that adds the
     SIMD extensions found at run time), else from its ``__config__.py``, never by importing it.
     """
-    facts = _inspect.inspect()
+    facts = interpreter.inspect()
     numpy_mod = sys.modules.get("numpy")
     numpy_cfg: dict[str, Any] | None
     if numpy_mod is not None:
-        numpy_cfg = _inspect.config_of_loaded_numpy(numpy_mod)
+        numpy_cfg = interpreter.config_of_loaded_numpy(numpy_mod)
     else:
         numpy_cfg = numpy_build_config(facts["site_dirs"])
     return TargetRuntime(
@@ -59,11 +57,6 @@ def in_process() -> TargetRuntime:
         distributions=facts["distributions"],
         numpy=numpy_cfg,
     )
-
-
-@lru_cache(maxsize=1)
-def _snippet_source() -> str:
-    return Path(_inspect.__file__).read_text(encoding="utf-8")
 
 
 def resolve_interpreter(python: str | os.PathLike[str]) -> str:
@@ -82,51 +75,28 @@ def resolve_interpreter(python: str | os.PathLike[str]) -> str:
     return str(path.absolute())
 
 
+#: What the inspection must answer: a JSON object with these keys, of these types.
+_ANSWER = {"python": dict, "distributions": list, "site_dirs": list, "markers": dict}
+
+
 class PendingInspection:
-    """The snippet running in another interpreter. Capture starts it first and does its own start-up
+    """The inspection running in another interpreter. Capture starts it first and does its own start-up
     work (importing probes, cyclonedx) while the target answers, then calls :meth:`wait`."""
 
     def __init__(self, python: str | os.PathLike[str]) -> None:
         self.python = str(python)
         exe = resolve_interpreter(python)
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONSTARTUP")}
-        env["PYTHONIOENCODING"] = "utf-8"
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
         try:
-            self._proc = subprocess.Popen(
-                [exe, "-c", _snippet_source()],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=env,
-            )
-        except OSError as exc:
-            raise InterpreterError(self.python, f"cannot be run ({exc.strerror or exc})") from exc
+            self._running = launch("the interpreter inspection", exe, "interpreter")
+        except TargetError as exc:
+            raise InterpreterError(self.python, exc.problem) from exc
 
     def wait(self) -> TargetRuntime:
         """The inspected runtime; raises :class:`InterpreterError` when the target is not a usable Python."""
-        python = self.python
         try:
-            stdout, stderr = self._proc.communicate(timeout=INSPECT_TIMEOUT_S)
-        except subprocess.TimeoutExpired as exc:
-            self._proc.kill()
-            self._proc.communicate()
-            raise InterpreterError(python, f"did not answer within {INSPECT_TIMEOUT_S} s") from exc
-        if self._proc.returncode != 0:
-            last = (stderr.decode("utf-8", "replace").strip().splitlines() or ["no output"])[-1]
-            raise InterpreterError(python, f"is not a usable Python (exit {self._proc.returncode}: {last[:200]})")
-        try:
-            facts = json.loads(stdout)
-        except ValueError as exc:
-            raise InterpreterError(python, "printed something that is not JSON; is it a Python ≥ 3.8?") from exc
-        if (
-            not isinstance(facts, dict)
-            or not isinstance(facts.get("python"), dict)
-            or not isinstance(facts.get("distributions"), list)
-            or not isinstance(facts.get("site_dirs"), list)
-            or not isinstance(facts.get("markers"), dict)
-        ):
-            raise InterpreterError(python, "answered with an unexpected document; is it CPython or PyPy ≥ 3.8?")
+            facts = self._running.wait(INSPECT_TIMEOUT_S, _ANSWER)
+        except TargetError as exc:
+            raise InterpreterError(self.python, f"is not a usable Python ≥ 3.8 (it {exc.problem})") from exc
         return TargetRuntime(
             in_process=False,
             python=facts["python"],
@@ -138,5 +108,5 @@ class PendingInspection:
 
 
 def from_interpreter(python: str | os.PathLike[str]) -> TargetRuntime:
-    """Inspect another interpreter by running the stdlib-only snippet in it (nothing of it is imported)."""
+    """Inspect another interpreter by running the stdlib-only inspection in it (nothing of it is imported)."""
     return PendingInspection(python).wait()

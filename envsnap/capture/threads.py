@@ -14,8 +14,9 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from envsnap._target.host import current_cgroup_limits
+from envsnap._target.system import format_cpu_list
 from envsnap.capture.base import CaptureContext, Probe, register
-from envsnap.capture.system import current_cgroup_limits, format_cpu_list
 
 KNOB_PREFIXES = ("OMP_", "MKL_", "OPENBLAS_", "GOTO_", "BLIS_", "KMP_", "GOMP_", "NUMEXPR_", "TF_NUM_", "NUMBA_")
 KNOB_NAMES = frozenset(
@@ -142,8 +143,8 @@ def _pools(ctx: CaptureContext) -> Sequence[Mapping[str, Any]] | None:
     native = ctx.results.get("native")
     if isinstance(native, Mapping) and isinstance(native.get("pools"), list):
         return list(native["pools"])
+    from envsnap._target.host import read_text
     from envsnap.capture.native import parse_proc_maps, threadpool_pools
-    from envsnap.capture.system import read_text
 
     maps = read_text("/proc/self/maps", 1 << 24)
     return threadpool_pools(parse_proc_maps(maps) if maps is not None else None)

@@ -1,7 +1,7 @@
 """``envsnap.integrations.spark.capture_cluster(spark)``: every executor's Python worker environment.
 
 The only module that imports ``pyspark``. A real job (``mapPartitions`` over a few partitions per
-executor) runs the stdlib-only payload (:mod:`envsnap.integrations._node_probe`) in the executors' Python
+executor) runs the stdlib-only payload (:mod:`envsnap._target.node_probe`) in the executors' Python
 workers; pyspark's cloudpickle ships it by value, so executors need pyspark, not envsnap. Answers are
 grouped by executor (its id, read from the worker's environment), one node group per executor:
 ``nodes/executor-<id>/``. An executor no task reached, and every executor of a job that failed, is a
@@ -97,9 +97,9 @@ def capture_cluster(
     started = time.monotonic()
     expected = _wait_for_executors(sc, executors, timeout)
     partitions = max(1, len(expected) or executors or 1) * TASKS_PER_EXECUTOR
-    inspect_source, node_source, options = payload_args(env_allow)
+    payload_sources, options = payload_args(env_allow)
     options["identity_env"] = list(IDENTITY_ENV)
-    run_partition = partition_function(inspect_source, node_source, options)
+    run_partition = partition_function(payload_sources, options)
 
     driver = capture_driver(label=label, env_allow=env_allow, git=git, reproducible=reproducible)
     driver_done = time.monotonic()

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from envsnap.pipeline.config import load_pipeline
-from envsnap.pipeline.model import Pipeline, PipelineError, Stage
+from envsnap.pipeline.model import Pipeline
+from envsnap.pipeline.types import PipelineError, Stage
 
 if TYPE_CHECKING:
     from envsnap.pipeline.runner import RunResult, StageResult, run_pipeline

@@ -28,7 +28,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from envsnap.pipeline.model import Pipeline, PipelineError, Stage
+from envsnap.pipeline.model import Pipeline
+from envsnap.pipeline.types import PipelineError, Stage
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -12,8 +12,8 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from envsnap.pipeline._runner import RUNNER_MODULE
-from envsnap.pipeline.model import Pipeline
+from envsnap._target import PACKAGE
+from envsnap.pipeline.types import PipelineSpec
 
 if TYPE_CHECKING:
     from envsnap.pipeline.execution import Intermediate
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 STAGES_DIR = "pipeline/stages"
 PIPELINE_MEMBER = "pipeline/pipeline.json"
 #: Modules that are never a distribution: the interpreter's own and the runner's.
-_NOT_DISTRIBUTIONS = frozenset({"__main__", "__mp_main__", RUNNER_MODULE, "_distutils_hack"})
+_NOT_DISTRIBUTIONS = frozenset({"__main__", "__mp_main__", PACKAGE, "_distutils_hack"})
 
 
 def member_stem(index: int, name: str) -> str:
@@ -94,7 +94,7 @@ def stage_record(
     }
 
 
-def received_inputs(pipeline: Pipeline, input_names: list[str]) -> list[list[str]]:
+def received_inputs(pipeline: PipelineSpec, input_names: list[str]) -> list[list[str]]:
     """What each stage receives, by name: its declared inputs, else the previous stage (or the only input)."""
     out = []
     previous = input_names[0] if len(input_names) == 1 else None
@@ -108,7 +108,7 @@ def received_inputs(pipeline: Pipeline, input_names: list[str]) -> list[list[str
 
 
 def pipeline_record(
-    pipeline: Pipeline,
+    pipeline: PipelineSpec,
     *,
     input_names: list[str],
     outcomes: Sequence[Mapping[str, Any]],

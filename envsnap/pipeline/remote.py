@@ -1,12 +1,13 @@
 """``--python``: run the stages in another interpreter without installing anything there.
 
-The runner (the package :mod:`envsnap.pipeline._runner`: stdlib + the target's own pyarrow) is copied
-into a private temporary directory as the package ``_envsnap_stage_runner``; the target is started with
-``python -c`` and a two-line bootstrap that APPENDS that directory to the end of ``sys.path`` — so the
-runner can never shadow one of the target's packages — and runs the job. ``python -c`` puts the working
-directory first on ``sys.path``, as running the job by hand would; the pipeline's ``pythonpath`` goes in
-front of it. The sampled inputs travel as parquet files; intermediates and a JSON report come back the
-same way. The report lists what the runner added to ``sys.path`` (its own directory, nothing else).
+The runner (:mod:`envsnap._target.runner`: stdlib + the target's own pyarrow) is shipped the one way
+envsnap ships code (:mod:`envsnap._target`): installed into a private temporary directory as part of the
+package ``_envsnap_target`` and started with ``python -c`` and a bootstrap that APPENDS that directory to
+the end of ``sys.path`` — so the runner can never shadow one of the target's packages — and runs the job.
+``python -c`` puts the working directory first on ``sys.path``, as running the job by hand would; the
+pipeline's ``pythonpath`` goes in front of it. The sampled inputs travel as parquet files; intermediates
+and a JSON report come back the same way, the report checked like every answer of shipped code. The
+report lists what the runner added to ``sys.path`` (its own directory, nothing else).
 
 A target without pyarrow is refused before anything runs: the runner needs it for parquet, and lending
 the target envsnap's own pyarrow would put every package of envsnap's environment on the target's path
@@ -17,8 +18,6 @@ environment that never existed.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Mapping
@@ -26,14 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from envsnap._target import TargetError, answer, command, install, target_environ
 from envsnap.errors import EnvsnapError, InterpreterError
-from envsnap.pipeline import _runner
-from envsnap.pipeline.model import Pipeline, PipelineError
+from envsnap.pipeline.types import PipelineError, PipelineSpec
 
-BOOTSTRAP = (
-    f"import sys; sys.path.append(sys.argv[1]); from {_runner.RUNNER_MODULE}.main import main; "
-    "sys.exit(main(sys.argv[2:]))"
-)
+#: The shipped module that runs a job, and what its report must hold.
+RUNNER_MAIN = "runner.main"
+REPORT_KEYS: dict[str, type | tuple[type, ...]] = {"stages": list}
 
 
 class RunnerError(EnvsnapError):
@@ -72,7 +70,7 @@ def check_target(python: str, distributions: list[dict[str, Any]]) -> None:
         raise TargetLacksPyarrowError(python)
 
 
-def stage_specs(pipeline: Pipeline, *, importable: bool) -> list[dict[str, Any]]:
+def stage_specs(pipeline: PipelineSpec, *, importable: bool) -> list[dict[str, Any]]:
     """The stages as plain dicts for the runner; ``importable`` refuses functions it could not import."""
     specs = []
     for index, stage in enumerate(pipeline.stages):
@@ -102,7 +100,7 @@ def stage_specs(pipeline: Pipeline, *, importable: bool) -> list[dict[str, Any]]
 
 
 def run_in_interpreter(
-    pipeline: Pipeline,
+    pipeline: PipelineSpec,
     python: str,
     tables: Mapping[str, Any],
     kinds: Mapping[str, str],
@@ -123,11 +121,7 @@ def run_in_interpreter(
     scratch = workdir / "scratch"
     for d in (runner_dir, out_dir, scratch):
         d.mkdir()
-    package = Path(_runner.__file__).parent
-    copy = runner_dir / _runner.RUNNER_MODULE
-    copy.mkdir()
-    for module in package.glob("*.py"):  # sources only: no caches compiled for another interpreter
-        shutil.copyfile(module, copy / module.name)
+    install(runner_dir)
     inputs = {}
     for name, table in tables.items():
         path = workdir / f"input-{name}.parquet"
@@ -143,26 +137,23 @@ def run_in_interpreter(
     }
     job_path = workdir / "job.json"
     job_path.write_text(json.dumps(job), encoding="utf-8")
-    env = {k: v for k, v in (environ if environ is not None else os.environ).items() if k not in ("PYTHONHOME",)}
-    env.pop("PYTHONSTARTUP", None)
     try:
         # stdout/stderr are inherited: what the stages print shows up as it would in-process.
         proc = subprocess.run(
-            [exe, "-c", BOOTSTRAP, str(runner_dir), str(job_path)],
+            command(exe, str(runner_dir), RUNNER_MAIN, str(job_path)),
             cwd=cwd,
-            env=env,
+            env=target_environ(environ),
             stdin=subprocess.DEVNULL,
             check=False,
         )
     except OSError as exc:
         raise InterpreterError(python, f"cannot be run ({exc.strerror or exc})") from exc
     report_path = out_dir / "report.json"
-    if not report_path.is_file():
-        raise RunnerError(
-            f"the stage runner in {python} exited {proc.returncode} without a report (its output is above)",
-            hint="check that it is a working Python >= 3.8",
-        )
-    report = json.loads(report_path.read_text(encoding="utf-8"))
+    written = report_path.read_text(encoding="utf-8") if report_path.is_file() else ""
+    try:
+        report = answer("the stage runner", python, proc.returncode, written, REPORT_KEYS)
+    except TargetError as exc:
+        raise RunnerError(f"{exc} (its output is above)", hint="check that it is a working Python >= 3.8") from exc
     fatal = report.get("fatal")
     if fatal:
         raise RunnerError(f"the stage runner in {python} failed: {fatal.get('type')}: {fatal.get('message')}")

@@ -1,6 +1,7 @@
 """Where a replay's files live, on the host and in the runtime, and the job the stage runner reads.
 
-A replay's private work directory holds ``runner/`` (the stdlib-only stage runner), ``job/`` (``job.json``
+A replay's private work directory holds ``runner/`` (envsnap's shipped code, :mod:`envsnap._target`:
+the stdlib-only stage runner and the fidelity probe), ``job/`` (``job.json``
 and the recorded inputs as parquet), ``out/`` (the new intermediates, ``report.json``, ``progress.log``)
 and ``scratch/``. In a container they are mounted under ``/opt/envsnap`` (only ``out`` and ``scratch``
 writable) and the pipeline's code at its recorded path; the venv engine uses the host paths as they are.
@@ -15,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from envsnap._target import install
 from envsnap.errors import EnvsnapError
-from envsnap.pipeline import _runner
 from envsnap.replay.engines.base import Mount
 from envsnap.replay.plan import ReplayPlan
 from envsnap.replay.source import SourceTree
@@ -92,11 +93,9 @@ class Layout:
 
 
 def copy_runner(layout: Layout) -> None:
-    package = Path(_runner.__file__).parent
-    copy = layout.work / "runner" / _runner.RUNNER_MODULE
-    copy.mkdir()
-    for module in package.glob("*.py"):
-        shutil.copyfile(module, copy / module.name)
+    """Install envsnap's shipped code (the stage runner, the fidelity probe) in ``runner/``, which the
+    runtime sees at ``inner("runner")``."""
+    install(layout.work / "runner")
 
 
 def _input_kind(snap: Snapshot, name: str, accepts: str) -> str:

@@ -21,13 +21,7 @@ PACKAGE = ROOT / "envsnap"
 
 # Code that runs in another interpreter (the job's own Python), never in envsnap's: what it imports
 # belongs to the job (joblib, numpy, sklearn in the artifact loader), not to envsnap's dependencies.
-TARGET_CODE = (
-    "_target/",
-    "capture/_inspect.py",
-    "capture/_artifact_load.py",
-    "pipeline/_runner/",
-    "integrations/_node_probe.py",
-)
+TARGET_CODE = ("_target/",)
 # Names in envsnap's code that are not imports of a distribution of ours: the user's own modules in
 # examples and docstring-like snippets compiled into other interpreters.
 NOT_DISTRIBUTIONS = {"envsnap"}

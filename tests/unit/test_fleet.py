@@ -101,8 +101,8 @@ def test_node_sections_match_the_local_probes_and_their_schemas(facts: dict[str,
 
 
 def test_a_worker_python_that_cannot_run_the_payload_is_an_error_record() -> None:
-    _, node_source, options = payload_args()
-    answer = payload_function()("raise ImportError('no json here')", node_source, options)
+    sources, options = payload_args()
+    answer = payload_function()({**sources, "interpreter": "raise ImportError('no json here')"}, options)
     result = NodeResult(key="n1", node_id="n1", facts=answer)
     assert result.failed() is not None and "ImportError: no json here" in str(result.failed())
 

@@ -10,12 +10,12 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from envsnap._target.runner.measure import MemoryMeter, top_level_modules
+from envsnap._target.runner.tables import table_kind
 from envsnap.capture.base import CaptureContext, CaptureOptions
 from envsnap.capture.packages import PackagesProbe
 from envsnap.capture.target import in_process
 from envsnap.pipeline import Pipeline
-from envsnap.pipeline._runner.measure import MemoryMeter, top_level_modules
-from envsnap.pipeline._runner.tables import table_kind
 from envsnap.pipeline.execution import run_stages_here
 from envsnap.pipeline.records import distributions_by_module, map_modules, pipeline_record, received_inputs
 from envsnap.snapshot.schema import validate_member
@@ -62,7 +62,7 @@ def test_map_modules_keeps_local_code_and_every_claimant() -> None:
         ]
     }
     mapping = distributions_by_module(packages)
-    assert map_modules(["google", "six", "mycode", "json", "_envsnap_stage_runner", "__main__"], mapping) == [
+    assert map_modules(["google", "six", "mycode", "json", "_envsnap_target", "__main__"], mapping) == [
         {
             "module": "google",
             "distributions": [{"name": "google-auth", "version": "2.0"}, {"name": "protobuf", "version": "5.0"}],

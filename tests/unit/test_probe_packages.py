@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from envsnap.capture import _inspect
+from envsnap._target import interpreter
 from envsnap.capture import target as target_mod
 from envsnap.capture.base import CaptureContext, CaptureOptions
 from envsnap.capture.packages import (
@@ -78,7 +78,7 @@ def target_of(site: Path, markers: dict[str, str] | None = None) -> target_mod.T
     return dataclasses.replace(
         base,
         site_dirs=[str(site)],
-        distributions=_inspect.distributions([str(site)]),
+        distributions=interpreter.distributions([str(site)]),
         markers=markers or base.markers,
     )
 
@@ -241,7 +241,7 @@ def test_legacy_develop_egg_info_is_editable(tmp_path: Path) -> None:
     (old / "PKG-INFO").write_text("Metadata-Version: 1.1\nName: oldstyle\nVersion: 1.0\n", encoding="utf-8")
     base = target_mod.in_process()
     target = dataclasses.replace(
-        base, site_dirs=[str(project), str(site)], distributions=_inspect.distributions([str(project), str(site)])
+        base, site_dirs=[str(project), str(site)], distributions=interpreter.distributions([str(project), str(site)])
     )
     dists = by_name(collect(target))
     assert dists["legacy"]["location_kind"] == "editable"

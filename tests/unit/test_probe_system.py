@@ -11,11 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from envsnap.capture import target
-from envsnap.capture.base import CaptureContext, CaptureOptions
-from envsnap.capture.system import (
-    SystemProbe,
-    cgroup_limits,
+from envsnap._target.host import cgroup_limits
+from envsnap._target.system import (
     cgroup_version,
     format_cpu_list,
     locale_facts,
@@ -30,6 +27,9 @@ from envsnap.capture.system import (
     parse_v1_cpu_quota,
     zone_from_localtime_target,
 )
+from envsnap.capture import target
+from envsnap.capture.base import CaptureContext, CaptureOptions
+from envsnap.capture.system import SystemProbe
 from envsnap.snapshot.schema import validate_member
 
 UBUNTU_OS_RELEASE = """\

@@ -78,7 +78,7 @@ def runner_isolation(table: Any) -> Any:
     rows = table.num_rows
 
     def holds_runner(entry: str) -> bool:
-        return os.path.isdir(os.path.join(entry, "_envsnap_stage_runner"))
+        return os.path.isdir(os.path.join(entry, "_envsnap_target"))
 
     last = holds_runner(sys.path[-1])
     elsewhere = any(holds_runner(p) for p in sys.path[:-1])

@@ -1,10 +1,10 @@
 """Facts about a Python runtime, gathered with the standard library alone.
 
-This file runs in two ways and must stay self-contained (stdlib only, Python 3.8 syntax):
+Shipped code (see :mod:`envsnap._target`): stdlib only, Python 3.8 syntax. It runs in two ways:
 
 * imported by envsnap, to inspect its own interpreter in-process;
-* sent as the source of ``python -c`` to another interpreter (``--python PATH``), which prints one
-  JSON document on stdout. The target environment is never imported into envsnap's process.
+* in another interpreter (``--python PATH``) through :func:`main`, which prints one JSON document on
+  stdout. The target environment is never imported into envsnap's process.
 
 Distribution metadata is read straight from ``*.dist-info``/``*.egg-info`` on ``sys.path`` with a
 header-only parser: ``importlib.metadata``'s email parser costs several times more at 300 packages.
@@ -18,7 +18,7 @@ import platform
 import re
 import sys
 import sysconfig
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 SNIPPET_VERSION = 1
 
@@ -278,9 +278,21 @@ def inspect() -> Dict[str, Any]:
     }
 
 
-if __name__ == "__main__":
-    # `python -c` puts the caller's working directory first on sys.path; the target's environment must
-    # not include whatever happens to lie where envsnap was started (e.g. a project's *.egg-info).
+def forget_launch_paths() -> None:
+    """Take off ``sys.path`` what starting this program put there, so that the runtime is seen as the job sees it.
+
+    ``python -c`` puts the caller's working directory first: the target's environment must not include
+    whatever happens to lie where envsnap was started (e.g. a project's *.egg-info). The bootstrap
+    appended the directory of the shipped package last.
+    """
     if sys.path and sys.path[0] == "":
         del sys.path[0]
+    shipped = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sys.path[:] = [entry for entry in sys.path if not entry or os.path.abspath(entry) != shipped]
+
+
+def main(argv: List[str]) -> int:
+    """Print :func:`inspect` of this interpreter as JSON on stdout (``argv`` takes nothing)."""
+    forget_launch_paths()
     json.dump(inspect(), sys.stdout)
+    return 0

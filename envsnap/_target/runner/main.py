@@ -1,4 +1,4 @@
-"""The entry point of the ``--python`` runner: run the job a JSON file describes, write a JSON report."""
+"""The entry point of the runner in another interpreter: run the job a JSON file describes, write a JSON report."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ import time
 import traceback
 from typing import Any
 
-from . import RUNNER_MODULE
 from .failures import type_name
 from .measure import top_level_modules
 from .stages import run_stages
 from .tables import to_arrow
+
+# The directory the shipped package was installed in: this file is <it>/_envsnap_target/runner/main.py.
+_SHIPPED_FROM = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def main(argv: list[str]) -> int:
@@ -24,7 +26,7 @@ def main(argv: list[str]) -> int:
     report: dict[str, Any] = {
         "python": sys.executable,
         "version": ".".join(map(str, sys.version_info[:3])),
-        "added_to_sys_path": [p for p in sys.path if os.path.isfile(os.path.join(p, RUNNER_MODULE, "main.py"))],
+        "added_to_sys_path": [p for p in sys.path if p and os.path.abspath(p) == _SHIPPED_FROM],
         "fatal": None,
         "preloaded_modules": [],
         "stages": [],

@@ -1,9 +1,9 @@
 """Describe pickled models (joblib / pickle) from inside the TARGET interpreter; prints JSON on stdout.
 
-Run as ``python -c <this source> PATH...`` by :mod:`envsnap.capture.artifacts`, never imported into
-envsnap's process for loading: unpickling executes code and imports the user's heavy libraries
-(scikit-learn, numpy), which must happen in the job's own interpreter, with the job's own versions.
-Stdlib only at import time; runs on the target's Python (3.8+), so no newer syntax or APIs.
+Run as :func:`main` with ``PATH...`` in the target by :mod:`envsnap.capture.artifacts` (see
+:mod:`envsnap._target`), never in envsnap's process: unpickling executes code and imports the user's heavy
+libraries (scikit-learn, numpy), which must happen in the job's own interpreter, with the job's own
+versions. Stdlib only at import time; runs on the target's Python (3.8+), so no newer syntax or APIs.
 
 Output: ``{"loaded_by": {...}, "results": {PATH: {"metadata": {...}} | {"error": str, "missing_module": str|null}}}``.
 Only plain JSON leaves this process: a snapshot never holds a pickle.
@@ -197,7 +197,7 @@ def _holds_sklearn(node: Any) -> bool:
     return False
 
 
-def main(paths: list[str]) -> None:
+def main(paths: list[str]) -> int:
     """Describe each path; print one JSON document on the real stdout."""
     real_stdout = sys.stdout
     # Code run by unpickling may print; it must not corrupt the JSON answer.
@@ -217,7 +217,4 @@ def main(paths: list[str]) -> None:
     }
     real_stdout.write(json.dumps({"loaded_by": loaded_by, "results": results}, allow_nan=False))
     real_stdout.flush()
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
+    return 0
