@@ -107,28 +107,25 @@ def _snapshots() -> None:
     ``snap_a`` and ``snap_a2`` hold the same file (equal sha256: the fast path), ``snap_b`` holds b (the
     compare path through a snapshot: the member is verified by hashing it, overlapped with decoding).
     """
-    import hashlib
     import shutil
 
+    from envsnap.core.hashing import hash_file
     from envsnap.snapshot.build import assemble_snapshot
-    from envsnap.snapshot.model import manifest_bytes
+    from envsnap.snapshot.manifest import manifest_bytes
 
     for name, source in (("snap_a", A_FILE), ("snap_a2", A_FILE), ("snap_b", B_FILE)):
         dest = DATA / name
         if dest.exists():
             shutil.rmtree(dest)
-        digest = hashlib.sha256()
-        with open(source, "rb") as fh:
-            while chunk := fh.read(1 << 22):
-                digest.update(chunk)
+        digest, size = hash_file(str(source))
         # A placeholder member of the right name builds the manifest; its hash and size are then replaced.
         snap = assemble_snapshot({MEMBER: b""}, fingerprint="sha256:" + "0" * 64, label=name, reproducible=True)
         data = snap.manifest.to_dict()
-        data["members"][MEMBER] = {"sha256": digest.hexdigest(), "size": source.stat().st_size}
+        data["members"][MEMBER] = {"sha256": digest, "size": size}
         member_path = dest / MEMBER
         member_path.parent.mkdir(parents=True)
         os.link(source, member_path)
-        from envsnap.snapshot.model import Manifest
+        from envsnap.snapshot.manifest import Manifest
 
         (dest / "manifest.json").write_bytes(manifest_bytes(Manifest.from_dict(data)))
 

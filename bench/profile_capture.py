@@ -29,7 +29,7 @@ def profile(python: str | None) -> dict[str, float]:
     import envsnap.capture  # noqa: F401 - loads the subpackage; `cap` below is taken from sys.modules
     from envsnap.capture import base
     from envsnap.capture import target as target_mod
-    from envsnap.snapshot.model import ProbeStatus
+    from envsnap.snapshot.manifest import ProbeStatus
 
     stages["import envsnap.capture (core)"] = time.perf_counter() - start
     # `import envsnap.capture as x` would give the function that envsnap/__init__.py binds over the name.

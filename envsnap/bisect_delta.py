@@ -84,12 +84,12 @@ class Delta:
 
 
 def _distributions(snap: Snapshot) -> dict[str, dict[str, Any]]:
-    from envsnap.replay.plan import normalize
+    from envsnap.core.naming import normalize_name
 
     data = snap.section("packages") if "env/packages.json" in snap else None
     if not isinstance(data, dict) or "error" in data:
         raise BisectError(f"{snap.path}: the snapshot records no package set", hint="re-capture it")
-    return {normalize(str(d["normalized_name"])): d for d in data.get("distributions") or []}
+    return {normalize_name(str(d["normalized_name"])): d for d in data.get("distributions") or []}
 
 
 def _installable(dist: Mapping[str, Any]) -> bool:
@@ -143,13 +143,13 @@ def _required(dist: Mapping[str, Any]) -> dict[str, list[str]]:
     """Normalized name -> requirement strings, for the requirements the capture found in force."""
     from packaging.requirements import InvalidRequirement, Requirement
 
-    from envsnap.replay.plan import normalize
+    from envsnap.core.naming import normalize_name
 
     in_force = set(dist.get("dependencies") or ())
     out: dict[str, list[str]] = {}
     for text in dist.get("requires") or ():
         try:
-            name = normalize(Requirement(str(text)).name)
+            name = normalize_name(Requirement(str(text)).name)
         except InvalidRequirement:
             continue
         if name in in_force:
@@ -249,15 +249,17 @@ def _install_failed(exc: EnvsnapError) -> bool:
 
 def without(snap: Snapshot, packages: Iterable[str] = (), settings: Iterable[str] = ()) -> Snapshot:
     """An in-memory copy of ``snap`` whose runtime lacks ``packages`` and ``settings`` (what BAD removed)."""
-    from envsnap.replay.plan import normalize
+    from envsnap.core.naming import normalize_name
     from envsnap.snapshot import canonical
     from envsnap.snapshot.build import assemble_snapshot
 
-    drop, unset = {normalize(p) for p in packages}, set(settings)
+    drop, unset = {normalize_name(p) for p in packages}, set(settings)
     members = {name: snap.read_bytes(name) for name in snap.members()}
     if drop:
         data = dict(snap.section("packages"))
-        data["distributions"] = [d for d in data["distributions"] if normalize(str(d["normalized_name"])) not in drop]
+        data["distributions"] = [
+            d for d in data["distributions"] if normalize_name(str(d["normalized_name"])) not in drop
+        ]
         members["env/packages.json"] = canonical.dumps(data)
     if unset and "env/threads.json" in snap:
         threads = dict(snap.section("threads"))

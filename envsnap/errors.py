@@ -94,7 +94,7 @@ class InputError(EnvsnapError, ValueError):
         self.problem = problem
 
     def __str__(self) -> str:
-        from envsnap.capture.redact import scrub_text  # paths may carry credentials (URLs with userinfo)
+        from envsnap.core.redact import scrub_text  # paths may carry credentials (URLs with userinfo)
 
         where = f" ({self.path})" if self.path else ""
         text = f"input {self.name!r}{where}: {self.problem}"

@@ -28,12 +28,12 @@ def write_shrunk(
     """Write the shrunk snapshot to ``destination``; returns where it went."""
     import pyarrow.parquet as pq
 
-    from envsnap.capture.data import column_stats
-    from envsnap.capture.redact import scrub_data
     from envsnap.capture.sample import parquet_bytes
+    from envsnap.core.column_stats import column_stats
+    from envsnap.core.redact import scrub_data
     from envsnap.snapshot import canonical
     from envsnap.snapshot.build import assemble_snapshot
-    from envsnap.snapshot.model import ProbeStatus
+    from envsnap.snapshot.manifest import ProbeStatus
 
     snap = shrinker.snap
     members = {m: snap.read_bytes(m) for m in snap.members()}

@@ -23,11 +23,12 @@ from envsnap.capture.base import (
     paused_gc,
     registered,
 )
-from envsnap.capture.redact import scrub_data, scrub_text
+from envsnap.core.redact import scrub_data, scrub_text
 from envsnap.snapshot import canonical
 from envsnap.snapshot.build import assemble_snapshot
 from envsnap.snapshot.fingerprint import fingerprint
-from envsnap.snapshot.model import ProbeStatus, Snapshot
+from envsnap.snapshot.manifest import ProbeStatus
+from envsnap.snapshot.model import Snapshot
 
 #: Probe modules in run order. The SBOM runs last: it is built from the other probes' results.
 PROBE_MODULES = (

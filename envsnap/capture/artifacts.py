@@ -22,7 +22,6 @@ the target, a corrupt pickle, a timeout) is a value: ``metadata`` is null and ``
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -34,10 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from envsnap.capture.base import CaptureContext, Probe, ProbeOutput, register
-from envsnap.capture.redact import is_secret_name
+from envsnap.core.hashing import hash_file
+from envsnap.core.redact import is_secret_name
 from envsnap.errors import EnvsnapError
 
-CHUNK = 1 << 20
 LOAD_TIMEOUT_S = 120
 JSON_PARSE_LIMIT = 16 << 20
 SMALL_JSON_VALUE = 8 << 10
@@ -97,17 +96,6 @@ def detect_format(path: str) -> str:
     if suffixes and suffixes[-1] in EXTENSION_FORMATS:
         return EXTENSION_FORMATS[suffixes[-1]]
     return "unknown"
-
-
-def hash_file(path: str) -> tuple[str, int]:
-    """sha256 (hex) and size of a file, streamed in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
 
 
 def _redact_secret_keys(value: Any) -> Any:

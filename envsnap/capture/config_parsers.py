@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from envsnap.capture.redact import is_secret_name, scrub_text
+from envsnap.core.redact import is_secret_name, scrub_text
 
 MAX_NODES = 200_000
 MAX_DEPTH = 64

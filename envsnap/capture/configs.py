@@ -8,7 +8,7 @@ or ``[tool.envsnap.capture]`` in ``pyproject.toml``, found from the working dire
 :mod:`envsnap.capture.config_parsers`).
 
 Each file is stored **parsed** in ``project/configs.json``, redacted as environment variables are: a value
-under a secret-looking key (:func:`~envsnap.capture.redact.is_secret_name`, e.g. ``api_key``, ``password``,
+under a secret-looking key (:func:`~envsnap.core.redact.is_secret_name`, e.g. ``api_key``, ``password``,
 ``HF_TOKEN``) becomes ``<redacted:key>``, and every string is value-scanned for credential shapes. Each
 redacted value gets a keyed digest (the same per-user HMAC key as ``env/envvars.json``), so ``diff`` can
 say "changed" or "unchanged" without any unsalted hash of a secret being stored. The **raw** file is
@@ -34,7 +34,7 @@ from typing import Any
 
 from envsnap.capture.base import CaptureContext, Probe, ProbeOutput, register
 from envsnap.capture.config_parsers import Redaction, redact_tree, redaction_record
-from envsnap.capture.redact import scrub_text
+from envsnap.core.redact import scrub_text
 
 __all__ = [
     "MAX_CONFIG_BYTES",

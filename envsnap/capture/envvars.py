@@ -6,7 +6,7 @@ Policy, in order:
 2. a name given *exactly* — in :data:`DEFAULT_ENV_ALLOW` or by ``--env-allow NAME`` — keeps its value,
    even when it looks secret (``TOKENIZERS_PARALLELISM`` contains "TOKEN"; an exact name is a decision);
 3. a name matched by a *glob* (``OMP_*``, ``--env-allow 'MY_*'``) keeps its value unless it looks secret
-   (:func:`~envsnap.capture.redact.is_secret_name`): a broad pattern must not sweep ``MY_API_KEY`` in;
+   (:func:`~envsnap.core.redact.is_secret_name`): a broad pattern must not sweep ``MY_API_KEY`` in;
 4. every other value is redacted.
 
 A kept value is still value-scanned (a ``PATH`` entry with URL userinfo loses it). A redacted value, and a
@@ -31,7 +31,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from envsnap.capture.base import CaptureContext, Probe, register
-from envsnap.capture.redact import is_secret_name, scrub_text
+from envsnap.core.redact import is_secret_name, scrub_text
 
 #: Variables whose values are kept by default: exact names, and globs (which never keep secret-looking
 #: names). Thread and BLAS knobs, GPU selection and determinism switches, interpreter knobs, locale and

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from envsnap.capture.base import CaptureContext, Probe, ProbeOutput, register
-from envsnap.capture.redact import scrub_text, scrub_url
+from envsnap.core.redact import scrub_text, scrub_url
 
 PATCH_MEMBER = "env/git.patch"
 PATCH_CAP = 1 << 20

@@ -16,7 +16,7 @@ import traceback
 from typing import Any
 
 from envsnap.capture.base import CaptureContext, Probe, register
-from envsnap.capture.redact import scrub_argv, scrub_text
+from envsnap.core.redact import scrub_argv, scrub_text
 
 TRACEBACK_CAP = 64 * 1024
 

@@ -13,6 +13,8 @@ requirement and the header says why. Locally known hashes come from PEP 610 ``ar
 then); editable, local-directory and VCS requirements can never be hashed. A resolution that fails (no
 network, a private package) is recorded in the header and the lock is still written: a capture of a
 failing job must not be lost because an index is unreachable, and the unhashed lock still installs.
+
+The text is read back by :func:`envsnap.core.lock_text.parse_lock`, which defines the comment markers.
 """
 
 from __future__ import annotations
@@ -27,14 +29,11 @@ from typing import Any
 
 from envsnap._version import __version__
 from envsnap.capture.base import CaptureContext, Probe, register
-from envsnap.capture.packages import PIP_HASH_ALGORITHMS, normalize_name, package_records, project_root
+from envsnap.capture.packages import PIP_HASH_ALGORITHMS, package_records, project_root
+from envsnap.core.lock_text import NOTE_INDEX, NOTE_INSTALLED, NOTE_LOCAL, UNSAFE_HEADER
 
 #: Pinned last, in their own section, like ``pip-compile --allow-unsafe`` (pip-sync leaves them alone).
 UNSAFE_PACKAGES = frozenset({"distribute", "pip", "setuptools", "wheel"})
-UNSAFE_HEADER = "# The following packages are considered to be unsafe in a requirements file:"
-NOTE_LOCAL = "hash known locally"
-NOTE_INDEX = "hash from the index"
-NOTE_INSTALLED = "installed as"
 
 _SIMPLE_VERSION = re.compile(
     r"\d+(?:\.\d+)*(?:(?:a|b|rc)\d+)?(?:\.post\d+)?(?:\.dev\d+)?(?:\+[a-z0-9]+(?:\.[a-z0-9]+)*)?"
@@ -59,26 +58,6 @@ class _Pin:
     @property
     def hashes(self) -> list[str]:
         return sorted(set(self.local_hashes) | set(self.index_hashes))
-
-
-@dataclass(frozen=True)
-class LockedRequirement:
-    """One requirement read back from a lock written by this probe (see :func:`parse_lock`)."""
-
-    name: str
-    version: str | None
-    url: str | None
-    editable: bool
-    hashes: tuple[str, ...]
-    noted_hashes: tuple[str, ...]
-    via: tuple[str, ...]
-    unsafe: bool
-    line: str
-
-    @property
-    def pin(self) -> str:
-        """``name==version`` of what was installed."""
-        return f"{self.name}=={self.version}"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -332,93 +311,6 @@ def lock_text(packages: Mapping[str, Any], python: Mapping[str, Any], *, hashes:
     return render_lock(pins, python, hashes_requested=hashes, failed=failed)
 
 
-# ---------------------------------------------------------------------------------------------------
-# reading it back
-
-
-def _logical_lines(text: str) -> Iterator[tuple[str, list[str]]]:
-    """(requirement with its options joined, indented comment lines that follow it) per requirement."""
-    current: str | None = None
-    comments: list[str] = []
-    continued = False
-    for raw in text.splitlines():
-        stripped = raw.strip()
-        if continued and current is not None:
-            current += " " + stripped.rstrip("\\").strip()
-            continued = stripped.endswith("\\")
-            continue
-        if stripped.startswith("#") and raw[:1].isspace() and current is not None:
-            comments.append(stripped[1:].strip())
-            continue
-        if current is not None:
-            yield current, comments
-            current, comments = None, []
-        if stripped and not stripped.startswith("#"):
-            current = stripped.rstrip("\\").strip()
-            continued = stripped.endswith("\\")
-        elif stripped == UNSAFE_HEADER:
-            yield UNSAFE_HEADER, []
-    if current is not None:
-        yield current, comments
-
-
-def parse_lock(text: str) -> list[LockedRequirement]:
-    """Read a lock written by this probe back into its requirements, annotations included."""
-    out: list[LockedRequirement] = []
-    unsafe = False
-    for line, comments in _logical_lines(text):
-        if line == UNSAFE_HEADER:
-            unsafe = True
-            continue
-        parts = line.split()
-        hashes = tuple(p.split("=", 1)[1] for p in parts if p.startswith("--hash="))
-        spec = " ".join(p for p in parts if not p.startswith("--hash="))
-        editable = spec.startswith("-e ")
-        name: str | None = None
-        version: str | None = None
-        url: str | None = None
-        if editable:
-            url = spec[3:].strip()
-        elif " @ " in spec:
-            left, _, url = spec.partition(" @ ")
-            name = normalize_name(left.strip())
-        elif "://" in spec:
-            url = spec  # pip's URL form (git+file:///repo@commit#egg=name): the name comes from the note
-        else:
-            left, _, version = spec.partition("===") if "===" in spec else spec.partition("==")
-            name = normalize_name(left.strip())
-        noted: list[str] = []
-        via: list[str] = []
-        in_via = False
-        for comment in comments:
-            if comment.startswith(f"{NOTE_INSTALLED} "):
-                pinned = comment[len(NOTE_INSTALLED) + 1 :]
-                pin_name, _, version = pinned.partition("==")
-                name = name or normalize_name(pin_name)
-            elif comment.startswith((f"{NOTE_LOCAL}:", f"{NOTE_INDEX}:")):
-                noted.append(comment.split(":", 1)[1].strip())
-            elif comment == "via":
-                in_via = True
-            elif comment.startswith("via "):
-                via.append(comment[4:].strip())
-            elif in_via and comment:
-                via.append(comment.strip())
-        out.append(
-            LockedRequirement(
-                name=name or "",
-                version=version,
-                url=url,
-                editable=editable,
-                hashes=hashes,
-                noted_hashes=tuple(noted),
-                via=tuple(via),
-                unsafe=unsafe,
-                line=spec,
-            )
-        )
-    return out
-
-
 @register
 class LockProbe(Probe):
     """``requirements.lock``: pip-tools compatible pins of the captured set (text member)."""
@@ -430,4 +322,4 @@ class LockProbe(Probe):
         return lock_text(package_records(ctx), ctx.target.python, hashes=ctx.options.hashes)
 
 
-__all__ = ["LockProbe", "LockedRequirement", "lock_text", "parse_lock", "render_lock", "resolve_index_hashes"]
+__all__ = ["LockProbe", "lock_text", "render_lock", "resolve_index_hashes"]

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from envsnap.capture.packages import normalize_name
+from envsnap.core.naming import normalize_name
 
 #: Version strings of several entries for one name (forks) are joined with this separator.
 FORK_SEPARATOR = " || "

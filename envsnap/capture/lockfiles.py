@@ -36,7 +36,7 @@ from envsnap.capture.configs import (
     unique_member_names,
 )
 from envsnap.capture.lockfile_parsers import FORK_SEPARATOR, REQUIREMENTS_DIR_PATTERNS, ParsedLock, detect_kind
-from envsnap.capture.redact import scrub_text
+from envsnap.core.redact import scrub_text
 
 MEMBER = "project/lockfiles.json"
 RAW_PREFIX = "project/lock/"

@@ -19,6 +19,7 @@ from typing import Any
 
 from envsnap.capture.base import CaptureContext, Probe, register
 from envsnap.capture.system import read_text
+from envsnap.core.naming import normalize_name
 
 # auditwheel inserts "-<8 hex>" after the library stem when it grafts a library into a wheel (twice when a
 # grafted library is grafted again); torch's and pillow's wheels use ".<8 hex>" ("libcudart.faf08d9a.so.13").
@@ -160,10 +161,6 @@ def threadpool_pools(loaded_paths: Iterable[str] | None) -> list[dict[str, Any]]
 # --- vendored libraries in site-packages ------------------------------------------------------------
 
 
-def _normalize(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 class DistributionIndex:
     """Which distribution installed a top-level directory, from the target's distribution list."""
 
@@ -182,13 +179,13 @@ class DistributionIndex:
         """The distribution owning ``package`` (``numpy``, ``nvidia/cublas``), or None if unknown/ambiguous."""
         if package.startswith("nvidia/"):
             # Every nvidia-*-cuXX wheel installs under the shared "nvidia" namespace; its name says which.
-            stem = "nvidia-" + _normalize(package.split("/", 1)[1])
+            stem = "nvidia-" + normalize_name(package.split("/", 1)[1])
             matches = {n for n in self._names if n == stem or n.startswith(stem + "-cu")}
             return matches.pop() if len(matches) == 1 else None
         owners = self._by_top.get(package, set())
         if len(owners) == 1:
             return next(iter(owners))
-        normalized = _normalize(package)
+        normalized = normalize_name(package)
         return normalized if normalized in self._names else None
 
 

@@ -25,7 +25,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from envsnap.capture.base import CaptureContext, Probe, register
-from envsnap.capture.redact import scrub_url
+from envsnap.core.naming import normalize_name
+from envsnap.core.redact import scrub_url
 
 LOCATION_KINDS = ("site", "editable", "local", "vcs", "url")
 
@@ -34,16 +35,10 @@ PIP_HASH_ALGORITHMS = ("sha256", "sha384", "sha512")
 
 _PROJECT_FILES = ("pyproject.toml", "setup.py", "setup.cfg")
 _HASH = re.compile(r"[a-z0-9_-]+:[0-9a-f]+")
-_NORMALIZE = re.compile(r"[-_.]+")
 _REQ_HEAD = re.compile(r"\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(?:\[([^\]]*)\])?")
 _URL_MARKER_SEP = re.compile(r"\s;")
 # By far the most common marker: ``pytest; extra == "test"``. Deciding it here saves importing packaging.
 _ONLY_EXTRA = re.compile(r"""\s*extra\s*==\s*(['"])([^'"]+)\1\s*""")
-
-
-def normalize_name(name: str) -> str:
-    """PEP 503 normalized project name."""
-    return _NORMALIZE.sub("-", name).lower()
 
 
 def public_url(url: str) -> str:

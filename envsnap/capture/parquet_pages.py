@@ -17,10 +17,8 @@ Footers and page headers are Thrift compact protocol (:mod:`envsnap.capture.thri
 
 from __future__ import annotations
 
-import array
 import base64
 import bisect
-import itertools
 import os
 import struct
 from collections.abc import Callable, Sequence
@@ -33,6 +31,7 @@ import pyarrow.parquet as pq
 
 from envsnap.capture import thrift_compact as thrift
 from envsnap.capture.thrift_compact import Struct, ThriftError, dump_struct, get, parse_struct
+from envsnap.core.arrow import int64_array
 
 #: Page types (parquet.thrift PageType).
 _DATA_PAGE, _DICTIONARY_PAGE, _DATA_PAGE_V2 = 0, 2, 3
@@ -40,30 +39,6 @@ _DATA_PAGE, _DICTIONARY_PAGE, _DATA_PAGE_V2 = 0, 2, 3
 _MAX_HIT_SHARE = 0.7
 _MIN_DATA_PAGES = 3
 _WHOLE_CHUNK_READ = 4 << 20  # chunks up to this size are read in one call instead of header by header
-
-
-def int64_array(values: Sequence[int]) -> pa.Array:
-    """An int64 array (take indices) built from a buffer.
-
-    ``pa.array(list)`` imports pandas whenever pandas is installed (+0.14 s): sampling never needs it.
-    """
-    data = array.array("q", values)
-    return pa.Array.from_buffers(pa.int64(), len(data), [None, pa.py_buffer(data)])
-
-
-def string_array(values: Sequence[str | None]) -> pa.Array:
-    """A string array built from buffers (see :func:`int64_array`); None is null."""
-    encoded = [b"" if v is None else v.encode("utf-8", "surrogatepass") for v in values]
-    offsets = array.array("q", itertools.accumulate((len(e) for e in encoded), initial=0))
-    validity = None
-    if any(v is None for v in values):
-        bits = bytearray((len(values) + 7) // 8)
-        for i, v in enumerate(values):
-            if v is not None:
-                bits[i // 8] |= 1 << (i % 8)
-        validity = pa.py_buffer(bytes(bits))
-    buffers = [validity, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
-    return pa.Array.from_buffers(pa.large_string(), len(values), buffers).cast(pa.string())
 
 
 @dataclass(frozen=True)

@@ -42,10 +42,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from envsnap.capture.base import InputSpec, SampleOptions
-from envsnap.capture.data import column_stats
-from envsnap.capture.parquet_pages import int64_array, string_array
 from envsnap.capture.sample_csv import csv_kind, sample_csv
 from envsnap.capture.sample_files import Drawn, Progress, check_columns, draw, sample_parquet, target_rows
+from envsnap.core.arrow import int64_array, string_array
+from envsnap.core.column_stats import column_stats
 from envsnap.errors import InputError
 
 METHODS = ("uniform", "row-groups")

@@ -17,7 +17,6 @@ from typing import Any
 import pyarrow as pa
 
 from envsnap.capture.base import SampleOptions
-from envsnap.capture.parquet_pages import int64_array
 from envsnap.capture.sample_files import (
     Drawn,
     Progress,
@@ -28,6 +27,7 @@ from envsnap.capture.sample_files import (
     iso_time,
     target_rows,
 )
+from envsnap.core.arrow import int64_array
 from envsnap.errors import InputError
 
 CSV_CODECS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".lz4": "lz4"}

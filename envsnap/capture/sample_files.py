@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from envsnap.capture.base import SampleOptions
-from envsnap.capture.parquet_pages import int64_array, string_array
+from envsnap.core.arrow import int64_array, string_array
 from envsnap.errors import InputError
 
 Progress = Callable[[int, int], None]

@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 from envsnap._version import __version__
 from envsnap.capture.base import CaptureContext, Probe, register
-from envsnap.capture.packages import normalize_name, package_records, public_url
+from envsnap.capture.packages import package_records, public_url
+from envsnap.core.naming import normalize_name
 
 if TYPE_CHECKING:
     from cyclonedx.model.component import Component

@@ -142,7 +142,7 @@ def diff_lock(a: str, b: str) -> SectionDiff:
     ``--hash`` options and ``# hash known locally:`` / ``# hash from the index:`` notes both count: a lock
     keeps hashes as comments unless every requirement has one. Version changes are the packages section's.
     """
-    from envsnap.capture.lock import parse_lock
+    from envsnap.core.lock_text import parse_lock
 
     out = SectionChanges("lock")
     old = {r.name or r.line: r for r in parse_lock(a)}

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from envsnap.core.naming import normalize_name
 from envsnap.diff.env_packages import package_deltas, packages_section
 from envsnap.diff.model import Change, EnvDiff, SectionDiff
 
 if TYPE_CHECKING:
     from envsnap.snapshot.model import Snapshot
 
-_NORMALIZE = re.compile(r"[-_.]+")
 _EGG = re.compile(r"[#&]egg=([A-Za-z0-9][A-Za-z0-9._-]*)")
 #: Options that pull in another file: not followed (the text is all this function is given).
 _INCLUDES = ("-r", "--requirement", "-c", "--constraint")
@@ -46,10 +46,6 @@ class FileRequirement:
     specifier: str | None = None
     url: str | None = None
     editable: bool = False
-
-
-def _normalize(name: str) -> str:
-    return _NORMALIZE.sub("-", name).lower()
 
 
 def _logical_lines(text: str) -> Iterator[str]:
@@ -85,7 +81,7 @@ def parse_requirements(text: str, markers: Mapping[str, Any] | None = None) -> t
         if words[0] in ("-e", "--editable") or words[0].startswith("--editable="):
             url = line.split("=", 1)[1] if words[0].startswith("--editable=") else " ".join(words[1:])
             egg = _EGG.search(url)
-            out.append(FileRequirement(_normalize(egg.group(1)) if egg else None, line, url=url, editable=True))
+            out.append(FileRequirement(normalize_name(egg.group(1)) if egg else None, line, url=url, editable=True))
             continue
         if words[0] in _INCLUDES or words[0].startswith(tuple(f"{o}=" for o in _INCLUDES)):
             notes.append(f"not followed: {line}")
@@ -95,7 +91,7 @@ def parse_requirements(text: str, markers: Mapping[str, Any] | None = None) -> t
         spec = " ".join(w for w in words if not w.startswith("--"))  # drop per-requirement --hash=...
         if "://" in spec and " @ " not in spec and not re.match(r"^[A-Za-z0-9._-]+\s*@", spec):
             egg = _EGG.search(spec)  # pip's bare URL form (git+https://...#egg=name)
-            out.append(FileRequirement(_normalize(egg.group(1)) if egg else None, line, url=spec))
+            out.append(FileRequirement(normalize_name(egg.group(1)) if egg else None, line, url=spec))
             continue
         try:
             req = Requirement(spec)
@@ -105,7 +101,7 @@ def parse_requirements(text: str, markers: Mapping[str, Any] | None = None) -> t
         if req.marker is not None and markers is not None and not req.marker.evaluate(dict(markers)):
             skipped_markers += 1
             continue
-        name = _normalize(req.name)
+        name = normalize_name(req.name)
         if req.url:
             out.append(FileRequirement(name, line, url=req.url))
             continue

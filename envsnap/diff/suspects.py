@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from envsnap.core.naming import normalize_name
 from envsnap.diff.model import Change, DataDiff, EnvDiff, PackageDelta, SchemaChange, Suspect, TableDiff
 from envsnap.snapshot.sections import PipelineSection
 
@@ -108,7 +109,6 @@ TABLE_LIBRARIES = frozenset({"pandas", "pyarrow", "polars", "fastparquet"})
 # Git facts that mean "the code is different"; they merge into one "git code" suspect.
 _GIT_CODE_KEYS = frozenset({"commit", "dirty", "patch_sha256", "patch_truncated", "patch", "describe"})
 
-_NORMALIZE = re.compile(r"[-_.]+")
 #: Config keys whose names say they shape the data a model sees: normalization and scaling, features,
 #: thresholds and cut-offs, schema and columns, encodings. A change there moves outputs by design.
 _CONFIG_SHAPING = re.compile(
@@ -117,10 +117,6 @@ _CONFIG_SHAPING = re.compile(
     re.IGNORECASE,
 )
 CONFIG_TYPE_CHANGE = 1.0
-
-
-def _normalize(name: str) -> str:
-    return _NORMALIZE.sub("-", name).lower()
 
 
 class _Context:
@@ -132,9 +128,9 @@ class _Context:
         # Outputs moved, but only within --rtol/--atol: what thread counts do to a reduction's last bits.
         self.noise = not self.diverged and any(s.table.status == "within_tolerance" for s in data.stages)
         stage = next((s for s in data.stages if s.name == self.stage), None)
-        self.imports = frozenset(_normalize(n) for n in stage.imports) if stage is not None else frozenset()
+        self.imports = frozenset(normalize_name(n) for n in stage.imports) if stage is not None else frozenset()
         self.imports_known = stage is not None and bool(stage.imports)
-        self.preloaded = frozenset(_normalize(n) for n in stage.preloaded) if stage is not None else frozenset()
+        self.preloaded = frozenset(normalize_name(n) for n in stage.preloaded) if stage is not None else frozenset()
         inputs_retyped = any(c.kind == "retyped" for t in data.inputs for c in t.schema)
         self.output_retyped = (
             stage is not None and not inputs_retyped and any(c.kind == "retyped" for c in stage.table.schema)
@@ -168,7 +164,7 @@ def _stage_inputs(stage_name: str | None, a: Snapshot, b: Snapshot) -> frozenset
 
 
 def _package(delta: PackageDelta, ctx: _Context, note: str | None = None) -> Suspect:
-    name = _normalize(delta.name)
+    name = normalize_name(delta.name)
     score, parts = 0.0, []
     if delta.change in ("added", "removed"):
         parts.append(f"{delta.name} {delta.after or delta.before}: {delta.change}")
@@ -381,9 +377,9 @@ def _renames(table: TableDiff) -> list[tuple[SchemaChange, SchemaChange]]:
     added = [c for c in table.schema if c.kind == "added"]
     pairs: list[tuple[SchemaChange, SchemaChange]] = []
     for old in removed:
-        stem = _normalize(old.column)
+        stem = normalize_name(old.column)
         match = next(
-            (n for n in added if all(n is not p[1] for p in pairs) and _related(stem, _normalize(n.column))), None
+            (n for n in added if all(n is not p[1] for p in pairs) and _related(stem, normalize_name(n.column))), None
         )
         if match is not None:
             pairs.append((old, match))
@@ -426,7 +422,7 @@ def _renamed(
 def _lockfile_package(key: str) -> str | None:
     """The package of a lockfiles change key (``uv.lock:numpy``, ``uv.lock:numpy (installed)``)."""
     _, sep, name = key.rpartition(":")
-    return _normalize(name.removesuffix(" (installed)")) if sep else None
+    return normalize_name(name.removesuffix(" (installed)")) if sep else None
 
 
 def _fmt(value: Any) -> str:
@@ -450,12 +446,12 @@ def rank_suspects(env: EnvDiff, data: DataDiff, a: Snapshot, b: Snapshot) -> tup
     packages = env.section("packages")
     notes = {c.key: c.note for c in packages.changes} if packages is not None else {}
     suspects: list[Suspect] = [_package(d, ctx, notes.get(d.name)) for d in env.packages]
-    package_names = {_normalize(d.name) for d in env.packages}
+    package_names = {normalize_name(d.name) for d in env.packages}
     for section in env.sections:
         for change in section.changes:
             # The package deltas already tell these (with the version step), and a lock line moves with
             # its package.
-            if section.name in ("packages", "lock") and _normalize(change.key) in package_names:
+            if section.name in ("packages", "lock") and normalize_name(change.key) in package_names:
                 continue
             if section.name == "lockfiles" and _lockfile_package(change.key) in package_names:
                 continue

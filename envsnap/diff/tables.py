@@ -213,7 +213,7 @@ class _Side:
     def __init__(self, source: Source) -> None:
         import pyarrow.parquet as pq
 
-        from envsnap._arrow import guard
+        from envsnap.core.arrow import guard
 
         guard()  # snapshot parquet is untrusted: no pickled extension types
         self.file = pq.ParquetFile(source, pre_buffer=False)

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 from envsnap.errors import EnvsnapError, SnapshotError
 
 if TYPE_CHECKING:
-    from envsnap.snapshot.model import ProbeStatus, Snapshot
+    from envsnap.snapshot.manifest import ProbeStatus
+    from envsnap.snapshot.model import Snapshot
 
 FLEET_MEMBER = "fleet.json"
 NODES_PREFIX = "nodes/"
@@ -149,7 +150,7 @@ def node_members(
 
 def _runtime_entry(name: str, spec: Mapping[str, Any] | None) -> dict[str, Any]:
     """What ``fleet.json`` says of a runtime: its shape, never env var values (they may be secrets)."""
-    from envsnap.capture.redact import scrub_text
+    from envsnap.core.redact import scrub_text
 
     if spec is None:
         return {"name": name, "fields": [], "env_vars": [], "pip": [], "py_executable": None}
@@ -185,7 +186,7 @@ def _status(status: ProbeStatus) -> dict[str, Any]:
 
 def assemble_fleet(driver: Snapshot, fleet: FleetCapture, *, reproducible: bool = False) -> Snapshot:
     """The fleet snapshot: the driver's members, ``fleet.json`` and every node group's members."""
-    from envsnap.capture.redact import scrub_data, scrub_url
+    from envsnap.core.redact import scrub_data, scrub_url
     from envsnap.snapshot import canonical
     from envsnap.snapshot.build import assemble_snapshot
 
@@ -355,7 +356,7 @@ def read_fleet(snap: Snapshot) -> Fleet:
 def node_snapshot(snap: Snapshot, node: FleetNode) -> Snapshot:
     """An in-memory snapshot of one node group (its ``env/*.json`` at the top), for the differs."""
     from envsnap.snapshot.build import assemble_snapshot
-    from envsnap.snapshot.model import ProbeStatus
+    from envsnap.snapshot.manifest import ProbeStatus
 
     prefix = f"{NODES_PREFIX}{node.key}/"
     members = {m[len(prefix) :]: snap.read_bytes(m) for m in node.members if m.startswith(prefix)}

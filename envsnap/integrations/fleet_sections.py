@@ -22,7 +22,6 @@ from envsnap.capture.envvars import DEFAULT_ENV_ALLOW, NEVER_KEEP, keeps_value
 from envsnap.capture.gpu import no_gpu, parse_compute_caps, parse_nvidia_smi_xml
 from envsnap.capture.packages import PackagesProbe
 from envsnap.capture.python import PythonProbe
-from envsnap.capture.redact import scrub_text
 from envsnap.capture.system import (
     OS_RELEASE_KEYS,
     cgroup_version,
@@ -41,6 +40,7 @@ from envsnap.capture.system import (
 )
 from envsnap.capture.target import TargetRuntime
 from envsnap.capture.threads import KNOB_NAMES, KNOB_PREFIXES, configured_knobs, find_mismatches, usable_cpus
+from envsnap.core.redact import scrub_text
 from envsnap.integrations._node_probe import cgroup_chain
 
 #: Sections captured on every node, in run order (the section name is the probe name).

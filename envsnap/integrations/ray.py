@@ -87,7 +87,7 @@ def _connect(ray: Any, address: str | None) -> bool:
 
 
 def _first_line(exc: BaseException) -> str:
-    from envsnap.capture.redact import scrub_text
+    from envsnap.core.redact import scrub_text
 
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return scrub_text(f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": "))[:300]

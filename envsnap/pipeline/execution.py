@@ -48,7 +48,7 @@ def schema_fields(schema: Any) -> list[dict[str, Any]]:
 
 def intermediate_of(table: Any, parquet: bytes) -> Intermediate:
     """Serialise-side facts of one intermediate (``table`` is a pyarrow Table)."""
-    from envsnap.capture.data import column_stats
+    from envsnap.core.column_stats import column_stats
 
     return Intermediate(parquet, table.num_rows, schema_fields(table.schema), column_stats(table))
 
@@ -62,7 +62,7 @@ def record_intermediate(table: Any) -> Intermediate:
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from envsnap.capture.data import column_stats
+    from envsnap.core.column_stats import column_stats
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="envsnap-parquet") as pool:
         parquet = pool.submit(_parquet_bytes, table)

@@ -27,13 +27,14 @@ from typing import Any
 from envsnap.capture import build_snapshot, load_probes, run_probes
 from envsnap.capture import target as target_mod
 from envsnap.capture.base import CaptureContext, CaptureOptions, SampleOptions, paused_gc
-from envsnap.capture.redact import scrub_data, scrub_text
+from envsnap.core.redact import scrub_data, scrub_text
 from envsnap.pipeline import records
 from envsnap.pipeline._runner.tables import table_kind, to_arrow
 from envsnap.pipeline.execution import StageRun, run_stages_here, run_stages_there
 from envsnap.pipeline.model import Pipeline, PipelineError
 from envsnap.snapshot import canonical
-from envsnap.snapshot.model import ProbeStatus, Snapshot
+from envsnap.snapshot.manifest import ProbeStatus
+from envsnap.snapshot.model import Snapshot
 
 EXIT_OK = 0
 EXIT_STAGE_FAILED = 1

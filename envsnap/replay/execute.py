@@ -109,7 +109,7 @@ def _compare(snap: Snapshot, stage: PlannedStage, produced: Path, rtol: float, a
     member = stage.recorded_member
     if member is None:
         return TableDiff(name=stage.name, status="incomparable", note="the recording has no intermediate for it")
-    from envsnap.capture.artifacts import hash_file
+    from envsnap.core.hashing import hash_file
 
     if snap.manifest.members[member].sha256 == hash_file(str(produced))[0]:
         return TableDiff(name=stage.name, status="identical", note="same sha256 as the recorded intermediate")

@@ -17,7 +17,8 @@ from typing import Any
 
 from envsnap.capture import _inspect
 from envsnap.capture.system import parse_cpuinfo, parse_memory_limit, parse_os_release
-from envsnap.replay.plan import ReplayPlan, normalize
+from envsnap.core.naming import normalize_name
+from envsnap.replay.plan import ReplayPlan
 from envsnap.snapshot.model import Snapshot
 
 _EXTRA = r"""
@@ -87,9 +88,11 @@ def compare(snap: Snapshot, plan: ReplayPlan, facts: dict[str, Any], *, engine: 
         str(d.get("normalized_name")): str(d.get("version"))
         for d in _section(snap, "packages", "env/packages.json").get("distributions") or []
     }
-    replayed_pkgs = {normalize(str(d.get("name"))): str(d.get("version")) for d in facts.get("distributions") or []}
+    replayed_pkgs = {
+        normalize_name(str(d.get("name"))): str(d.get("version")) for d in facts.get("distributions") or []
+    }
     overridden = {p.normalized: p for p in plan.packages if p.overridden_from}
-    excluded = {normalize(e.name): e for e in plan.excluded}
+    excluded = {normalize_name(e.name): e for e in plan.excluded}
     for name in sorted(set(recorded_pkgs) | set(replayed_pkgs)):
         a, b = recorded_pkgs.get(name), replayed_pkgs.get(name)
         if a == b:

@@ -28,6 +28,7 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from envsnap.core.naming import normalize_name
 from envsnap.errors import EnvsnapError
 from envsnap.snapshot.model import Snapshot
 from envsnap.snapshot.sections import PackagesSection, PipelineSection, PythonSection, SystemSection, ThreadsSection
@@ -71,11 +72,6 @@ class PlanError(EnvsnapError, ValueError):
     """The snapshot cannot be replayed as asked (no packages recorded, an unknown stage, a bad --with)."""
 
 
-def normalize(name: str) -> str:
-    """PEP 503 normalized distribution name."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 @dataclass(frozen=True)
 class Package:
     """One distribution to install: ``source`` is ``index``, ``local-wheel`` (``path``: the file) or
@@ -89,7 +85,7 @@ class Package:
 
     @property
     def normalized(self) -> str:
-        return normalize(self.name)
+        return normalize_name(self.name)
 
     @property
     def pin(self) -> str:
@@ -182,7 +178,7 @@ def _parse_with(values: tuple[str, ...] | list[str]) -> dict[str, tuple[str, str
         match = _PIN.match(value)
         if match is None:
             raise PlanError(f"--with {value!r} is not NAME==VERSION", hint="e.g. --with numpy==2.1.3")
-        out[normalize(match.group(1))] = (match.group(1), match.group(2))
+        out[normalize_name(match.group(1))] = (match.group(1), match.group(2))
     return out
 
 
@@ -213,7 +209,7 @@ def _packages(
     seen: set[str] = set()
     for dist in sorted(section.distributions, key=lambda d: d.normalized_name):
         name, version = dist.name, dist.version
-        norm = normalize(name)
+        norm = normalize_name(name)
         if not name or norm in seen:
             continue
         seen.add(norm)

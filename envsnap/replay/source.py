@@ -21,7 +21,7 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from envsnap.capture.artifacts import hash_file
+from envsnap.core.hashing import hash_file
 from envsnap.errors import EnvsnapError
 from envsnap.snapshot.model import Snapshot
 

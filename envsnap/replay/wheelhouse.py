@@ -24,9 +24,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from envsnap.capture.artifacts import hash_file
+from envsnap.core.hashing import hash_file
+from envsnap.core.naming import normalize_name
 from envsnap.errors import EnvsnapError
-from envsnap.replay.plan import Package, ReplayPlan, normalize
+from envsnap.replay.plan import Package, ReplayPlan
 
 UV_VERSION = "0.13.9"
 DOWNLOAD_TIMEOUT_S = 1800
@@ -179,7 +180,7 @@ class WheelCache:
 
 def _wheel_pin(filename: str) -> tuple[str, str]:
     name, version = filename.split("-")[:2]
-    return normalize(name), version
+    return normalize_name(name), version
 
 
 def _download(pins: list[str], target: Target, dest: Path, log: Callable[[str], None] | None) -> None:
@@ -245,8 +246,8 @@ def gather(
                 by_pin[_wheel_pin(path.name)] = path
             for pin in missing:
                 name, _, version = pin.partition("==")
-                found_path: Path | None = by_pin.get((normalize(name), version)) or next(
-                    (p for (n, _v), p in by_pin.items() if n == normalize(name)), None
+                found_path: Path | None = by_pin.get((normalize_name(name), version)) or next(
+                    (p for (n, _v), p in by_pin.items() if n == normalize_name(name)), None
                 )
                 if found_path is None:
                     raise NoDistributionError(pin, target.key, "pip downloaded no wheel for it")

@@ -9,7 +9,8 @@ import uuid
 from collections.abc import Mapping
 
 from envsnap._version import __version__
-from envsnap.snapshot.model import FORMAT, FORMAT_MINOR, Manifest, MemberInfo, ProbeStatus, Snapshot
+from envsnap.snapshot.manifest import FORMAT, FORMAT_MINOR, Manifest, MemberInfo, ProbeStatus
+from envsnap.snapshot.model import Snapshot
 from envsnap.snapshot.stores import MemoryStore
 
 

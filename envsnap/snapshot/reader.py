@@ -18,7 +18,8 @@ from collections.abc import Iterable, Iterator
 
 from envsnap.errors import IntegrityError, SnapshotError, UnsafeArchiveError
 from envsnap.snapshot import canonical
-from envsnap.snapshot.model import MANIFEST, Manifest, Snapshot, manifest_checksum
+from envsnap.snapshot.manifest import MANIFEST, Manifest, manifest_checksum
+from envsnap.snapshot.model import Snapshot
 from envsnap.snapshot.stores import DirStore, ZipStore
 
 MAX_MANIFEST_SIZE = 16 << 20

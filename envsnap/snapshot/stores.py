@@ -7,7 +7,6 @@ caught without reading a compression bomb to its end).
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import stat
@@ -17,9 +16,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import BinaryIO
 
+from envsnap.core.hashing import hash_stream
 from envsnap.errors import IntegrityError, SnapshotError, UnsafeArchiveError
-
-CHUNK = 1 << 20
 
 
 class MemberStore(ABC):
@@ -39,16 +37,8 @@ class MemberStore(ABC):
 
     def hash_member(self, member: str, size: int) -> tuple[str, int]:
         """sha256 and length of ``member``, streamed, stopping one byte past ``size``."""
-        digest = hashlib.sha256()
-        seen = 0
         with self.open_member(member) as stream:
-            while seen <= size:
-                chunk = stream.read(min(CHUNK, size + 1 - seen))
-                if not chunk:
-                    break
-                digest.update(chunk)
-                seen += len(chunk)
-        return digest.hexdigest(), seen
+            return hash_stream(stream, size + 1)
 
     def open_seekable(self, member: str, size: int) -> BinaryIO:
         """A seekable binary file over ``member`` (random access, e.g. for parquet). Not verified: the

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from envsnap.errors import OutputError
-from envsnap.snapshot.model import MANIFEST, Manifest, manifest_bytes
+from envsnap.snapshot.manifest import MANIFEST, Manifest, manifest_bytes
 
 ZIP_SUFFIXES = (".envsnap", ".zip")
 _EPOCH = (1980, 1, 1, 0, 0, 0)

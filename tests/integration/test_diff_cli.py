@@ -20,7 +20,7 @@ import envsnap
 from envsnap.cli import app
 from envsnap.pipeline import Pipeline, Stage, run_pipeline
 from envsnap.snapshot import canonical
-from envsnap.snapshot.model import manifest_checksum
+from envsnap.snapshot.manifest import manifest_checksum
 
 TOY = Path(__file__).resolve().parents[1] / "fixtures_pipeline"
 SCHEMA = Path(__file__).resolve().parents[2] / "envsnap" / "diff" / "render" / "diff.schema.json"

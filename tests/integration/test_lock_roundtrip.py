@@ -16,8 +16,9 @@ from packaging.version import Version
 
 from envsnap.capture import target as target_mod
 from envsnap.capture.base import CaptureContext, CaptureOptions
-from envsnap.capture.lock import LockProbe, parse_lock
+from envsnap.capture.lock import LockProbe
 from envsnap.capture.packages import PackagesProbe
+from envsnap.core.lock_text import parse_lock
 
 pytestmark = pytest.mark.slow
 

@@ -14,14 +14,9 @@ import pytest
 
 import envsnap
 from envsnap.capture import target
-from envsnap.capture.artifacts import (
-    ArtifactError,
-    ArtifactsProbe,
-    artifact_names,
-    detect_format,
-    hash_file,
-)
+from envsnap.capture.artifacts import ArtifactError, ArtifactsProbe, artifact_names, detect_format
 from envsnap.capture.base import CaptureContext, CaptureOptions, ProbeOutput
+from envsnap.core.hashing import hash_file
 from envsnap.errors import EnvsnapError
 from envsnap.snapshot import canonical
 from envsnap.snapshot.schema import validate_member

@@ -22,7 +22,8 @@ from envsnap.diff.live import diff_requirements, parse_requirements
 from envsnap.diff.model import Change, EnvDiff, SectionDiff
 from envsnap.snapshot import canonical
 from envsnap.snapshot.build import assemble_snapshot
-from envsnap.snapshot.model import ProbeStatus, Snapshot
+from envsnap.snapshot.manifest import ProbeStatus
+from envsnap.snapshot.model import Snapshot
 from envsnap.snapshot.schema import validate_member
 
 Edit = Callable[[Any], Any]

@@ -20,8 +20,9 @@ from test_probe_packages import target_of, write_dist  # the real dist-info writ
 from envsnap._version import __version__
 from envsnap.capture import target as target_mod
 from envsnap.capture.base import CaptureContext, CaptureOptions
-from envsnap.capture.lock import LockProbe, lock_text, parse_lock
+from envsnap.capture.lock import LockProbe, lock_text
 from envsnap.capture.packages import collect_packages
+from envsnap.core.lock_text import parse_lock
 
 REPO = Path(__file__).resolve().parents[2]
 SHA_A = "sha256:" + "a" * 64

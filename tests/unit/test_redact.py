@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from envsnap.capture import load_probes, run_probes, target
 from envsnap.capture.base import CaptureContext, CaptureOptions
-from envsnap.capture.redact import is_secret_name, scrub_argv, scrub_data, scrub_text, scrub_url
+from envsnap.core.redact import is_secret_name, scrub_argv, scrub_data, scrub_text, scrub_url
 from envsnap.snapshot import canonical
 from tests.canaries import CanaryFactory
 

@@ -28,12 +28,12 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import envsnap
-from envsnap.capture.lock import parse_lock
 from envsnap.cli import app
+from envsnap.core.lock_text import parse_lock
 from envsnap.errors import EnvsnapError
 from envsnap.pipeline.config import load_pipeline
 from envsnap.snapshot import canonical
-from envsnap.snapshot.model import Manifest
+from envsnap.snapshot.manifest import Manifest
 from envsnap.snapshot.reader import open_snapshot
 
 runner = CliRunner()

@@ -16,7 +16,8 @@ import pytest
 from envsnap.errors import FormatVersionError, IntegrityError, OutputError, SchemaError, SnapshotError
 from envsnap.snapshot import canonical
 from envsnap.snapshot.build import assemble_snapshot
-from envsnap.snapshot.model import Manifest, NewerMinorFormatWarning, Snapshot, manifest_checksum
+from envsnap.snapshot.manifest import Manifest, NewerMinorFormatWarning, manifest_checksum
+from envsnap.snapshot.model import Snapshot
 from envsnap.snapshot.reader import open_snapshot
 from tests.conftest import FAKE_FINGERPRINT, sample_members
 

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from packaging.version import Version
 
-from envsnap._arrow import guard
+from envsnap.core.arrow import guard
 from envsnap.diff.tables import diff_parquet
 
 

@@ -32,6 +32,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import unquote
 
+__all__ = ["TOKEN_PATTERNS", "is_secret_name", "scrub_argv", "scrub_data", "scrub_text", "scrub_url"]
+
 _B64 = r"A-Za-z0-9+/"
 
 #: Token shapes: (kind, pattern). Each pattern starts with a literal, its lookbehinds come after it, so the
