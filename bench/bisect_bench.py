@@ -3,7 +3,7 @@
 GOOD is a 4-stage arrow pipeline (tests/integration/bisect_project: ``localize`` depends on pytz's tz
 database) recorded with ``envsnap run`` in a real venv. For each n in ``--sizes`` (default 1,2,4,8), BAD is
 the same pipeline recorded in a venv where n packages differ from GOOD: pytz 2025.2 → 2019.1 (the one change
-that flips ``localize``) and n-1 harmless version changes of other small packages. ``envsnap.bisect(GOOD,
+that flips ``localize``) and n-1 harmless version changes of other small packages. ``envsnap.bisect.bisect(GOOD,
 BAD, engine="venv", stage="localize")`` must find pytz in at most 2⌈log2 n⌉+2 replays; a
 one-at-a-time search would need up to n + 1. Each bisection runs ``--repeats`` times (default 2): the first
 builds its replay runtimes (venvs, from a wheel cache that starts empty: ``ENVSNAP_CACHE_DIR`` is a scratch
@@ -92,10 +92,10 @@ def record(project: Path, python: Path, out: Path) -> Path:
 
 
 def bisect_once(good: Path, bad: Path) -> dict[str, Any]:
-    import envsnap
+    from envsnap.bisect import bisect
 
     started = time.perf_counter()
-    report = envsnap.bisect(good, bad, engine="venv", stage="localize")
+    report = bisect(good, bad, engine="venv", stage="localize")
     return {
         "seconds": time.perf_counter() - started,
         "status": report.status,
@@ -116,7 +116,7 @@ def render(results: dict[str, Any]) -> str:
         f"Machine: {m['cpu_model']}, {m['cpus']} CPUs, {m['memory_gib']} GiB. GOOD and each BAD are recordings "
         "of the 4-stage arrow pipeline of `tests/integration/bisect_project` in real venvs; BAD differs in n "
         "packages, of which exactly one (pytz 2025.2 → 2019.1) flips the `localize` stage. "
-        '`envsnap.bisect(GOOD, BAD, engine="venv", stage="localize")`, each replay in a real venv runtime.',
+        '`envsnap.bisect.bisect(GOOD, BAD, engine="venv", stage="localize")`, each replay in a real venv runtime.',
         "",
         "| changed packages n | delta units | replays used | bound 2⌈log2 n⌉+2 | one at a time (n + 1) | culprit "
         "| status | first run s (runtimes built) | later runs s (runtimes reused) |",

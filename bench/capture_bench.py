@@ -2,7 +2,7 @@
 
 For each measured venv (``ml``: ~26 distributions, ``big``: 300+), ``envsnap capture --python VENV`` is run
 pair by pair (A B A B ...) against every peer on the same venv, after a warm-up pair. In-process
-``envsnap.capture()`` is timed in fresh interpreters. The run writes bench/RESULTS-capture.md and
+``envsnap.capture.capture()`` is timed in fresh interpreters. The run writes bench/RESULTS-capture.md and
 bench/results-capture.json (`make bench` runs it among the other areas: bench/run_all.py).
 
     python bench/capture_bench.py [--runs 7] [--venvs ml,big] [--no-setup]
@@ -34,7 +34,7 @@ BENCH = setup_venvs.BENCH
 REPO = setup_venvs.REPO
 TOOLS_BIN = setup_venvs.SPECS["tools"].path / "bin"
 MEASURED = ("ml", "big")
-#: Modules a real ML job has imported when it calls envsnap.capture() (ml-envsnap in-process figure).
+#: Modules a real ML job has imported when it calls envsnap.capture.capture() (ml-envsnap in-process figure).
 ML_PRELOAD = "numpy,pandas,scipy,sklearn,pyarrow,matplotlib,requests"
 FLOOR_SNIPPET = (
     "import importlib.metadata as m\n"
@@ -207,7 +207,7 @@ def bench_venv(name: str, py: Path, work: Path, args: argparse.Namespace) -> dic
 
 
 def bench_inprocess(label: str, python: Path, preload: str, work: Path, runs: int) -> dict[str, Any]:
-    """``envsnap.capture()`` in ``runs`` fresh interpreters (one extra warm-up process first)."""
+    """``envsnap.capture.capture()`` in ``runs`` fresh interpreters (one extra warm-up process first)."""
     script = str(BENCH / "inprocess_capture.py")
     argv = [str(python), script, "--preload", preload]
     samples: list[dict[str, Any]] = []

@@ -84,7 +84,7 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
         first = entry.get("first_s")
         rows.append(
             {
-                "goal": f"in-process `envsnap.capture()` ≤ 150 ms — {entry['label']}",
+                "goal": f"in-process `envsnap.capture.capture()` ≤ 150 ms — {entry['label']}",
                 "venv": entry.get("python", "?"),
                 "measured": (
                     f"{first['median'] * 1000:.0f} ms first call median "
@@ -177,12 +177,13 @@ def _venv_section(name: str, venv: dict[str, Any]) -> list[str]:
 
 def _inprocess_section(entries: list[dict[str, Any]]) -> list[str]:
     lines = [
-        "## In-process `envsnap.capture()`",
+        "## In-process `envsnap.capture.capture()`",
         "",
         "Each figure is the median (min-max) over fresh interpreters, one unrecorded warm-up process first.",
-        "*first call* is what a job pays after `import envsnap` (lazy probe imports included); *warm* is a later call.",
+        "*first call* is what a job pays after `from envsnap.capture import capture` (lazy probe imports included); "
+        "*warm* is a later call.",
         "",
-        "| where | distributions | `import envsnap` ms | first call ms | warm ms | call+write ms | process RSS MiB |",
+        "| where | distributions | import ms | first call ms | warm ms | call+write ms | process RSS MiB |",
         "|---|---|---|---|---|---|---|",
     ]
 

@@ -1,6 +1,6 @@
 """Environment-diff benchmark (goal: two 300-package snapshots -> diff_env <= 100 ms).
 
-Real snapshots, captured in memory with ``envsnap.capture(python=...)`` from the bench venvs:
+Real snapshots, captured in memory with ``envsnap.capture.capture(python=...)`` from the bench venvs:
 ``bench/.venvs/big`` (376 distributions) and ``bench/.venvs/ml`` (26). The pairs:
 
 * ``300 vs 300``  — big's packages cut to the first 300 distributions, against a copy whose packages were
@@ -184,13 +184,13 @@ def main() -> int:
     if args.runs < 20:
         parser.error("--runs must be at least 20")
 
-    import envsnap
+    from envsnap.capture import capture
     from envsnap.diff.env import diff_env
 
     big_py, ml_py = BENCH / ".venvs/big/bin/python", BENCH / ".venvs/ml/bin/python"
     print("capturing the bench venvs ...", flush=True)
-    big = envsnap.capture(python=str(big_py), git=False)
-    ml = envsnap.capture(python=str(ml_py), git=False)
+    big = capture(python=str(big_py), git=False)
+    ml = capture(python=str(ml_py), git=False)
     packages = big.section("packages")
     base300 = _rebuild(big, {**packages, "distributions": packages["distributions"][:300]})
     pairs = {

@@ -1,13 +1,13 @@
-"""Time ``envsnap.capture()`` inside one fresh interpreter; print the figures as one JSON line.
+"""Time ``envsnap.capture.capture()`` inside one fresh interpreter; print the figures as one JSON line.
 
 Run by capture_bench.py with the Python of an environment where envsnap is installed, once per fresh
 process. It reports separately:
 
 * ``preload_s``  -- importing the job's own libraries first (``--preload numpy,pandas``): a real job has
   them loaded when it calls capture, and the native probe then has loaded libraries to walk;
-* ``import_s``   -- ``import envsnap`` (the public API module);
-* ``first_s``    -- the first ``envsnap.capture()`` call of the process, lazy probe imports included: what
-  a job pays on top of ``import envsnap``. The in-process goal is judged on it;
+* ``import_s``   -- ``from envsnap.capture import capture`` (envsnap and its capture core);
+* ``first_s``    -- the first ``capture()`` call of the process, lazy probe imports included: what
+  a job pays on top of that import. The in-process goal is judged on it;
 * ``warm_s``     -- further calls in the same process (module caches warm);
 * ``write_s``    -- one more call that also writes the snapshot (``capture(output=...)``);
 * ``max_rss_kib`` -- the process's peak RSS at the end.
@@ -38,14 +38,13 @@ def main() -> int:
     preload_s = time.perf_counter() - start
 
     start = time.perf_counter()
-    import envsnap
+    from envsnap.capture import capture
 
     import_s = time.perf_counter() - start
 
     start = time.perf_counter()
-    snap = envsnap.capture()
+    snap = capture()
     first_s = time.perf_counter() - start
-    capture = envsnap.capture
 
     warm_s = []
     for _ in range(args.warm):

@@ -1,6 +1,6 @@
 """Where one capture's time goes, stage by stage; print the figures as one JSON line.
 
-A diagnostic for the speed goals, not a goal figure: it replays what ``envsnap.capture()`` does
+A diagnostic for the speed goals, not a goal figure: it replays what ``envsnap.capture.capture()`` does
 (envsnap/capture/__init__.py) with a timer around each stage -- importing the capture core and each probe
 module, inspecting the target interpreter, each probe's collect + encode, the manifest, the write -- so
 that a FAIL in RESULTS.md points at the stage to work on. It uses envsnap's internal functions; when they
@@ -26,14 +26,12 @@ def profile(python: str | None) -> dict[str, float]:
     """Run one capture stage by stage; return seconds per stage, in execution order."""
     stages: dict[str, float] = {}
     start = time.perf_counter()
-    import envsnap.capture  # noqa: F401 - loads the subpackage; `cap` below is taken from sys.modules
+    import envsnap.capture as cap
     from envsnap.capture import base
     from envsnap.capture import target as target_mod
     from envsnap.snapshot.manifest import ProbeStatus
 
     stages["import envsnap.capture (core)"] = time.perf_counter() - start
-    # `import envsnap.capture as x` would give the function that envsnap/__init__.py binds over the name.
-    cap = sys.modules["envsnap.capture"]
     for name in cap.PROBE_MODULES:
         start = time.perf_counter()
         importlib.import_module(f"envsnap.capture.{name}")

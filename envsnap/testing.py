@@ -41,7 +41,8 @@ def load_inputs(baseline: Snapshot | str | os.PathLike[str], *, kind: str = "pan
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from envsnap.check_baseline import opened, recorded_inputs
+    from envsnap.check.baseline import recorded_inputs
+    from envsnap.snapshot.reader import opened
 
     if kind not in ("pandas", "arrow"):
         raise ValueError(f"kind must be 'pandas' or 'arrow', not {kind!r}")
@@ -51,7 +52,7 @@ def load_inputs(baseline: Snapshot | str | os.PathLike[str], *, kind: str = "pan
 
 
 def _stage_parquet(snap: Snapshot, stage: str) -> bytes:
-    from envsnap.check_baseline import CheckError, recorded_stages
+    from envsnap.check.baseline import CheckError, recorded_stages
 
     stages = recorded_stages(snap)
     entry = next((s for s in stages if s["name"] == stage), None)
@@ -83,10 +84,10 @@ def assert_stage_matches(
     raises :class:`AssertionError` showing the differing columns, the first differing rows and the stats
     shift when it does not, and :class:`~envsnap.check.CheckError` when the baseline has no such stage.
     """
-    from envsnap.check_baseline import opened
-    from envsnap.check_render import table_details
-    from envsnap.check_tolerance import Tolerance, compare_intermediate
+    from envsnap.check.render import table_details
+    from envsnap.check.tolerance import Tolerance, compare_intermediate
     from envsnap.diff.render.phrasing import table_summary
+    from envsnap.snapshot.reader import opened
 
     tolerance = Tolerance(
         rtol=rtol,

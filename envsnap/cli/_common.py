@@ -24,6 +24,9 @@ EXIT_DIFFERENT = 1
 EXIT_USAGE = 2
 EXIT_ERROR = 3
 
+#: What ``--fail-on`` accepts (``envsnap diff``, fleets included).
+FAIL_ON = ("env", "data", "any")
+
 
 class State:
     """Global CLI flags (set by the app callback)."""
@@ -106,3 +109,17 @@ def human_size(n: int) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} GiB"
+
+
+def use_color() -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    return sys.stdout.isatty() and os.environ.get("TERM") != "dumb"
+
+
+def terminal_width() -> int:
+    """The width to render for: the terminal's, kept within 80..160; 100 when stdout is not a terminal."""
+    import shutil
+
+    return max(80, min(shutil.get_terminal_size((100, 24)).columns, 160)) if sys.stdout.isatty() else 100

@@ -70,7 +70,7 @@ def _guarded(run: Callable[[], Any], code: int) -> Any:
 
 
 def _publish(report: CheckReport, *, as_json: bool, markdown: bool, junit: str | None, quiet: bool) -> None:
-    from envsnap.check_render import render_json, render_junit, render_markdown, render_text
+    from envsnap.check.render import render_json, render_junit, render_markdown, render_text
 
     if junit is not None:
         where = write_output(junit, render_junit(report))

@@ -7,31 +7,24 @@ differences exist; 2 for a usage error; 3 for an unreadable snapshot (via :func:
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import TYPE_CHECKING
 
 import typer
 
-from envsnap.cli._common import EXIT_DIFFERENT, EXIT_USAGE, cli_errors, err, write_output
+from envsnap.cli._common import (
+    EXIT_DIFFERENT,
+    EXIT_USAGE,
+    FAIL_ON,
+    cli_errors,
+    err,
+    terminal_width,
+    use_color,
+    write_output,
+)
 
 if TYPE_CHECKING:
     from envsnap.diff.model import SnapshotDiff
-
-FAIL_ON = ("env", "data", "any")
-
-
-def _use_color() -> bool:
-    """Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
-    if os.environ.get("NO_COLOR"):
-        return False
-    return sys.stdout.isatty() and os.environ.get("TERM") != "dumb"
-
-
-def _width() -> int:
-    import shutil
-
-    return max(80, min(shutil.get_terminal_size((100, 24)).columns, 160)) if sys.stdout.isatty() else 100
 
 
 def _fails(result: SnapshotDiff, fail_on: str | None) -> bool:
@@ -125,7 +118,7 @@ def diff(
     elif markdown:
         sys.stdout.write(render(result, "markdown"))
     else:
-        sys.stdout.write(render(result, "text", color=_use_color(), width=_width()))
+        sys.stdout.write(render(result, "text", color=use_color(), width=terminal_width()))
     sys.stdout.flush()
     if _fails(result, fail_on):
         raise typer.Exit(EXIT_DIFFERENT)

@@ -12,7 +12,7 @@ from typing import Any
 
 import typer
 
-from envsnap.cli._common import EXIT_ERROR, EXIT_USAGE, err, human_size
+from envsnap.cli._common import EXIT_ERROR, EXIT_USAGE, FAIL_ON, err, human_size, terminal_width, use_color
 
 
 def capture_fleet(
@@ -106,7 +106,6 @@ def diff_fleet(
     options: dict[str, Any],
 ) -> bool:
     """``diff FLEET --across-nodes`` and ``diff FLEET_A FLEET_B``; False when this is not a fleet diff."""
-    from envsnap.cli.diff import FAIL_ON, _use_color, _width
     from envsnap.diff import fleet as fleet_diff
     from envsnap.diff.fleet_render import comparison_text, skew_text, to_json
 
@@ -142,7 +141,7 @@ def diff_fleet(
             render(comparison.driver, "markdown") + "\n## Fleet node groups\n\n```\n" + fleet_part + "```\n"
         )
     else:
-        driver_text = render(comparison.driver, "text", color=_use_color(), width=_width())
+        driver_text = render(comparison.driver, "text", color=use_color(), width=terminal_width())
         sys.stdout.write(comparison_text(comparison, driver_text))
     sys.stdout.flush()
     driver = comparison.driver

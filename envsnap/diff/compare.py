@@ -1,4 +1,4 @@
-"""``envsnap.diff(a, b)``: the whole comparison of two snapshots, and the live variants.
+"""``envsnap.diff.diff(a, b)``: the whole comparison of two snapshots, and the live variants.
 
 This module only assembles: the environment differ (:mod:`envsnap.diff.env`), the data differ
 (:mod:`envsnap.diff.data`) and the suspect ranking (:mod:`envsnap.diff.suspects`) do the work. What it

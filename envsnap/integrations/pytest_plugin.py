@@ -64,7 +64,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if item.nodeid in done:
         return
     done.add(item.nodeid)
-    from envsnap.failure import record_failure
+    from envsnap.capture.failure import record_failure
 
     exc = call.excinfo.value
     path = record_failure(exc, directory, label=item.nodeid, tag=item.nodeid)

@@ -1,6 +1,7 @@
 """Replay: rebuild a snapshot's runtime (a container, or a local venv) and rerun its stages there.
 
-    report = envsnap.replay("good.envsnap", engine="docker", base_image="127.0.0.1:5000/bookworm-python@sha256:…")
+    from envsnap.replay import replay
+    report = replay("good.envsnap", engine="docker", base_image="127.0.0.1:5000/bookworm-python@sha256:…")
     report.first_diverging_stage      # None when every intermediate matches the recording
     report.fidelity                   # every way the replayed runtime differs from the captured one
 
@@ -18,8 +19,7 @@ if TYPE_CHECKING:
     from envsnap.replay.plan import PlanError, ReplayPlan
     from envsnap.snapshot.model import Snapshot
 
-# Nothing heavy at import: `envsnap` binds `replay` eagerly (see envsnap/__init__.py), and the CLI's start
-# must stay cheap. The report and plan types load on first use.
+# Nothing heavy at import: the CLI's start must stay cheap. The report and plan types load on first use.
 __all__ = ["PlanError", "ReplayError", "ReplayPlan", "ReplayReport", "StageReplay", "plan", "replay"]
 
 

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import envsnap
-from envsnap.bisect import replay_bound
+from envsnap.bisect import BisectReport, bisect, replay_bound
 from tests.integration.bisect_env import (  # noqa: F401 - fixtures
     bad_python,
     bisect_project,
@@ -26,13 +25,13 @@ def bad_snap(bisect_project: Path, bad_python: Path) -> Path:  # noqa: F811
     return record(bisect_project, bad_python, bisect_project / "bad.envsnap")
 
 
-def _names(report: envsnap.bisect.BisectReport) -> set[str]:
+def _names(report: BisectReport) -> set[str]:
     return {c.name for c in report.culprit}
 
 
 def test_one_package_among_many_flips_the_output(good_snap: Path, bad_snap: Path) -> None:  # noqa: F811
     seen: list[tuple[str, str]] = []
-    report = envsnap.bisect(
+    report = bisect(
         good_snap, bad_snap, engine="venv", stage="localize", progress=lambda k, m: seen.append((k, m))
     )
     assert report.status == "found", report.message
@@ -53,7 +52,7 @@ def test_one_package_among_many_flips_the_output(good_snap: Path, bad_snap: Path
 
 
 def test_coupled_packages_move_as_one_unit(good_snap: Path, bad_snap: Path) -> None:  # noqa: F811
-    report = envsnap.bisect(good_snap, bad_snap, engine="venv", stage="plugins")
+    report = bisect(good_snap, bad_snap, engine="venv", stage="plugins")
     assert report.status == "found", report.message
     assert _names(report) == {"pluggy", "pytest"}
     units = [{c.name for c in unit} for unit in report.delta.units]
@@ -96,7 +95,7 @@ def test_env_setting_culprits(
     culprit: set[str],
 ) -> None:
     bad = record(bisect_project, good_python, tmp_path / "bad-env.envsnap", env=bad_env)
-    report = envsnap.bisect(good_snap, bad, engine="venv")
+    report = bisect(good_snap, bad, engine="venv")
     assert report.status == "found", report.message
     assert _names(report) == culprit
     assert {c.name for c in report.delta.changes} == set(bad_env)  # the delta is the settings, nothing else

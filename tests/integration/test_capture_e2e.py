@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import envsnap
-from envsnap.capture import PROBE_MODULES
+from envsnap.capture import PROBE_MODULES, capture
 
 EXPECTED_MEMBERS = {
     "env/python.json",
@@ -46,7 +46,7 @@ def six_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_every_probe_succeeds_and_every_member_validates(tmp_path: Path) -> None:
-    snap = envsnap.capture(tmp_path / "s.envsnap", git=False)
+    snap = capture(tmp_path / "s.envsnap", git=False)
     statuses = {name: s.status for name, s in snap.manifest.probes.items()}
     skipped = {"git", "data", "artifacts"}  # --no-git; no inputs or artifacts were asked for
     assert statuses == {name: ("skipped" if name in skipped else "ok") for name in PROBE_MODULES}
@@ -58,7 +58,7 @@ def test_every_probe_succeeds_and_every_member_validates(tmp_path: Path) -> None
 
 
 def test_in_process_capture_sees_envsnap_itself() -> None:
-    snap = envsnap.capture(git=False)
+    snap = capture(git=False)
     names = {d["normalized_name"] for d in snap.section("packages")["distributions"]}
     assert {"envsnap", "pytest", "typer"} <= names
     assert snap.section("python")["executable"] == sys.executable
@@ -67,12 +67,12 @@ def test_in_process_capture_sees_envsnap_itself() -> None:
 @pytest.mark.slow
 def test_same_environment_same_fingerprint_one_change_changes_it(six_venv: Path, tmp_path: Path) -> None:
     python = str(six_venv / "bin" / "python")
-    first = envsnap.capture(python=python, git=False)
-    second = envsnap.capture(python=python, git=False)
+    first = capture(python=python, git=False)
+    second = capture(python=python, git=False)
     assert first.fingerprint == second.fingerprint
     subprocess.run([python, "-m", "pip", "install", "-q", "six==1.17.0"], check=True, capture_output=True)
     try:
-        changed = envsnap.capture(python=python, git=False)
+        changed = capture(python=python, git=False)
     finally:
         subprocess.run([python, "-m", "pip", "install", "-q", "six==1.16.0"], check=True, capture_output=True)
     assert changed.fingerprint != first.fingerprint

@@ -19,7 +19,10 @@ import pytest
 from typer.testing import CliRunner
 
 import envsnap
+from envsnap.capture import capture
+from envsnap.check import check
 from envsnap.cli import app
+from envsnap.diff import diff
 
 runner = CliRunner()
 
@@ -138,7 +141,7 @@ def test_code_change_in_a_stage_fails_naming_the_stage_in_every_output(project: 
     # The failing run's own snapshot, for the CI artifact: envsnap diff against the baseline agrees.
     written = envsnap.load(run)
     assert written.label == f"envsnap check against {envsnap.load(baseline_of(project)).id}"
-    assert envsnap.diff(baseline_of(project), written).data.first_diverging_stage == "scale"
+    assert diff(baseline_of(project), written).data.first_diverging_stage == "scale"
     report = json.loads(proc.stdout)
     assert report["passed"] is False
     assert report["first_diverging_stage"] == "scale"
@@ -245,19 +248,19 @@ def test_baseline_update_with_a_failing_stage_writes_nothing(project: Path) -> N
     assert baseline.read_bytes() == before
 
 
-def test_library_check_returns_a_report_and_stays_callable_after_import(tmp_path: Path) -> None:
+def test_library_check_returns_a_report_and_envsnap_check_stays_the_package(tmp_path: Path) -> None:
     root = make_project(tmp_path / "lib", pkg="gate_lib")
     from envsnap.pipeline import load_pipeline
 
     result = envsnap.run_pipeline(load_pipeline(root / "envsnap.toml"), git=False)
     baseline = result.snapshot.write(tmp_path / "b.envsnap")
-    report = envsnap.check(baseline, config=root / "envsnap.toml", git=False)
+    report = check(baseline, config=root / "envsnap.toml", git=False)
     assert report.passed and report.exit_code == 0
     assert [s.status for s in report.stages] == ["identical"] * 3
-    import envsnap.check as module
-
-    assert callable(module)
-    again = envsnap.check(baseline, config=root / "envsnap.toml", git=False, stages=["clean"])
+    # the function lives in its package: loading the package's submodules rebinds neither name
+    assert "envsnap.check.baseline" in sys.modules
+    assert envsnap.check is sys.modules["envsnap.check"] and envsnap.check.check is check
+    again = check(baseline, config=root / "envsnap.toml", git=False, stages=["clean"])
     assert [s.name for s in again.stages] == ["clean"]
 
 
@@ -265,7 +268,7 @@ def test_library_check_returns_a_report_and_stays_callable_after_import(tmp_path
 
 
 def test_a_baseline_without_intermediates_is_refused(project: Path, tmp_path: Path) -> None:
-    captured = envsnap.capture(tmp_path / "plain.envsnap", git=False)
+    captured = capture(tmp_path / "plain.envsnap", git=False)
     result = runner.invoke(app, ["check", str(captured.path), "--config", str(project / "envsnap.toml")])
     assert result.exit_code == 3
     assert "has no stage intermediates" in result.stderr

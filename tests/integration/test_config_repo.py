@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 import envsnap
+from envsnap.capture import capture
 from envsnap.cli import app
 from envsnap.diff.config_repo import ConfigRepoError, diff_config_against_repo
 
@@ -76,7 +77,7 @@ def test_deployed_config_differs_from_the_repository(deployed: tuple[Path, Path]
 
 def test_clean_deployment_has_no_config_changes(tmp_path: Path) -> None:
     repo = _repo(tmp_path / "repo")
-    snap = envsnap.capture(cwd=repo, config_files=["conf/app.yaml"])
+    snap = capture(cwd=repo, config_files=["conf/app.yaml"])
     result = diff_config_against_repo(snap)
     section = result.env.section("configs")
     assert section is not None and section.changes == () and not result.env.changed
@@ -106,11 +107,11 @@ def test_recorded_repository_gone(deployed: tuple[Path, Path]) -> None:
 
 def test_no_git_state_or_no_configs(tmp_path: Path) -> None:
     repo = _repo(tmp_path / "repo")
-    without_git = envsnap.capture(tmp_path / "nogit.envsnap", cwd=repo, git=False, config_files=["conf/app.yaml"])
+    without_git = capture(tmp_path / "nogit.envsnap", cwd=repo, git=False, config_files=["conf/app.yaml"])
     with pytest.raises(ConfigRepoError, match="has no recorded commit"):
         diff_config_against_repo(without_git)
     without_configs = tmp_path / "noconf.envsnap"
-    envsnap.capture(without_configs, cwd=repo)
+    capture(without_configs, cwd=repo)
     line = _one_line_error(runner.invoke(app, ["diff", str(without_configs), "--config-against-repo"]), 3)
     assert "has no captured config files" in line and "--config-file" in line
     usage = runner.invoke(app, ["diff", str(without_configs), str(without_configs), "--config-against-repo"])

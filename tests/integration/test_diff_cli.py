@@ -17,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 import envsnap
+from envsnap.capture import capture
 from envsnap.cli import app
 from envsnap.pipeline import Pipeline, Stage, run_pipeline
 from envsnap.snapshot import canonical
@@ -73,7 +74,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
         else:
             os.environ["OMP_NUM_THREADS"] = saved
     out["plain"] = root / "plain.envsnap"
-    envsnap.capture(out["plain"], git=False, label="plain")
+    capture(out["plain"], git=False, label="plain")
     yield out
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-import envsnap
+from envsnap.capture import capture
 from envsnap.diff.env import diff_env
 from envsnap.diff.live import current_snapshot, diff_requirements
 from envsnap.diff.model import Change, EnvDiff
@@ -33,8 +33,8 @@ def changes(diff: EnvDiff, section: str) -> dict[str, Change]:
 @pytest.mark.slow
 def test_two_real_venvs_upgrade_and_added_package(two_venvs: tuple[Path, Path]) -> None:
     old, new = two_venvs
-    a = envsnap.capture(python=str(old), git=False)
-    b = envsnap.capture(python=str(new), git=False)
+    a = capture(python=str(old), git=False)
+    b = capture(python=str(new), git=False)
     diff = diff_env(a, b)
     deltas = {d.name: d for d in diff.packages}
     assert (deltas["six"].change, deltas["six"].level) == ("upgraded", "minor")
@@ -51,7 +51,7 @@ def test_two_real_venvs_upgrade_and_added_package(two_venvs: tuple[Path, Path]) 
 @pytest.mark.slow
 def test_diff_requirements_against_a_written_file(two_venvs: tuple[Path, Path], tmp_path: Path) -> None:
     old, _ = two_venvs
-    a = envsnap.capture(python=str(old), git=False)
+    a = capture(python=str(old), git=False)
     path = tmp_path / "requirements.txt"
     path.write_text(
         "--index-url https://pypi.org/simple\n"
@@ -97,9 +97,9 @@ def test_current_snapshot_of_this_interpreter_matches_itself() -> None:
 
 def test_thread_setting_change_shows_in_threads_and_envvars(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
-    a = envsnap.capture(git=False)
+    a = capture(git=False)
     monkeypatch.setenv("OMP_NUM_THREADS", "8")
-    b = envsnap.capture(git=False)
+    b = capture(git=False)
     diff = diff_env(a, b)
     threads = changes(diff, "threads")["configured:OMP_NUM_THREADS"]
     assert (threads.kind, threads.before, threads.after) == ("changed", "2", "8")
@@ -111,11 +111,11 @@ def test_thread_setting_change_shows_in_threads_and_envvars(monkeypatch: pytest.
 def test_redacted_value_change_is_seen_only_under_the_same_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ENVSNAP_REDACTION_KEY", "team-key-1")
     monkeypatch.setenv("MY_SERVICE_TOKEN", "value-one")
-    a = envsnap.capture(git=False)
+    a = capture(git=False)
     monkeypatch.setenv("MY_SERVICE_TOKEN", "value-two")
-    b = envsnap.capture(git=False)
+    b = capture(git=False)
     monkeypatch.setenv("MY_SERVICE_TOKEN", "value-one")
-    same = envsnap.capture(git=False)
+    same = capture(git=False)
 
     change = changes(diff_env(a, b), "envvars")["MY_SERVICE_TOKEN"]
     assert (change.kind, change.redacted, change.value_changed) == ("changed", True, True)
@@ -123,7 +123,7 @@ def test_redacted_value_change_is_seen_only_under_the_same_key(monkeypatch: pyte
     assert "MY_SERVICE_TOKEN" not in changes(diff_env(a, same), "envvars")
 
     monkeypatch.setenv("ENVSNAP_REDACTION_KEY", "team-key-2")
-    other_key = envsnap.capture(git=False)
+    other_key = capture(git=False)
     change = changes(diff_env(a, other_key), "envvars")["MY_SERVICE_TOKEN"]
     assert (change.redacted, change.value_changed, change.before, change.after) == (True, None, None, None)
     assert change.note == "cannot tell: different redaction keys"
@@ -136,10 +136,9 @@ def test_redacted_value_change_is_seen_only_under_the_same_key(monkeypatch: pyte
 
 def test_a_snapshot_matches_its_own_exported_lock_editables_included() -> None:
     """`-e file:///...` names no project; it matches the distribution whose direct_url points there."""
-    import envsnap
     from envsnap.diff.live import diff_requirements
 
-    snap = envsnap.capture(git=False)
+    snap = capture(git=False)
     editables = [d for d in snap.section("packages")["distributions"] if d["location_kind"] == "editable"]
     assert editables, "envsnap itself is installed editable in the test venv"
     result = diff_requirements(snap, snap.section("lock"), source="requirements.lock")

@@ -18,6 +18,7 @@ import pytest
 import tomllib
 
 import envsnap
+from envsnap.capture import capture
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "fixtures" / "example"
 ROWS = 4000
@@ -154,7 +155,7 @@ def test_model_and_sidecar_captured_as_artifacts_match_the_generator(example_dat
 
     model = joblib.load(example_data / "model.joblib")
     sidecar = _sidecar(example_data)
-    snap = envsnap.capture(
+    snap = capture(
         tmp_path / "churn.envsnap",
         git=False,
         reproducible=True,

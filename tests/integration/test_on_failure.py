@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import envsnap
-from envsnap.failure import CAPTURED_ATTR, EnvsnapCaptureWarning, on_failure
+from envsnap.capture.failure import CAPTURED_ATTR, EnvsnapCaptureWarning, on_failure
 
 
 class PipelineBroke(Exception):

@@ -96,9 +96,9 @@ def test_location_kinds_of_a_venv_with_every_origin(kinds_venv: Any) -> None:
 @pytest.mark.slow
 def test_capture_api_with_python_lists_that_venvs_packages(index_venv: Path) -> None:
     """The whole pipeline; needs every probe module of PROBE_MODULES to exist."""
-    import envsnap.capture
+    from envsnap.capture import capture
 
-    snap = envsnap.capture(python=index_venv, git=False, reproducible=True)
+    snap = capture(python=index_venv, git=False, reproducible=True)
     packages = snap.read_json("env/packages.json")
     names = {d["normalized_name"] for d in packages["distributions"]}
     assert {"six", "requests"} <= names
@@ -143,9 +143,9 @@ def test_a_python_that_is_not_a_python_is_an_interpreter_error(tmp_path: Path, m
 
 
 def test_capture_refuses_a_non_python_before_running_any_probe(tmp_path: Path) -> None:
-    import envsnap.capture
+    from envsnap.capture import capture
 
     out = tmp_path / "snap.envsnap"
     with pytest.raises(InterpreterError):
-        envsnap.capture(out, python=_script(tmp_path / "fake", "#!/bin/sh\nexit 0\n"), git=False)
+        capture(out, python=_script(tmp_path / "fake", "#!/bin/sh\nexit 0\n"), git=False)
     assert not os.path.exists(out)

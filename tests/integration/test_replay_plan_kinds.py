@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-import envsnap
+from envsnap.capture import capture
 from envsnap.replay.plan import ReplayPlan, _packages
 from envsnap.replay.wheelhouse import WheelCache, gather
 from tests.integration.conftest import KindsVenv
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_every_location_kind_is_planned_or_reported(kinds_venv: KindsVenv, tmp_path: Path) -> None:
-    snap = envsnap.capture(python=kinds_venv.python)
+    snap = capture(python=kinds_venv.python)
     packages, excluded = _packages(snap, {})
     by_name = {p.normalized: p for p in packages}
     assert by_name["six"].source == "index"

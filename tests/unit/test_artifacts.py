@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import envsnap
-from envsnap.capture import target
+from envsnap.capture import capture, target
 from envsnap.capture.artifacts import ArtifactError, ArtifactsProbe, artifact_names, detect_format
 from envsnap.capture.base import CaptureContext, CaptureOptions, ProbeOutput
 from envsnap.core.hashing import hash_file
@@ -255,7 +255,7 @@ def test_missing_and_unreadable_paths_fail_the_probe_naming_each(tmp_path: Path)
 
 
 def test_capture_records_a_bad_artifact_and_still_writes_the_snapshot(tmp_path: Path) -> None:
-    snap = envsnap.capture(tmp_path / "s.envsnap", git=False, artifacts=[tmp_path / "missing.joblib"])
+    snap = capture(tmp_path / "s.envsnap", git=False, artifacts=[tmp_path / "missing.joblib"])
     status = snap.manifest.probes["artifacts"]
     assert status.status == "error"
     assert "missing.joblib: does not exist" in (status.error or "")
@@ -268,7 +268,7 @@ def test_capture_writes_index_and_records_that_the_reader_validates(tmp_path: Pa
     (tmp_path / "model.json").write_text(json.dumps({"feature_order": ["a"]}), encoding="utf-8")
     (tmp_path / "conf").mkdir()
     (tmp_path / "conf" / "model.json").write_text("{}", encoding="utf-8")
-    envsnap.capture(
+    capture(
         tmp_path / "s.envsnap", git=False, cwd=tmp_path, artifacts=["model.json", "conf/model.json"], reproducible=True
     )
     loaded = envsnap.load(tmp_path / "s.envsnap")

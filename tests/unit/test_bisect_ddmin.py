@@ -8,20 +8,8 @@ from typing import Any
 
 import pytest
 
-from envsnap.bisect import (
-    BAD,
-    GOOD,
-    UNRESOLVED,
-    Change,
-    MemoOracle,
-    OutOfReplaysError,
-    Trial,
-    ddmin,
-    extract_delta,
-    group_coupled,
-    replay_bound,
-    repro_command,
-)
+from envsnap.bisect import Change, extract_delta, group_coupled, replay_bound, repro_command
+from envsnap.bisect.ddmin import BAD, GOOD, UNRESOLVED, MemoOracle, OutOfReplaysError, Trial, ddmin
 from envsnap.snapshot import canonical
 from envsnap.snapshot.build import assemble_snapshot
 from envsnap.snapshot.model import Snapshot
@@ -129,7 +117,7 @@ def _snapshot(dists: list[dict[str, Any]], env: dict[str, Any], python: str) -> 
 
 
 def test_delta_covers_packages_settings_python_and_what_cannot_be_applied(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("envsnap.bisect_delta._python", lambda snap: snap.label)
+    monkeypatch.setattr("envsnap.bisect.delta._python", lambda snap: snap.label)
     good = _snapshot(
         [_dist("pytz", "2025.2"), _dist("zipp", "3.21.0"), _dist("mine", "0.1", kind="editable")],
         {"OMP_NUM_THREADS": {"value": "4"}, "TOKEN": {"redacted": True, "digest": "a" * 16}, "PATH": {"value": "/a"}},

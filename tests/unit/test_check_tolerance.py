@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from envsnap.check_baseline import stage_mismatch, update_label, who_updates
-from envsnap.check_tolerance import CheckConfigError, Tolerance, compare_intermediate, load_check_config
+from envsnap.check.baseline import stage_mismatch, update_label, who_updates
+from envsnap.check.tolerance import CheckConfigError, Tolerance, compare_intermediate, load_check_config
 from envsnap.pipeline.model import Pipeline, Stage
 
 CONFIG = """

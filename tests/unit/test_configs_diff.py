@@ -8,10 +8,10 @@ from typing import Any
 
 import jsonschema
 
-import envsnap
-from envsnap.capture import target
+from envsnap.capture import capture, target
 from envsnap.capture.base import CaptureContext, CaptureOptions, ProbeOutput
 from envsnap.capture.configs import ConfigsProbe
+from envsnap.diff import diff
 from envsnap.diff.env_configs import diff_configs, diff_lockfiles
 from envsnap.diff.model import Change
 from envsnap.diff.render import render
@@ -126,8 +126,8 @@ def test_snapshot_diff_ranks_the_normalization_key_and_renders_everywhere(tmp_pa
         (work / "conf").mkdir(parents=True)
         (work / "conf" / "app.yaml").write_text(text)
         (work / "uv.lock").write_text('version = 1\n[[package]]\nname = "pytest"\nversion = "0.0.1"\n')
-        snaps.append(envsnap.capture(cwd=work, git=False, config_files=["conf/app.yaml"], reproducible=True))
-    result = envsnap.diff(snaps[0], snaps[1])
+        snaps.append(capture(cwd=work, git=False, config_files=["conf/app.yaml"], reproducible=True))
+    result = diff(snaps[0], snaps[1])
     configs = result.env.section("configs")
     assert configs is not None and {c.key for c in configs.changes} >= {
         "conf/app.yaml:model.normalize",

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import envsnap
+from envsnap.capture import capture
 from envsnap.diff.data import diff_data
 from envsnap.pipeline import Pipeline, run_pipeline
 from envsnap.snapshot.model import Snapshot
@@ -118,7 +119,7 @@ def test_inputs_only_on_one_side_and_a_snapshot_without_data(tmp_path: Path) -> 
     diff = diff_data(a, b)
     users = next(t for t in diff.inputs if t.name == "users")
     assert users.status == "incomparable" and users.note == "input only in b"
-    plain = envsnap.capture(git=False)
+    plain = capture(git=False)
     empty = diff_data(a, plain)
     assert empty.note is not None and "only a holds data" in empty.note
     assert empty.stages == () and empty.first_diverging_stage is None

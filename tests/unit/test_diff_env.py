@@ -38,7 +38,7 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Snapshot:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
-    import envsnap
+    from envsnap.capture import capture
 
     root = tmp_path_factory.mktemp("project")
     for argv in (["init", "-q", "-b", "main"], ["config", "user.email", "t@example.com"], ["config", "user.name", "t"]):
@@ -54,7 +54,7 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Snapshot:
         json.dumps({"feature_order": ["tenure", "charges", "sessions"], "threshold": 0.4, "scale": [1.0, 2.0]}),
         encoding="utf-8",
     )
-    return envsnap.capture(cwd=str(root), artifacts=["model.joblib", "features.json"])
+    return capture(cwd=str(root), artifacts=["model.joblib", "features.json"])
 
 
 def rebuild(snap: Snapshot, edits: dict[str, Edit | None], *, fingerprint: str | None = None) -> Snapshot:

@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import envsnap
+from envsnap.capture import capture
 from envsnap.cli import app
 from envsnap.core.lock_text import parse_lock
 from envsnap.errors import EnvsnapError
@@ -48,7 +49,7 @@ class Good:
 
     def __init__(self, root: Path) -> None:
         self.dir = root / "good"
-        envsnap.capture(self.dir, git=False, reproducible=True)
+        capture(self.dir, git=False, reproducible=True)
         self.zip = root / "good.envsnap"
         envsnap.load(self.dir).write(self.zip)
         self.manifest: dict[str, Any] = json.loads((self.dir / "manifest.json").read_bytes())
@@ -359,7 +360,7 @@ def test_flipped_byte_anywhere_in_a_zip_raises_only_envsnap_errors(tmp_path: Pat
 # --------------------------------------------------------------------------------------------------
 CAPTURE_CHILD = """
 import sys, time
-import envsnap
+from envsnap.capture import capture
 from envsnap.capture.base import SampleOptions
 from envsnap.errors import EnvsnapError
 dest, table, force, go = sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.argv[4]
@@ -368,8 +369,8 @@ while go != "-" and not __import__("os").path.exists(go):
     time.sleep(0.001)
 start = time.perf_counter()
 try:
-    envsnap.capture(dest, git=False, reproducible=True, force=force, inputs={"t": table},
-                    sampling=SampleOptions(rows=50_000))
+    capture(dest, git=False, reproducible=True, force=force, inputs={"t": table},
+            sampling=SampleOptions(rows=50_000))
 except EnvsnapError as exc:
     print(f"clean-error {type(exc).__name__}: {exc}", flush=True)
     sys.exit(3)
@@ -480,7 +481,7 @@ def test_full_disk_is_a_clear_error_and_leaves_nothing(tmp_path: Path, big_table
 
     with _tiny_tmpfs(tmp_path / "tiny") as tiny:
         with pytest.raises((EnvsnapError, OSError)) as info:
-            envsnap.capture(
+            capture(
                 tiny / name,
                 git=False,
                 reproducible=True,

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pytest
 
 import envsnap
+from envsnap.capture import capture
 from envsnap.errors import SchemaError
 from envsnap.snapshot import canonical
 from envsnap.snapshot.build import assemble_snapshot
@@ -59,7 +60,7 @@ def _events() -> pa.Table:
 def members(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str, Any]]:
     """(where, member, parsed JSON) of every typed member of the real snapshots."""
     tmp = tmp_path_factory.mktemp("sections")
-    snaps: dict[str, Snapshot] = {"captured": envsnap.capture(tmp / "captured", git=False, cwd=tmp)}
+    snaps: dict[str, Snapshot] = {"captured": capture(tmp / "captured", git=False, cwd=tmp)}
     for label, fail in (("ran", False), ("failed", True)):
         snaps[label] = envsnap.run_pipeline(_pipeline(fail), inputs={"events": _events()}, output=tmp / label).snapshot
     out = [

@@ -25,6 +25,8 @@ from hypothesis import strategies as st
 from jsonschema.exceptions import best_match
 
 import envsnap
+from envsnap.capture import capture
+from envsnap.diff import diff
 from envsnap.diff.render import render
 from envsnap.errors import SchemaError
 from envsnap.snapshot.schema import ERROR_SCHEMA, field_path, load_schema, schema_name, validate_member
@@ -84,7 +86,7 @@ def _pipeline(fail: bool) -> envsnap.pipeline.Pipeline:
 def cases(tmp_path_factory: pytest.TempPathFactory) -> list[Case]:
     tmp = tmp_path_factory.mktemp("members")
     (tmp / "model.json").write_text(json.dumps({"n_features": 3, "labels": ["a", "b"]}), encoding="utf-8")
-    captured = envsnap.capture(
+    captured = capture(
         tmp / "captured", git=False, inputs={"events": _events()}, artifacts=["model.json"], cwd=tmp
     )
     ran = envsnap.run_pipeline(_pipeline(fail=False), inputs={"events": _events()}, output=tmp / "ran", git=False)
@@ -99,7 +101,7 @@ def cases(tmp_path_factory: pytest.TempPathFactory) -> list[Case]:
         schema = load_schema(_schema_for(member, data))
         if schema is not None:
             out.append((label, schema, data))
-    document = json.loads(render(envsnap.diff(captured, ran.snapshot), "json"))
+    document = json.loads(render(diff(captured, ran.snapshot), "json"))
     out.append(("diff-document", json.loads(DIFF_SCHEMA.read_text(encoding="utf-8")), document))
     return out
 

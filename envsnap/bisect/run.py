@@ -1,6 +1,8 @@
 """The bisection itself: baseline replays, then ddmin over the delta, each step a replay of GOOD.
 
-Split from :mod:`envsnap.bisect` (the delta, ddmin and the report types) so that each stays readable.
+Part of :mod:`envsnap.bisect`, beside the delta (:mod:`~envsnap.bisect.delta`), the search
+(:mod:`~envsnap.bisect.ddmin`) and the report types (:mod:`~envsnap.bisect.report`).
+
 Order of work, each step stopping early when it settles the question:
 
 1. GOOD and BAD recorded outputs compared (no replay): the same output means nothing to bisect;
@@ -17,26 +19,18 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from envsnap.bisect import (
-    BAD,
-    GOOD,
-    UNRESOLVED,
-    BisectReport,
-    BisectStep,
+from envsnap.bisect.ddmin import BAD, GOOD, UNRESOLVED, MemoOracle, OutOfReplaysError, Progress, Trial, ddmin
+from envsnap.bisect.delta import (
     Change,
     Delta,
-    MemoOracle,
-    OutOfReplaysError,
-    Progress,
-    Trial,
-    ddmin,
+    Unit,
     extract_delta,
     recorded_differences,
     replay_arguments,
     repro_command,
     without,
 )
-from envsnap.bisect_delta import Unit, _install_failed
+from envsnap.bisect.report import BisectReport, BisectStep
 from envsnap.errors import EnvsnapError
 
 if TYPE_CHECKING:
@@ -50,6 +44,14 @@ class BisectStepError(EnvsnapError):
         super().__init__(message, hint=cause.hint)
         self.exit_code = cause.exit_code
         self.steps = steps
+
+
+def _install_failed(exc: EnvsnapError) -> bool:
+    """A subset's packages could not be installed: unresolved, not an infrastructure failure."""
+    from envsnap.replay.engines.base import InstallError
+    from envsnap.replay.wheelhouse import NoDistributionError
+
+    return isinstance(exc, (NoDistributionError, InstallError))
 
 
 def _flatten(units: tuple[Unit, ...]) -> tuple[Change, ...]:
@@ -263,31 +265,13 @@ class _Bisection:
         )
 
 
-def _open(snapshot: Snapshot | str | os.PathLike[str]) -> tuple[Snapshot, bool]:
-    from envsnap.snapshot.model import Snapshot
-
-    if isinstance(snapshot, Snapshot):
-        return snapshot, False
-    from envsnap.snapshot.reader import open_snapshot
-
-    return open_snapshot(snapshot), True
-
-
 def run_bisection(
     good: Snapshot | str | os.PathLike[str], bad: Snapshot | str | os.PathLike[str], **options: Any
 ) -> BisectReport:
     """:func:`envsnap.bisect.bisect` after its option checks."""
     from envsnap.snapshot.model import Snapshot
+    from envsnap.snapshot.reader import opened
 
-    good_snap, own_good = _open(good)
-    try:
-        bad_snap, own_bad = _open(bad)
-        try:
-            refs = [s.path if isinstance(s, Snapshot) else os.fspath(s) for s in (good, bad)]
-            return _Bisection(good_snap, bad_snap, refs[0], refs[1], **options).run()
-        finally:
-            if own_bad:
-                bad_snap.close()
-    finally:
-        if own_good:
-            good_snap.close()
+    with opened(good) as good_snap, opened(bad) as bad_snap:
+        refs = [s.path if isinstance(s, Snapshot) else os.fspath(s) for s in (good, bad)]
+        return _Bisection(good_snap, bad_snap, refs[0], refs[1], **options).run()

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from envsnap.pipeline.runner import RunResult
     from envsnap.snapshot.model import Snapshot
 
-__all__ = ["CheckError", "opened", "recorded_inputs", "recorded_stages", "rerun", "stage_mismatch", "update_baseline"]
+__all__ = ["CheckError", "recorded_inputs", "recorded_stages", "rerun", "stage_mismatch", "update_baseline"]
 
 PIPELINE = "pipeline/pipeline.json"
 INPUTS = "data/inputs.json"
@@ -31,19 +31,6 @@ INPUTS = "data/inputs.json"
 
 class CheckError(EnvsnapError, ValueError):
     """The baseline cannot serve this check (unreadable, no intermediates, stages that do not match)."""
-
-
-@contextlib.contextmanager
-def opened(baseline: Snapshot | str | os.PathLike[str]) -> Iterator[Snapshot]:
-    from envsnap.snapshot.model import Snapshot
-
-    if isinstance(baseline, Snapshot):
-        yield baseline
-        return
-    from envsnap.snapshot.reader import open_snapshot
-
-    with open_snapshot(os.fspath(baseline)) as snap:
-        yield snap
 
 
 def recorded_inputs(baseline: Snapshot) -> dict[str, bytes]:
@@ -204,6 +191,8 @@ def update_baseline(
     """
     if not reason or not reason.strip():
         raise CheckError("a baseline update needs a reason", hint='pass --reason "why the outputs changed"')
+    from envsnap.snapshot.reader import opened
+
     when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     with opened(baseline) as base:
         pipe = load_pipeline_for(config, pipeline, cwd)

@@ -1,6 +1,6 @@
 """The delta bisect works on, and what applying a subset of it to GOOD means in replay terms.
 
-Split from :mod:`envsnap.bisect` (which re-exports the public names): extraction of the package,
+Part of :mod:`envsnap.bisect` (which re-exports the public names): extraction of the package,
 setting and Python changes from two snapshots, the coupling of packages that cannot be installed apart
 (captured ``requires`` metadata), the replay arguments and GOOD copies that apply a subset, the one-line
 repro command, and the comparison of the two recordings' outputs.
@@ -237,14 +237,6 @@ def extract_delta(good: Snapshot, bad: Snapshot) -> Delta:
 
 
 # -- applying a subset to GOOD ---------------------------------------------------------------------------
-
-
-def _install_failed(exc: EnvsnapError) -> bool:
-    """A subset's packages could not be installed: unresolved, not an infrastructure failure."""
-    from envsnap.replay.engines.base import InstallError
-    from envsnap.replay.wheelhouse import NoDistributionError
-
-    return isinstance(exc, (NoDistributionError, InstallError))
 
 
 def without(snap: Snapshot, packages: Iterable[str] = (), settings: Iterable[str] = ()) -> Snapshot:

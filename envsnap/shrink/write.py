@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from envsnap.shrink import Row, _Shrinker
+    from envsnap.shrink.candidates import Row, Shrinker
 
 
 def write_shrunk(
-    shrinker: _Shrinker,
+    shrinker: Shrinker,
     rows: tuple[Row, ...],
     rows_in: int,
     replays: int,

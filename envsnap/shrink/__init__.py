@@ -11,162 +11,36 @@ it kept. A candidate that fails some other way (an earlier stage, another except
 The result is a new snapshot: the minimal batch as its inputs (stats recomputed), the intermediates a
 final replay produced from it, and a label saying how many rows went in, how many were kept and how many
 replays it took.
+
+The package: :mod:`~envsnap.shrink.candidates` (candidate batches, replayed and compared),
+:mod:`~envsnap.shrink.write` (the shrunk snapshot), :mod:`~envsnap.shrink.report` (what :func:`shrink`
+returns); the search is :mod:`envsnap.bisect.ddmin`'s.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import math
 import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from envsnap.bisect import BAD, GOOD, UNRESOLVED, MemoOracle, OutOfReplaysError, Progress, Trial, ddmin
-from envsnap.errors import EnvsnapError
+from envsnap.bisect.ddmin import BAD, GOOD, UNRESOLVED, MemoOracle, OutOfReplaysError, Progress, Trial, ddmin
+from envsnap.shrink.candidates import Row, Shrinker
+from envsnap.shrink.report import ShrinkError, ShrinkReport
+from envsnap.shrink.write import write_shrunk
 
 if TYPE_CHECKING:
-    import pyarrow as pa
-
     from envsnap.snapshot.model import Snapshot
 
 __all__ = ["ShrinkError", "ShrinkReport", "shrink"]
 
-Row = tuple[str, int]
-_GIT_MEMBERS = ("env/git.json", "env/git.patch")
-
-
-class ShrinkError(EnvsnapError, ValueError):
-    """The snapshot cannot be shrunk as asked (no recorded failure, no inputs, an unknown stage)."""
-
-
-@dataclass(frozen=True)
-class ShrinkReport:
-    """What shrink found: ``status`` shrunk | out-of-replays (best so far written) | not-reproduced."""
-
-    snapshot: str
-    against: str | None
-    stage: str | None
-    status: str
-    message: str
-    rows_in: int
-    rows_kept: int
-    replays: int
-    kept: dict[str, list[int]] = field(default_factory=dict)
-    output: str | None = None
-    steps: tuple[dict[str, Any], ...] = ()
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if self.status == "not-reproduced" else 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form (``envsnap shrink --json``)."""
-        return {
-            "snapshot": self.snapshot,
-            "against": self.against,
-            "stage": self.stage,
-            "status": self.status,
-            "message": self.message,
-            "rows_in": self.rows_in,
-            "rows_kept": self.rows_kept,
-            "replays": self.replays,
-            "kept": self.kept,
-            "output": self.output,
-            "steps": list(self.steps),
-        }
-
-    def render(self) -> str:
-        """The terminal form."""
-        lines = [f"shrink {self.snapshot}: {self.status}", f"  {self.message}"]
-        for name, rows in sorted(self.kept.items()):
-            shown = ", ".join(map(str, rows[:20])) + (" …" if len(rows) > 20 else "")
-            lines.append(f"  input {name}: kept row(s) {shown}")
-        if self.output:
-            lines.append(f"wrote {self.output}")
-        return "\n".join(lines) + "\n"
-
 
 def _quiet(_kind: str, _message: str) -> None:
     return None
-
-
-class _Shrinker:
-    def __init__(self, snap: Snapshot, good: Snapshot | None, options: dict[str, Any], say: Progress) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        self.snap, self.good, self.options, self.say = snap, good, options, say
-        index = snap.read_json("data/inputs.json").get("inputs") if "data/inputs.json" in snap else None
-        if not index:
-            raise ShrinkError(f"{snap.path}: the snapshot has no recorded inputs to shrink")
-        self.inputs: dict[str, str] = {}
-        self.tables: dict[str, pa.Table] = {}
-        for name, entry in sorted(index.items()):
-            member = entry.get("parquet")
-            if member and member in snap:
-                self.inputs[name] = str(member)
-                self.tables[name] = pq.read_table(pa.BufferReader(snap.read_bytes(member)))
-        if not self.inputs:
-            raise ShrinkError(f"{snap.path}: no input was sampled, so there are no rows to shrink")
-        self.base = {m: snap.read_bytes(m) for m in snap.members() if not self._intermediate(m)}
-        self.env = (
-            {m: good.read_bytes(m) for m in good.members() if m.startswith("env/") and m not in _GIT_MEMBERS}
-            if good is not None
-            else None
-        )
-        self.stages = [dict(s) for s in snap.read_json("pipeline/pipeline.json").get("stages") or []]
-        self.steps: list[dict[str, Any]] = []
-
-    @staticmethod
-    def _intermediate(member: str) -> bool:
-        return member.startswith("pipeline/stages/") and member.endswith(".parquet")
-
-    # candidates -------------------------------------------------------------------------------------------
-    def candidate(self, rows: tuple[Row, ...], runtime: str) -> Snapshot:
-        from envsnap.capture.sample import parquet_bytes
-        from envsnap.snapshot.build import assemble_snapshot
-
-        members = dict(self.base)
-        for name, member in self.inputs.items():
-            positions = sorted(i for n, i in rows if n == name)
-            members[member] = parquet_bytes(self.tables[name].take(positions))
-        if runtime == "good" and self.env is not None:
-            members = {m: b for m, b in members.items() if not m.startswith("env/") or m in _GIT_MEMBERS}
-            members.update(self.env)
-        return assemble_snapshot(members, fingerprint=self.snap.fingerprint, label=self.snap.label)
-
-    def replay(self, rows: tuple[Row, ...], runtime: str, until: str | None, keep: Path) -> dict[int, dict[str, Any]]:
-        """Replay the candidate in ``runtime``; the runner's outcomes by stage index (outputs under ``keep``)."""
-        from envsnap.replay import replay
-
-        replay(
-            self.candidate(rows, runtime),
-            until=until,
-            fidelity=False,
-            keep=str(keep),
-            progress=lambda kind, message: self.say("replay", message) if kind == "step" else None,
-            **self.options,
-        )
-        report = json.loads((keep / "out" / "report.json").read_text(encoding="utf-8"))
-        return {int(o["index"]): o for o in report.get("stages") or []}
-
-    @staticmethod
-    def produced(keep: Path, stage: dict[str, Any]) -> Path | None:
-        path = keep / "out" / f"{int(stage['index']):02d}-{stage['name']}.parquet"
-        return path if path.is_file() else None
-
-    def differs(self, ours: Path, theirs: Path, stage: dict[str, Any]) -> bool:
-        from envsnap.diff.tables import diff_parquet
-
-        a, b = self.produced(ours, stage), self.produced(theirs, stage)
-        if a is None or b is None:
-            return (a is None) != (b is None)
-        rtol, atol = self.options["rtol"], self.options["atol"]
-        return diff_parquet(str(a), str(b), name=str(stage["name"]), rtol=rtol, atol=atol).diverged
 
 
 def _stage(stages: list[dict[str, Any]], name: str | None) -> dict[str, Any] | None:
@@ -179,7 +53,7 @@ def _stage(stages: list[dict[str, Any]], name: str | None) -> dict[str, Any] | N
     return found
 
 
-def _target_exception(shrinker: _Shrinker, stage: str | None) -> tuple[dict[str, Any], str]:
+def _target_exception(shrinker: Shrinker, stage: str | None) -> tuple[dict[str, Any], str]:
     failed = [s for s in shrinker.stages if s.get("status") == "failed"]
     target = _stage(shrinker.stages, stage) or (failed[0] if failed else None)
     if target is None or target.get("status") != "failed":
@@ -214,12 +88,12 @@ def shrink(
     snapshot with nothing to shrink, and the replay's :class:`~envsnap.errors.EnvsnapError` subclasses
     for infrastructure failures (nothing is written then).
     """
-    from envsnap.bisect_run import _open
+    from envsnap.snapshot.reader import opened
     from envsnap.snapshot.writer import check_destination
 
-    the_snap, own = _open(snap)
-    the_good, own_good = _open(against) if against is not None else (None, False)
-    try:
+    with contextlib.ExitStack() as stack:
+        the_snap = stack.enter_context(opened(snap))
+        the_good = stack.enter_context(opened(against)) if against is not None else None
         if output is None:
             if the_snap.path.startswith("<"):
                 raise ShrinkError("an in-memory snapshot needs an explicit output path")
@@ -227,17 +101,12 @@ def shrink(
         destination = Path(output).absolute()
         check_destination(destination, force)
         options = {"engine": engine, "base_image": base_image, "rtol": rtol, "atol": atol, "timeout": timeout}
-        shrinker = _Shrinker(the_snap, the_good, options, progress or _quiet)
+        shrinker = Shrinker(the_snap, the_good, options, progress or _quiet)
         return _run(shrinker, stage, destination, force, max_replays, chunks, against)
-    finally:
-        if own_good and the_good is not None:
-            the_good.close()
-        if own:
-            the_snap.close()
 
 
 def _run(
-    shrinker: _Shrinker,
+    shrinker: Shrinker,
     stage: str | None,
     destination: Path,
     force: bool,
@@ -245,8 +114,6 @@ def _run(
     chunks: int,
     against: object,
 ) -> ShrinkReport:
-    from envsnap.shrink_write import write_shrunk
-
     say = shrinker.say
     all_rows: tuple[Row, ...] = tuple((n, i) for n, t in shrinker.tables.items() for i in range(t.num_rows))
     work = Path(tempfile.mkdtemp(prefix="envsnap-shrink-"))

@@ -206,7 +206,7 @@ def _read(source: bytes | Any) -> Any:
         return pq.read_table(pa.BufferReader(source))
     if isinstance(source, pa.Table):
         return source
-    from envsnap.pipeline._runner.tables import to_arrow
+    from envsnap._target.runner.tables import to_arrow
 
     return to_arrow(source)
 

@@ -5,37 +5,39 @@ about code, dependency and config changes; its inputs are the baseline's recorde
 (``data/inputs/NAME.parquet``, every row, in order). The stages run through
 :func:`envsnap.pipeline.run_pipeline` in this interpreter or in ``python`` — nothing is rebuilt — so the
 current run is a full snapshot of its own. Each stage's intermediate is compared with the baseline's under
-the tolerances of :mod:`envsnap.check_tolerance`; the environments are diffed and the suspects ranked as
+the tolerances of :mod:`envsnap.check.tolerance`; the environments are diffed and the suspects ranked as
 ``envsnap diff`` does.
 
 A check *passes* when every compared stage ran and matched within tolerance; an environment change is
 reported but fails only with ``fail_on_env`` (a changed runtime fingerprint). A baseline that cannot serve
 (unreadable, no intermediates, stages that no longer match the pipeline's) raises :class:`CheckError`.
+
+The package: :mod:`~envsnap.check.baseline` (reading, rerunning and updating a baseline),
+:mod:`~envsnap.check.tolerance` (the ``[check]`` tolerances and the compare under them),
+:mod:`~envsnap.check.report` (what :func:`check` returns), :mod:`~envsnap.check.render` (its text,
+JSON, JUnit and Markdown forms).
 """
 
 from __future__ import annotations
 
 import os
-import sys
-import types
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from envsnap.check_baseline import (
+from envsnap.check.baseline import (
     PIPELINE,
     CheckError,
     config_file,
     load_pipeline_for,
-    opened,
     recorded_inputs,
     recorded_stages,
     rerun,
     stage_mismatch,
     update_baseline,
 )
-from envsnap.check_tolerance import CheckConfig, Tolerance, compare_intermediate, load_check_config
-from envsnap.diff.model import DataDiff, SnapshotDiff, SnapshotRef, StageDiff, TableDiff
+from envsnap.check.report import CheckReport, StageCheck
+from envsnap.check.tolerance import CheckConfig, Tolerance, compare_intermediate, load_check_config
+from envsnap.diff.model import DataDiff, SnapshotDiff, StageDiff, TableDiff
 
 if TYPE_CHECKING:
     from envsnap.pipeline.model import Pipeline
@@ -51,138 +53,6 @@ __all__ = [
     "recorded_inputs",
     "update_baseline",
 ]
-
-CHECK_SCHEMA_VERSION = 1
-#: Stage statuses that pass the gate.
-PASSING = ("identical", "equal", "within_tolerance", "not-compared")
-
-
-@dataclass(frozen=True)
-class StageCheck:
-    """One stage: ``status`` identical | equal | within_tolerance | regressed | failed | not-run |
-    not-compared (ran, but ``--stage`` left it out); ``table`` is the compare, ``error`` a failure's message."""
-
-    index: int
-    name: str
-    status: str
-    tolerance: Tolerance
-    table: TableDiff | None = None
-    error: str | None = None
-
-    @property
-    def passed(self) -> bool:
-        return self.status in PASSING
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        from envsnap.diff.model import _plain
-
-        return {
-            "index": self.index,
-            "name": self.name,
-            "status": self.status,
-            "passed": self.passed,
-            "tolerance": self.tolerance.to_dict(),
-            "error": self.error,
-            "table": _plain(self.table) if self.table is not None else None,
-        }
-
-
-@dataclass(frozen=True)
-class CheckReport:
-    """The outcome of :func:`check`: each stage against the baseline, the environment diff and suspects."""
-
-    baseline: SnapshotRef
-    current: SnapshotRef
-    pipeline: str
-    config: str | None
-    stages: tuple[StageCheck, ...]
-    diff: SnapshotDiff
-    fail_on_env: bool = False
-    #: The current run's snapshot (in memory unless ``output`` was given).
-    snapshot: Snapshot | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def first_diverging_stage(self) -> str | None:
-        return next((s.name for s in self.stages if not s.passed), None)
-
-    @property
-    def regressed(self) -> bool:
-        return self.first_diverging_stage is not None
-
-    @property
-    def fingerprint_changed(self) -> bool:
-        return self.diff.env.fingerprint_changed
-
-    @property
-    def env_failed(self) -> bool:
-        """``fail_on_env`` was asked and the runtime fingerprint changed."""
-        return self.fail_on_env and self.fingerprint_changed
-
-    @property
-    def passed(self) -> bool:
-        return not self.regressed and not self.env_failed
-
-    @property
-    def exit_code(self) -> int:
-        """0 passed, 1 failed (a regression, or an environment change under ``fail_on_env``)."""
-        return 0 if self.passed else 1
-
-    @property
-    def package_changes(self) -> list[str]:
-        """``numpy 1.26.4 -> 2.2.6`` for each distribution that differs from the baseline's."""
-        return [f"{d.name} {d.before or '(none)'} -> {d.after or '(removed)'}" for d in self.diff.env.packages]
-
-    @property
-    def verdict(self) -> str:
-        """One line: passed or where it regressed, and the top suspect."""
-        stage = next((s for s in self.stages if not s.passed), None)
-        if stage is not None:
-            what = {
-                "failed": f"failed ({stage.error})",
-                "not-run": "did not run",
-                "regressed": "differs from the baseline beyond tolerance",
-            }.get(stage.status, stage.status)
-            head = f"regression: stage {stage.name} {what}"
-        elif self.env_failed:
-            head = "failed: the runtime fingerprint changed (--fail-on-env)"
-        else:
-            compared = sum(1 for s in self.stages if s.status != "not-compared")
-            head = f"passed: {compared} stage{'s' if compared != 1 else ''} within tolerance"
-        if not self.passed and self.diff.suspects:
-            top = self.diff.suspects[0]
-            head += f"; top suspect: {top.subject} ({top.reason})"
-        elif self.passed and (self.package_changes or self.fingerprint_changed):
-            changes = self.package_changes
-            shown = ", ".join(changes[:3]) + (f" and {len(changes) - 3} more" if len(changes) > 3 else "")
-            head += f"; the environment changed ({shown or 'runtime fingerprint'}), outputs did not"
-        return head
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON document of ``envsnap check --json`` (``schema_version`` versions it; docs/ci.md)."""
-        from envsnap.diff.model import _plain
-
-        return {
-            "schema_version": CHECK_SCHEMA_VERSION,
-            "passed": self.passed,
-            "exit_code": self.exit_code,
-            "verdict": self.verdict,
-            "pipeline": self.pipeline,
-            "config": self.config,
-            "baseline": _plain(self.baseline),
-            "current": _plain(self.current),
-            "first_diverging_stage": self.first_diverging_stage,
-            "fail_on_env": self.fail_on_env,
-            "environment": {
-                "changed": self.diff.env.changed,
-                "fingerprint_changed": self.fingerprint_changed,
-                "packages": _plain(self.diff.env.packages),
-            },
-            "stages": [s.to_dict() for s in self.stages],
-            "suspects": _plain(self.diff.suspects[:10]),
-            "notes": list(self.diff.notes),
-            "diff": self.diff.to_dict(),
-        }
 
 
 # --- the check --------------------------------------------------------------------------------------------
@@ -287,6 +157,7 @@ def check(
     from envsnap.diff.env import diff_env
     from envsnap.diff.suspects import rank_suspects
     from envsnap.pipeline.model import Pipeline
+    from envsnap.snapshot.reader import opened
 
     with opened(baseline) as base:
         recorded = recorded_stages(base)
@@ -345,15 +216,3 @@ def check(
             fail_on_env=fail_on_env,
             snapshot=current,
         )
-
-
-class _CallableModule(types.ModuleType):
-    """``envsnap.check`` is this module once it is imported (the import system binds a submodule to the
-    package attribute), so the module forwards calls to :func:`check`: ``envsnap.check(...)`` always works
-    while ``import envsnap`` stays free of the gate's imports."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> CheckReport:
-        return check(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

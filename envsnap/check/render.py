@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from envsnap.diff.render.phrasing import TOP_SUSPECTS, number_text, ref_text, table_summary, value_text
 
 if TYPE_CHECKING:
-    from envsnap.check import CheckReport, StageCheck
+    from envsnap.check.report import CheckReport, StageCheck
     from envsnap.diff.model import TableDiff
 
 __all__ = ["render_json", "render_junit", "render_markdown", "render_text", "table_details"]
