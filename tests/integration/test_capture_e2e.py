@@ -60,7 +60,7 @@ def test_every_probe_succeeds_and_every_member_validates(tmp_path: Path) -> None
 def test_in_process_capture_sees_envsnap_itself() -> None:
     snap = capture(git=False)
     names = {d["normalized_name"] for d in snap.section("packages")["distributions"]}
-    assert {"envsnap", "pytest", "typer"} <= names
+    assert {"envsnap-ml", "pytest", "typer"} <= names
     assert snap.section("python")["executable"] == sys.executable
 
 

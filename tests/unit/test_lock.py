@@ -98,9 +98,9 @@ def test_every_distribution_of_this_venv_is_pinned_once(dev_lock: dict[str, Any]
 def test_dev_lock_layout(dev_lock: dict[str, Any]) -> None:
     lock: str = dev_lock["lock"]
     locked = {r.name: r for r in parse_lock(lock)}
-    assert locked["envsnap"].editable
-    assert locked["envsnap"].line == f"-e {REPO.as_uri()}"
-    assert locked["envsnap"].version == __version__
+    assert locked["envsnap-ml"].editable
+    assert locked["envsnap-ml"].line == f"-e {REPO.as_uri()}"
+    assert locked["envsnap-ml"].version == __version__
     # unsafe section last, pinned (pip-compile --allow-unsafe)
     unsafe = [r.name for r in parse_lock(lock) if r.unsafe]
     assert {"pip", "setuptools", "wheel"} == set(unsafe)

@@ -113,15 +113,15 @@ def test_in_process_lists_this_venv_with_kinds() -> None:
     data = json.loads(out.stdout)
     validate_member("<test>", "env/packages.json", data)
     dists = by_name(data)
-    assert dists["envsnap"]["location_kind"] == "editable"
-    assert dists["envsnap"]["direct_url"]["editable"] is True
-    assert dists["envsnap"]["direct_url"]["url"] == REPO.as_uri()
+    assert dists["envsnap-ml"]["location_kind"] == "editable"
+    assert dists["envsnap-ml"]["direct_url"]["editable"] is True
+    assert dists["envsnap-ml"]["direct_url"]["url"] == REPO.as_uri()
     assert dists["pytest"]["location_kind"] == "site"
     assert dists["pytest"]["installer"] == "pip"
     assert dists["pytest"]["direct_url"] is None
     assert "pytest" in dists["pytest"]["top_level"]
     assert {"idna", "urllib3", "certifi", "charset-normalizer"} <= set(dists["requests"]["dependencies"])
-    assert "packaging" in dists["envsnap"]["dependencies"]
+    assert "packaging" in dists["envsnap-ml"]["dependencies"]
     names = [d["normalized_name"] for d in data["distributions"]]
     assert names == sorted(names)
     assert len(names) == len(set(names))
