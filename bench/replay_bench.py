@@ -186,7 +186,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.base_image:
         raise SystemExit("give --base-image (scripts/docker-setup.sh prints one)")
-    from envsnap.replay import plan as make_plan
+    from envsnap.replay import replay_plan as make_plan
     from envsnap.replay.dockerfile import write_context
 
     plan = make_plan(args.snapshot, base_image=args.base_image)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from envsnap.snapshot.model import Snapshot
 
 # Nothing heavy at import: the CLI's start must stay cheap. The report and plan types load on first use.
-__all__ = ["PlanError", "ReplayError", "ReplayPlan", "ReplayReport", "StageReplay", "plan", "replay"]
+__all__ = ["PlanError", "ReplayError", "ReplayPlan", "ReplayReport", "StageReplay", "replay", "replay_plan"]
 
 
 def __getattr__(name: str) -> Any:
@@ -35,7 +35,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'envsnap.replay' has no attribute {name!r}")
 
 
-def plan(
+def replay_plan(
     snapshot: Snapshot | str | os.PathLike[str],
     *,
     base_image: str | None = None,
