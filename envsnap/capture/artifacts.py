@@ -5,7 +5,7 @@ its format, and for known formats the metadata needed to check training-serving 
 
 * ``joblib`` / ``pickle`` (by file name: ``*.joblib``, ``*.pkl``, ``*.pickle``, also compressed like
   ``model.joblib.gz``): the object is loaded in a subprocess of the TARGET interpreter
-  (:mod:`envsnap.capture._artifact_load`), never in envsnap's process: unpickling executes code and
+  (:mod:`envsnap._target.artifact_load`), never in envsnap's process: unpickling executes code and
   imports the job's libraries, which must be the job's own versions. For scikit-learn estimators it
   records the class, simple parameters, ``feature_names_in_``, ``n_features_in_``, fitted arrays
   (scaler ``mean_``/``scale_``, imputer ``statistics_``, ``classes_``, ...), pipeline steps, and the
@@ -26,12 +26,11 @@ import json
 import os
 import re
 import stat
-import subprocess
 import sys
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from envsnap._target import TargetError, run_json
 from envsnap.capture.base import CaptureContext, Probe, ProbeOutput, register
 from envsnap.core.hashing import hash_file
 from envsnap.core.redact import is_secret_name
@@ -143,12 +142,6 @@ def json_metadata(path: str, size: int) -> dict[str, Any]:
     return out
 
 
-@lru_cache(maxsize=1)
-def _loader_source() -> str:
-    # Read, not imported: the snippet runs in the target interpreter only (and pickle stays out of start-up).
-    return Path(__file__).with_name("_artifact_load.py").read_text(encoding="utf-8")
-
-
 def target_executable(ctx: CaptureContext) -> str:
     """The interpreter that loads pickles: ``--python``'s, or envsnap's own when capturing in process."""
     if ctx.options.python is not None:
@@ -159,38 +152,21 @@ def target_executable(ctx: CaptureContext) -> str:
 
 
 def load_in_target(executable: str, paths: list[str], *, cwd: str, environ: dict[str, str]) -> dict[str, Any]:
-    """Run the loader snippet in ``executable`` on ``paths``: ``{"loaded_by": {...}, "results": {...}}``.
+    """Run the model loader in ``executable`` on ``paths``: ``{"loaded_by": {...}, "results": {...}}``.
 
-    Raises ``RuntimeError`` with a one-line reason when the interpreter cannot answer at all; a file that
+    Raises :class:`~envsnap._target.TargetError` when the interpreter cannot answer at all; a file that
     does not load is reported per path in ``results``.
     """
-    env = {k: v for k, v in environ.items() if k not in ("PYTHONHOME", "PYTHONSTARTUP")}
-    env["PYTHONIOENCODING"] = "utf-8"
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    try:
-        proc = subprocess.run(
-            [executable, "-c", _loader_source(), *paths],
-            capture_output=True,
-            timeout=LOAD_TIMEOUT_S,
-            env=env,
-            cwd=cwd if os.path.isdir(cwd) else None,  # the job's own modules (custom transformers) import from there
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-    except OSError as exc:
-        raise RuntimeError(f"{executable} cannot be run ({exc.strerror or exc})") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise RuntimeError(f"{executable} did not load the models within {LOAD_TIMEOUT_S} s") from exc
-    if proc.returncode != 0:
-        last = (proc.stderr.decode("utf-8", "replace").strip().splitlines() or ["no output"])[-1]
-        raise RuntimeError(f"{executable} exited {proc.returncode} while loading: {last[:300]}")
-    try:
-        answer = json.loads(proc.stdout)
-    except ValueError as exc:
-        raise RuntimeError(f"{executable} printed something that is not JSON while loading") from exc
-    if not isinstance(answer, dict) or not isinstance(answer.get("results"), dict):
-        raise RuntimeError(f"{executable} answered with an unexpected document while loading")
-    return answer
+    return run_json(
+        "the model loader",
+        executable,
+        "artifact_load",
+        paths,
+        expect={"results": dict},
+        timeout=LOAD_TIMEOUT_S,
+        environ=environ,
+        cwd=cwd if os.path.isdir(cwd) else None,  # the job's own modules (custom transformers) import from there
+    )
 
 
 def _load_error(executable: str, result: dict[str, Any]) -> str:
@@ -266,7 +242,7 @@ class ArtifactsProbe(Probe):
         paths = sorted({rec["resolved"] for rec in pickles})
         try:
             answer = load_in_target(executable, paths, cwd=ctx.options.cwd, environ=dict(ctx.options.environ))
-        except RuntimeError as exc:
+        except TargetError as exc:
             for rec in pickles:
                 rec["metadata_error"] = str(exc)
             return

@@ -17,8 +17,8 @@ import struct
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from envsnap._target.host import read_text
 from envsnap.capture.base import CaptureContext, Probe, register
-from envsnap.capture.system import read_text
 from envsnap.core.naming import normalize_name
 
 # auditwheel inserts "-<8 hex>" after the library stem when it grafts a library into a wheel (twice when a

@@ -1,6 +1,6 @@
 """``env/packages.json``: every installed distribution of the captured runtime.
 
-The raw facts come from :mod:`envsnap.capture._inspect` (``ctx.target.distributions``); this probe only
+The raw facts come from :mod:`envsnap._target.interpreter` (``ctx.target.distributions``); this probe only
 reshapes them: it classifies where each distribution came from (PEP 610 ``direct_url.json``), keeps the
 locally known archive hashes, strips credentials from URLs, and resolves each distribution's
 ``Requires-Dist`` against the *target's* marker environment into the installed distributions it really

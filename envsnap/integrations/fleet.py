@@ -25,6 +25,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from envsnap._target import detached, sources
 from envsnap.errors import EnvsnapError, SnapshotError
 
 if TYPE_CHECKING:
@@ -38,7 +39,9 @@ DEFAULT_RUNTIME = "default"
 _RUNTIME_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
 _KEY_SAFE = re.compile(r"[^a-z0-9_.-]+")
 
-PayloadFunction = Callable[[str, str, dict[str, Any]], dict[str, Any]]
+PayloadFunction = Callable[[Mapping[str, str], dict[str, Any]], dict[str, Any]]
+#: The shipped modules a worker loads (:mod:`envsnap._target.payload`), each after those it imports.
+PAYLOAD_MODULES = ("system", "host", "interpreter", "node_probe")
 
 
 class ClusterError(EnvsnapError, ValueError):
@@ -92,42 +95,29 @@ class NodeResult:
 
 
 @cache
-def _sources() -> tuple[str, str]:
-    from envsnap.capture import _inspect
-    from envsnap.integrations import _node_probe
-
-    return (
-        Path(_inspect.__file__).read_text(encoding="utf-8"),
-        Path(_node_probe.__file__).read_text(encoding="utf-8"),
-    )
-
-
-@cache
 def _payload_namespace() -> dict[str, Any]:
-    namespace: dict[str, Any] = {"__name__": "envsnap_fleet_payload"}
-    exec(compile(_sources()[1], "<envsnap fleet payload>", "exec"), namespace)  # noqa: S102 - envsnap's own source
-    return namespace
+    return detached("payload")
 
 
 def payload_function() -> PayloadFunction:
-    """:func:`envsnap.integrations._node_probe.run_payload`, compiled under a module name no worker can
-    import: cloudpickle then ships it by value, so workers need no envsnap."""
+    """:func:`envsnap._target.payload.run_payload`, compiled under a module name no worker can import:
+    cloudpickle then ships it by value, so workers need no envsnap."""
     function: PayloadFunction = _payload_namespace()["run_payload"]
     return function
 
 
-def partition_function(inspect_source: str, node_source: str, options: dict[str, Any]) -> Callable[[Any], Any]:
+def partition_function(payload_sources: Mapping[str, str], options: dict[str, Any]) -> Callable[[Any], Any]:
     """A ``mapPartitions`` function running the payload once per partition, shipped by value likewise."""
     make: Callable[..., Callable[[Any], Any]] = _payload_namespace()["partition_runner"]
-    return make(inspect_source, node_source, options)
+    return make(payload_sources, options)
 
 
-def payload_args(env_allow: Iterable[str] = ()) -> tuple[str, str, dict[str, Any]]:
-    """The arguments of :func:`payload_function`: both sources and the options (the env allowlist)."""
+def payload_args(env_allow: Iterable[str] = ()) -> tuple[dict[str, str], dict[str, Any]]:
+    """The arguments of :func:`payload_function`: the sources of :data:`PAYLOAD_MODULES` and the options
+    (the env allowlist)."""
     from envsnap.integrations.fleet_sections import env_request
 
-    inspect_source, node_source = _sources()
-    return inspect_source, node_source, {"env": env_request(env_allow)}
+    return sources(PAYLOAD_MODULES), {"env": env_request(env_allow)}
 
 
 # --- node members ------------------------------------------------------------------------------------

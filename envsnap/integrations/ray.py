@@ -3,7 +3,7 @@
 The only module that imports ``ray``. One task per alive node and per worker runtime is pinned to its
 node (``NodeAffinitySchedulingStrategy(soft=False)``), asks for no CPU (so a busy node still answers) and
 is never retried; all are submitted at once, so the node captures run in parallel while the driver
-captures itself. Each task runs the stdlib-only payload (:mod:`envsnap.integrations._node_probe`), which
+captures itself. Each task runs the stdlib-only payload (:mod:`envsnap._target.node_probe`), which
 cloudpickle ships by value: workers need ray, not envsnap.
 
 A node that dies, a worker that crashes, a runtime_env that cannot be set up and a node that does not

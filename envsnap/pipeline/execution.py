@@ -1,7 +1,7 @@
 """Run the stages in this interpreter or in another one, and turn their outputs into intermediates.
 
-:func:`run_stages_here` runs them in-process (:mod:`envsnap.pipeline._runner`); :func:`run_stages_there`
-runs them in a ``--python`` interpreter through the runner script (:mod:`envsnap.pipeline.remote`).
+:func:`run_stages_here` runs them in-process (:mod:`envsnap._target.runner`); :func:`run_stages_there`
+runs them in a ``--python`` interpreter through the same runner, shipped there (:mod:`envsnap.pipeline.remote`).
 Either way each output becomes an :class:`Intermediate` (parquet bytes, schema, column stats) right
 after its stage returns. Nothing here captures the environment or writes a snapshot.
 """
@@ -14,11 +14,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from envsnap.pipeline import _runner
-from envsnap.pipeline._runner.measure import top_level_modules
-from envsnap.pipeline._runner.stages import run_stages
-from envsnap.pipeline._runner.tables import to_arrow
-from envsnap.pipeline.model import Pipeline
+from envsnap._target import PACKAGE
+from envsnap._target.runner.measure import top_level_modules
+from envsnap._target.runner.stages import run_stages
+from envsnap._target.runner.tables import to_arrow
+from envsnap.pipeline.types import PipelineSpec
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def _parquet_bytes(table: Any) -> bytes:
 
 
 def run_stages_here(
-    pipeline: Pipeline,
+    pipeline: PipelineSpec,
     tables: Mapping[str, Any],
     *,
     kinds: Mapping[str, str] | None = None,
@@ -130,7 +130,7 @@ def run_stages_here(
 
 
 def run_stages_there(
-    pipeline: Pipeline,
+    pipeline: PipelineSpec,
     python: str,
     tables: Mapping[str, Any],
     kinds: Mapping[str, str],
@@ -166,8 +166,7 @@ def run_stages_there(
         "mode": "subprocess",
         "python": remote.python,
         "added_by_runner": [
-            f"{_runner.RUNNER_MODULE} (the stage runner, stdlib only; its private directory is appended at the "
-            "end of sys.path)"
+            f"{PACKAGE} (the stage runner, stdlib only; its private directory is appended at the end of sys.path)"
         ]
         if remote.added_to_sys_path
         else [],

@@ -24,14 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from envsnap._target.runner.tables import table_kind, to_arrow
 from envsnap.capture import build_snapshot, load_probes, run_probes
 from envsnap.capture import target as target_mod
 from envsnap.capture.base import CaptureContext, CaptureOptions, SampleOptions, paused_gc
 from envsnap.core.redact import scrub_data, scrub_text
 from envsnap.pipeline import records
-from envsnap.pipeline._runner.tables import table_kind, to_arrow
 from envsnap.pipeline.execution import StageRun, run_stages_here, run_stages_there
-from envsnap.pipeline.model import Pipeline, PipelineError
+from envsnap.pipeline.types import PipelineError, PipelineSpec
 from envsnap.snapshot import canonical
 from envsnap.snapshot.manifest import ProbeStatus
 from envsnap.snapshot.model import Snapshot
@@ -60,7 +60,7 @@ class RunResult:
     """The written (or in-memory) snapshot and how the run went."""
 
     snapshot: Snapshot
-    pipeline: Pipeline
+    pipeline: PipelineSpec
     stages: tuple[StageResult, ...]
     status: str  # ok | failed | not-run
     failed_stage: str | None
@@ -76,7 +76,7 @@ class RunResult:
         return {"ok": EXIT_OK, "failed": EXIT_STAGE_FAILED}.get(self.status, EXIT_NOT_RUN)
 
 
-def _input_kind(pipeline: Pipeline, source: Any) -> str:
+def _input_kind(pipeline: PipelineSpec, source: Any) -> str:
     """In-memory inputs keep their kind; inputs read from files arrive as ``pipeline.accepts`` says."""
     if isinstance(source, (str, os.PathLike)):
         return pipeline.accepts
@@ -88,7 +88,7 @@ def _encode(data: Any) -> bytes:
 
 
 def run_pipeline(
-    pipeline: Pipeline,
+    pipeline: PipelineSpec,
     *,
     inputs: Mapping[str, Any] | None = None,
     output: str | os.PathLike[str] | None = None,

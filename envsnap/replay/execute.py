@@ -1,7 +1,8 @@
 """Run a :class:`ReplayPlan`: build the runtime, rerun the stages in it, compare every intermediate.
 
 The stages run in the replayed runtime through the same stdlib-only stage runner as ``envsnap run
---python``: its package is copied into a private directory that is APPENDED to the end of ``sys.path``
+--python``, shipped the same way (:mod:`envsnap._target`): its package is installed into a private
+directory, mounted in the container, that is APPENDED to the end of ``sys.path``
 (so it never shadows a captured package; the report lists it as the one thing added), the recorded
 inputs (and, for ``--from``, the recorded intermediates before it) go in as parquet files on read-only
 mounts, and the intermediates come back on the only writable mount. Each one is compared with the
@@ -24,9 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from envsnap._target import TargetError, command
 from envsnap.diff.model import TableDiff
 from envsnap.errors import EnvsnapError
-from envsnap.pipeline.remote import BOOTSTRAP
+from envsnap.pipeline.remote import RUNNER_MAIN
 from envsnap.replay import fidelity as fidelity_mod
 from envsnap.replay.engines.base import Engine, Exit, Prepared
 from envsnap.replay.layout import Layout, copy_runner, run_environment, write_job
@@ -253,7 +255,7 @@ def execute(
         mounts = layout.mounts()
         names = ", ".join(s.name for s in plan.run_stages) or "none"
         say("step", f"running stages in the replay: {names}")
-        argv = [prepared.python, "-c", BOOTSTRAP, layout.inner("runner"), f"{layout.inner('job')}/job.json"]
+        argv = command(prepared.python, layout.inner("runner"), RUNNER_MAIN, f"{layout.inner('job')}/job.json")
         exit_ = engine.execute(prepared, argv, plan=plan, mounts=mounts, cwd=job["cwd"], env=env, timeout=timeout)
         report_path = work / "out" / "report.json"
         report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.is_file() else None
@@ -274,19 +276,20 @@ def execute(
             say("step", "fidelity: inspecting the replayed runtime from inside")
             probe = engine.execute(
                 prepared,
-                [prepared.python, "-c", fidelity_mod.snippet(sorted(plan.env)), f"{layout.inner('out')}/fidelity.json"],
+                fidelity_mod.probe_command(prepared.python, layout.inner("runner"), layout.inner("out"), plan.env),
                 plan=plan,
                 mounts=mounts,
                 cwd="/" if engine.isolates else str(work),
                 env=env,
                 timeout=120,
             )
-            facts_path = work / "out" / "fidelity.json"
-            facts = json.loads(facts_path.read_text(encoding="utf-8")) if facts_path.is_file() else None
-            if not isinstance(facts, dict):
-                last = [ln for ln in probe.output.splitlines() if ln.strip()][-1:] or ["no output"]
-                raise ReplayError(f"the fidelity probe in the replay failed (exit {probe.returncode}): {last[0][:200]}")
-            differences = tuple(fidelity_mod.compare(snap, plan, facts, engine=engine.name))
+            try:
+                facts = fidelity_mod.read_facts(
+                    prepared.python, probe.returncode, probe.output, work / "out" / fidelity_mod.FACTS_FILE
+                )
+            except TargetError as exc:
+                raise ReplayError(f"{exc} (in the replay)") from exc
+            differences = tuple(fidelity_mod.differences(snap, plan, facts, engine=engine.name))
         added = (f"{layout.inner('runner')} (the envsnap stage runner, stdlib only, appended to sys.path)",)
         if keep:
             shutil.copytree(work, keep, dirs_exist_ok=True)

@@ -1,61 +1,45 @@
 """Fidelity: the replayed runtime captured from inside, and every way it differs from the snapshot.
 
-A stdlib-only snippet runs in the replay (the same runtime, mounts and limits as the stages) and
-prints what the capture probes would record there: the Python facts and distributions (through
-:mod:`envsnap.capture._inspect`), ``/etc/os-release``, glibc, ``/proc/cpuinfo``, the cgroup limits and
-the thread settings it sees. The host parses that with the capture's own parsers and compares it with
-the snapshot, layer by layer. Nothing is hidden: a different Python patch version, OS, glibc, CPU
-model or flags, a missing GPU, a package that could not be installed, a limit that was not mirrored.
+The fidelity probe (:mod:`envsnap._target.fidelity_probe`) runs in the replay (the same runtime, mounts
+and limits as the stages), shipped with the stage runner, and answers what the capture probes would read
+there: the interpreter inspection, the raw host facts, the environment variables the plan sets and the
+user id. The host turns them into sections with the capture's own code
+(:func:`envsnap._target.system.system_section`) and compares them with the recorded sections through the
+section differs of :mod:`envsnap.diff`, the comparison ``envsnap diff`` makes. Nothing is hidden: a
+different Python patch version, OS, glibc, CPU model or flags, a missing GPU, a package that could not be
+installed, a limit that was not mirrored; each says why it differs where the plan knows.
+
+Left out, because a replay changes them by design: the interpreter's path, prefix and venv flag (every
+replay runs in its own venv), a package's installer and location (versions are compared), and the
+cgroup layout, cpuset and raw CPU quota and period (a container gets a cgroup of the engine's making; the
+limits a replay mirrors are compared, as ``cgroup.memory.limit_bytes`` and ``cgroup.cpu.effective_cpus``).
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from envsnap.capture import _inspect
-from envsnap.capture.system import parse_cpuinfo, parse_memory_limit, parse_os_release
+from envsnap._target import answer, command
+from envsnap._target.system import system_section
 from envsnap.core.naming import normalize_name
+from envsnap.diff.env_packages import package_deltas
+from envsnap.diff.env_sections import diff_python, diff_system
+from envsnap.diff.model import Change
+from envsnap.errors import SchemaError
 from envsnap.replay.plan import ReplayPlan
 from envsnap.snapshot.model import Snapshot
+from envsnap.snapshot.sections import PythonSection, SystemSection
 
-_EXTRA = r"""
-import json, os, platform
-def _read(p):
-    try:
-        with open(p, encoding="utf-8", errors="replace") as fh:
-            return fh.read(1 << 20)
-    except OSError:
-        return None
-facts = ns["inspect"]()
-try:
-    libc = os.confstr("CS_GNU_LIBC_VERSION") or ""
-except (ValueError, OSError, AttributeError):
-    libc = ""
-facts["system"] = {
-    "os_release": _read("/etc/os-release") or _read("/usr/lib/os-release"),
-    "glibc": libc.split()[-1] if libc.startswith("glibc") else (platform.libc_ver()[1] or None),
-    "cpuinfo": _read("/proc/cpuinfo"),
-    "memory_max": _read("/sys/fs/cgroup/memory.max") or _read("/sys/fs/cgroup/memory/memory.limit_in_bytes"),
-    "uid": os.getuid(),
-}
-facts["environ"] = {k: v for k, v in os.environ.items() if k in ENV_KEYS}
-import sys
-with open(sys.argv[1], "w", encoding="utf-8") as fh:
-    json.dump(facts, fh, default=str)
-"""
-
-
-def snippet(env_keys: list[str]) -> str:
-    """The Python source run in the replay to inspect it (stdlib only)."""
-    source = Path(_inspect.__file__).read_text(encoding="utf-8")
-    return (
-        f"ENV_KEYS = set({json.dumps(sorted(env_keys))})\n"
-        f"ns = {{'__name__': 'envsnap_inspect'}}\n"
-        f"exec(compile({source!r}, '_inspect', 'exec'), ns)\n" + _EXTRA
-    )
+#: The shipped module that reads the replayed runtime, and the file it writes under the output directory.
+PROBE = "fidelity_probe"
+FACTS_FILE = "fidelity.json"
+_ANSWER: dict[str, type | tuple[type, ...]] = {"inspect": dict, "host": dict, "environ": dict, "uid": int}
+_Typed = TypeVar("_Typed", PythonSection, SystemSection)
+#: Python facts every replay changes: it runs in a venv of its own.
+_REPLAY_MADE = frozenset({"executable", "prefix", "venv"})
 
 
 @dataclass(frozen=True)
@@ -69,95 +53,130 @@ class Difference:
     note: str = ""
 
 
+def probe_command(python: str, runner_dir: str, out_dir: str, env_keys: Iterable[str]) -> list[str]:
+    """The argv that runs the fidelity probe in the replay, from the package installed in ``runner_dir``."""
+    return command(python, runner_dir, PROBE, f"{out_dir}/{FACTS_FILE}", *sorted(env_keys))
+
+
+def read_facts(python: str, returncode: int, output: str, written: Path) -> dict[str, Any]:
+    """The probe's answer in ``written``, checked like every answer of shipped code (see
+    :func:`envsnap._target.answer`); ``output`` is what the replay printed."""
+    text = written.read_text(encoding="utf-8") if written.is_file() else ""
+    return answer("the fidelity probe", python, returncode, text, _ANSWER, stderr=output)
+
+
+def _typed(section: type[_Typed], snap: Snapshot) -> _Typed | None:
+    """The typed recorded section, or None where the snapshot has none it can give (as ``_section``)."""
+    try:
+        return section.from_snapshot(snap)
+    except SchemaError:
+        return None
+
+
 def _section(snap: Snapshot, name: str, member: str) -> dict[str, Any]:
     data = snap.section(name) if member in snap else None
     return data if isinstance(data, dict) and "error" not in data else {}
 
 
-def compare(snap: Snapshot, plan: ReplayPlan, facts: dict[str, Any], *, engine: str) -> list[Difference]:
-    """Every difference between the snapshot's runtime and the replayed one described by ``facts``."""
-    out: list[Difference] = []
-    py = _section(snap, "python", "env/python.json")
-    got = facts.get("python") or {}
-    for key, label in (("implementation", "implementation"), ("version", "version"), ("compiler", "compiler")):
-        if py.get(key) != got.get(key):
-            out.append(Difference("python", label, str(py.get(key)), str(got.get(key)), _base_note(plan)))
-    if list(py.get("build") or []) != list(got.get("build") or []) and py.get("version") == got.get("version"):
-        out.append(Difference("python", "build", " ".join(py.get("build") or []), " ".join(got.get("build") or [])))
-    recorded_pkgs = {
-        str(d.get("normalized_name")): str(d.get("version"))
-        for d in _section(snap, "packages", "env/packages.json").get("distributions") or []
-    }
-    replayed_pkgs = {
-        normalize_name(str(d.get("name"))): str(d.get("version")) for d in facts.get("distributions") or []
-    }
-    overridden = {p.normalized: p for p in plan.packages if p.overridden_from}
+def _text(value: Any) -> str:
+    return " ".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+
+
+def _base_note(plan: ReplayPlan) -> str:
+    return f"from the base image {plan.base_image}"
+
+
+def _python(recorded: PythonSection, replayed: PythonSection, plan: ReplayPlan) -> list[Difference]:
+    changes = [c for c in diff_python(recorded, replayed).changes if c.key not in _REPLAY_MADE]
+    keys = {c.key for c in changes}
+    return [
+        Difference("python", c.key, _text(c.before), _text(c.after), _base_note(plan))
+        for c in changes
+        if not (c.key == "build" and "version" in keys)  # another version has another build
+    ]
+
+
+def _packages(
+    recorded: Sequence[Mapping[str, Any]], replayed: Sequence[Mapping[str, Any]], plan: ReplayPlan
+) -> list[Difference]:
+    overridden = {p.normalized for p in plan.packages if p.overridden_from}
     excluded = {normalize_name(e.name): e for e in plan.excluded}
-    for name in sorted(set(recorded_pkgs) | set(replayed_pkgs)):
-        a, b = recorded_pkgs.get(name), replayed_pkgs.get(name)
-        if a == b:
-            continue
-        if name in overridden:
+    out = []
+    deltas, _ = package_deltas(recorded, replayed)
+    for delta in deltas:
+        if delta.before == delta.after:
+            continue  # same version; the installer or location differ, as in every replay
+        if delta.name in overridden:
             note = "--with"
-        elif name in excluded:
-            note = f"not installed: {excluded[name].reason}"
-        elif a is None:
+        elif delta.name in excluded:
+            note = f"not installed: {excluded[delta.name].reason}"
+        elif delta.before is None:
             note = "not in the snapshot (the base image or the installer brought it)"
         else:
             note = ""
-        out.append(Difference("packages", name, a or "(absent)", b or "(absent)", note))
-    system = _section(snap, "system", "env/system.json")
-    inside = facts.get("system") or {}
-    os_now = parse_os_release(inside.get("os_release") or "")
-    os_then = system.get("os") or {}
-    then_os = f"{os_then.get('id')} {os_then.get('version_id')}"
-    now_os = f"{os_now.get('id')} {os_now.get('version_id')}"
-    if os_then and then_os != now_os:
-        out.append(Difference("system", "os", then_os, now_os, _base_note(plan)))
-    if system.get("glibc") and system.get("glibc") != inside.get("glibc"):
-        out.append(Difference("system", "glibc", str(system.get("glibc")), str(inside.get("glibc")), _base_note(plan)))
-    cpu_then = system.get("cpu") or {}
-    cpu_now = parse_cpuinfo(inside.get("cpuinfo") or "") if inside.get("cpuinfo") else {}
-    if cpu_then.get("model") and cpu_now.get("model") and cpu_then.get("model") != cpu_now.get("model"):
-        out.append(Difference("system", "cpu model", str(cpu_then["model"]), str(cpu_now["model"]), "this host's CPU"))
-    flags_then, flags_now = set(cpu_then.get("flags") or []), set(cpu_now.get("flags") or [])
-    if flags_then and flags_now and flags_then != flags_now:
-        missing, extra = sorted(flags_then - flags_now), sorted(flags_now - flags_then)
-        out.append(
-            Difference(
-                "system",
-                "cpu flags",
-                f"{len(flags_then)} flags",
-                f"{len(flags_now)} flags",
-                f"missing here: {', '.join(missing[:12]) or 'none'}; only here: {', '.join(extra[:12]) or 'none'}",
+        out.append(Difference("packages", delta.name, delta.before or "(absent)", delta.after or "(absent)", note))
+    return out
+
+
+def _resource(change: Change, mirrored: float | int | None) -> Difference | None:
+    if not (change.before or mirrored):
+        return None  # no limit recorded and none asked for: whatever the engine grants is not a difference
+    note = "mirrored" if mirrored else "not mirrored (--no-match-resources, or the engine cannot)"
+    return Difference("resources", change.key, str(change.before), str(change.after), note)
+
+
+def _system(recorded: SystemSection, replayed: SystemSection, plan: ReplayPlan) -> list[Difference]:
+    out: list[Difference | None] = []
+    for change in diff_system(recorded, replayed).changes:
+        key = change.key
+        if key == "cgroup.memory.limit_bytes":
+            out.append(_resource(change, plan.memory_bytes))
+        elif key == "cgroup.cpu.effective_cpus":
+            out.append(_resource(change, plan.cpus))
+        elif key.startswith("cgroup."):
+            continue  # the engine's cgroup layout, not the job's (see the module docstring)
+        elif key == "cpu.flags":
+            missing, extra = change.before or [], change.after or []
+            out.append(
+                Difference(
+                    "system",
+                    key,
+                    f"{len(recorded.cpu.flags)} flags",
+                    f"{len(replayed.cpu.flags)} flags",
+                    f"missing here: {', '.join(missing[:12]) or 'none'}; only here: {', '.join(extra[:12]) or 'none'}",
+                )
             )
-        )
-    mem_then = ((system.get("cgroup") or {}).get("memory") or {}).get("limit_bytes")
-    mem_now = parse_memory_limit(inside.get("memory_max") or "") if inside.get("memory_max") else None
-    if mem_then != mem_now and (mem_then or plan.memory_bytes):
-        out.append(
-            Difference(
-                "resources",
-                "memory limit",
-                str(mem_then),
-                str(mem_now),
-                "mirrored" if plan.memory_bytes else "not mirrored (--no-match-resources, or the engine cannot)",
-            )
-        )
+        elif key.startswith("os.") or key == "glibc":
+            out.append(Difference("system", key, str(change.before), str(change.after), _base_note(plan)))
+        else:
+            part = key.split(".")[0]
+            out.append(Difference("system", key, str(change.before), str(change.after), f"this host's {part}"))
+    return [d for d in out if d is not None]
+
+
+def differences(snap: Snapshot, plan: ReplayPlan, facts: Mapping[str, Any], *, engine: str) -> list[Difference]:
+    """Every difference between the snapshot's runtime and the replayed one the probe described in ``facts``."""
+    inspected = facts["inspect"]
+    out: list[Difference] = []
+    python = _typed(PythonSection, snap)
+    if python is not None:
+        out += _python(python, PythonSection.from_dict(inspected.get("python") or {}, source=FACTS_FILE), plan)
+    recorded_packages = _section(snap, "packages", "env/packages.json").get("distributions") or []
+    out += _packages(recorded_packages, inspected.get("distributions") or [], plan)
+    system = _typed(SystemSection, snap)
+    if system is not None:
+        replayed = SystemSection.from_dict(system_section(facts["host"], facts["environ"]), source=FACTS_FILE)
+        out += _system(system, replayed, plan)
     gpu = _section(snap, "gpu", "env/gpu.json")
     if gpu.get("devices"):
         names = ", ".join(sorted({str(d.get("name")) for d in gpu["devices"]}))
         out.append(
             Difference("gpu", "devices", f"{len(gpu['devices'])} x {names}", "none", f"the {engine} replay has no GPU")
         )
-    environ = facts.get("environ") or {}
+    environ = facts["environ"]
     for key, value in sorted(plan.env.items()):
         if environ.get(key) != value:
             out.append(Difference("env", key, value, str(environ.get(key)), "not applied in the replay"))
-    if inside.get("uid") == 0 and engine == "docker":
+    if facts["uid"] == 0 and engine == "docker":
         out.append(Difference("isolation", "uid", "non-root", "0", "the replay ran as root"))
     return out
-
-
-def _base_note(plan: ReplayPlan) -> str:
-    return f"from the base image {plan.base_image}"
