@@ -8,6 +8,19 @@ exit status for the error.
 
 from __future__ import annotations
 
+__all__ = [
+    "EnvsnapError",
+    "FormatVersionError",
+    "InputError",
+    "IntegrityError",
+    "InterpreterError",
+    "NotFoundError",
+    "OutputError",
+    "SchemaError",
+    "SnapshotError",
+    "UnsafeArchiveError",
+]
+
 
 class EnvsnapError(Exception):
     """Root of every error envsnap raises on purpose."""

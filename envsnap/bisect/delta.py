@@ -18,6 +18,19 @@ from envsnap.errors import EnvsnapError
 if TYPE_CHECKING:
     from envsnap.snapshot.model import Snapshot
 
+__all__ = [
+    "BisectError",
+    "Change",
+    "Delta",
+    "Unit",
+    "extract_delta",
+    "group_coupled",
+    "recorded_differences",
+    "replay_arguments",
+    "repro_command",
+    "without",
+]
+
 
 class BisectError(EnvsnapError, ValueError):
     """The bisection cannot start as asked (a bad option, a snapshot without a pipeline)."""

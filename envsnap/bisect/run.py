@@ -36,6 +36,8 @@ from envsnap.errors import EnvsnapError
 if TYPE_CHECKING:
     from envsnap.snapshot.model import Snapshot
 
+__all__ = ["BisectStepError", "run_bisection"]
+
 
 class BisectStepError(EnvsnapError):
     """A replay of the bisection failed for infrastructure reasons; ``steps`` are the steps before it."""

@@ -22,6 +22,19 @@ if TYPE_CHECKING:
 from envsnap._target.host import read_text
 from envsnap.capture.base import CaptureContext, Probe, register
 
+__all__ = [
+    "ContainerProbe",
+    "detect",
+    "docker_socket_path",
+    "image_from_docker_inspect",
+    "image_from_engine",
+    "image_from_env",
+    "kubernetes_facts",
+    "parse_cgroup_paths",
+    "parse_containerenv",
+    "parse_mountinfo_container",
+]
+
 ENGINE_TIMEOUT_S = 1.0
 DOCKER_SOCKET = "/var/run/docker.sock"
 K8S_SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io"

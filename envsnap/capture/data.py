@@ -21,6 +21,8 @@ from typing import Any
 from envsnap.capture.base import CaptureContext, Probe, ProbeOutput, register
 from envsnap.errors import EnvsnapError, InputError
 
+__all__ = ["DataProbe", "InputsError"]
+
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 
 

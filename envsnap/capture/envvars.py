@@ -33,6 +33,8 @@ from typing import Any
 from envsnap.capture.base import CaptureContext, Probe, register
 from envsnap.core.redact import is_secret_name, scrub_text
 
+__all__ = ["DEFAULT_ENV_ALLOW", "NEVER_KEEP", "EnvvarsProbe", "RedactionKey", "keeps_value", "key_path", "load_key"]
+
 #: Variables whose values are kept by default: exact names, and globs (which never keep secret-looking
 #: names). Thread and BLAS knobs, GPU selection and determinism switches, interpreter knobs, locale and
 #: time zone, search paths. ``TF_*`` and ``HF_*`` are not globbed: Terraform's ``TF_TOKEN_*`` and

@@ -25,6 +25,8 @@ from typing import Any
 from envsnap.capture.base import CaptureContext, Probe, ProbeOutput, register
 from envsnap.core.redact import scrub_text, scrub_url
 
+__all__ = ["PATCH_MEMBER", "GitProbe", "absent", "collect_git", "git_environ", "public_remote"]
+
 PATCH_MEMBER = "env/git.patch"
 PATCH_CAP = 1 << 20
 UNTRACKED_CAP = 1000

@@ -20,6 +20,18 @@ from typing import Any
 
 from envsnap.capture.base import CaptureContext, Probe, register
 
+__all__ = [
+    "GpuProbe",
+    "cuda_version_from_int",
+    "gpu_facts",
+    "no_gpu",
+    "nvidia_driver_present",
+    "nvidia_smi_facts",
+    "nvml_facts",
+    "parse_compute_caps",
+    "parse_nvidia_smi_xml",
+]
+
 NVIDIA_SMI_TIMEOUT_S = 15
 SOURCES = ("nvml", "nvidia-smi")
 

@@ -18,6 +18,8 @@ from typing import Any
 from envsnap.capture.base import CaptureContext, Probe, register
 from envsnap.core.redact import scrub_argv, scrub_text
 
+__all__ = ["JobProbe", "exception_record", "iso_utc", "process_start_time"]
+
 TRACEBACK_CAP = 64 * 1024
 
 

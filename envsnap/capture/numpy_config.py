@@ -16,6 +16,8 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
+__all__ = ["numpy_build_config", "parse_numpy_config"]
+
 _MAX_SIZE = 1 << 20
 
 

@@ -33,6 +33,8 @@ from envsnap.capture import thrift_compact as thrift
 from envsnap.capture.thrift_compact import Struct, ThriftError, dump_struct, get, parse_struct
 from envsnap.core.arrow import int64_array
 
+__all__ = ["SparseReader"]
+
 #: Page types (parquet.thrift PageType).
 _DATA_PAGE, _DICTIONARY_PAGE, _DATA_PAGE_V2 = 0, 2, 3
 #: Skip pages only when the drawn rows leave at least this share of a chunk's data pages untouched.

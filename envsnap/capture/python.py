@@ -6,6 +6,8 @@ from typing import Any
 
 from envsnap.capture.base import CaptureContext, Probe, register
 
+__all__ = ["PythonProbe"]
+
 
 @register
 class PythonProbe(Probe):

@@ -48,6 +48,17 @@ from envsnap.core.arrow import int64_array, string_array
 from envsnap.core.column_stats import column_stats
 from envsnap.errors import InputError
 
+__all__ = [
+    "SampledInput",
+    "describe_source",
+    "mask_salt",
+    "mask_table",
+    "mask_token",
+    "parquet_bytes",
+    "salt_id",
+    "sample_input",
+]
+
 METHODS = ("uniform", "row-groups")
 _MASK_CONTEXT = b"envsnap-mask-v1"
 

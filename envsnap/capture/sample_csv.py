@@ -30,6 +30,8 @@ from envsnap.capture.sample_files import (
 from envsnap.core.arrow import int64_array
 from envsnap.errors import InputError
 
+__all__ = ["csv_kind", "sample_csv"]
+
 CSV_CODECS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".lz4": "lz4"}
 _CSV_BLOCK = 8 << 20
 

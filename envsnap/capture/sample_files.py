@@ -31,6 +31,19 @@ from envsnap.capture.base import SampleOptions
 from envsnap.core.arrow import int64_array, string_array
 from envsnap.errors import InputError
 
+__all__ = [
+    "Drawn",
+    "Progress",
+    "check_columns",
+    "conform",
+    "draw",
+    "fingerprint",
+    "iso_time",
+    "sample_parquet",
+    "split",
+    "target_rows",
+]
+
 Progress = Callable[[int, int], None]
 
 MIN_ROW_GROUPS = 2

@@ -13,6 +13,8 @@ from envsnap._target.host import read_host_facts
 from envsnap._target.system import system_section
 from envsnap.capture.base import CaptureContext, Probe, register
 
+__all__ = ["SystemProbe"]
+
 
 @register
 class SystemProbe(Probe):

@@ -17,6 +17,8 @@ from envsnap._target import TargetError, interpreter, launch
 from envsnap.capture.numpy_config import numpy_build_config
 from envsnap.errors import InterpreterError
 
+__all__ = ["PendingInspection", "TargetRuntime", "from_interpreter", "in_process", "resolve_interpreter"]
+
 INSPECT_TIMEOUT_S = 60
 
 

@@ -18,6 +18,17 @@ from envsnap._target.host import current_cgroup_limits
 from envsnap._target.system import format_cpu_list
 from envsnap.capture.base import CaptureContext, Probe, register
 
+__all__ = [
+    "KNOB_NAMES",
+    "KNOB_PREFIXES",
+    "ThreadsProbe",
+    "configured_knobs",
+    "find_mismatches",
+    "is_thread_knob",
+    "parse_thread_count",
+    "usable_cpus",
+]
+
 KNOB_PREFIXES = ("OMP_", "MKL_", "OPENBLAS_", "GOTO_", "BLIS_", "KMP_", "GOMP_", "NUMEXPR_", "TF_NUM_", "NUMBA_")
 KNOB_NAMES = frozenset(
     {

@@ -10,6 +10,29 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+__all__ = [
+    "BINARY",
+    "BYTE",
+    "DOUBLE",
+    "FALSE",
+    "I16",
+    "I32",
+    "I64",
+    "LIST",
+    "MAP",
+    "SET",
+    "STOP",
+    "STRUCT",
+    "TRUE",
+    "Reader",
+    "Struct",
+    "ThriftError",
+    "Writer",
+    "dump_struct",
+    "get",
+    "parse_struct",
+]
+
 # Thrift compact protocol type ids.
 STOP, TRUE, FALSE, BYTE, I16, I32, I64, DOUBLE, BINARY, LIST, SET, MAP, STRUCT = range(13)
 

@@ -29,6 +29,15 @@ from typing import Any
 from envsnap.diff.model import ColumnDiff, StatsShift, TableDiff
 from envsnap.errors import EnvsnapError
 
+__all__ = [
+    "CheckConfig",
+    "CheckConfigError",
+    "Tolerance",
+    "check_config_from_dict",
+    "compare_intermediate",
+    "load_check_config",
+]
+
 _TABLE_KEYS = frozenset({"rtol", "atol", "ignore_columns", "ignore_added_columns", "columns"})
 _CHECK_KEYS = _TABLE_KEYS - {"columns"} | {"tolerances"}
 _COLUMN_KEYS = frozenset({"rtol", "atol"})

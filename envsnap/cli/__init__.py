@@ -21,6 +21,8 @@ from envsnap.cli import run as run_cmd
 from envsnap.cli import sample as sample_cmd
 from envsnap.cli._common import State
 
+__all__ = ["app", "main"]
+
 app = typer.Typer(
     name="envsnap",
     help="Capture, verify and export a reproducible snapshot of a job's runtime.",

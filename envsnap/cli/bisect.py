@@ -23,6 +23,8 @@ from envsnap.cli._common import EXIT_USAGE, cli_errors, err
 if TYPE_CHECKING:
     from envsnap.bisect import BisectReport
 
+__all__ = ["bisect", "shrink"]
+
 ENGINES = ("docker", "venv")
 _MARK = {"bad": "✗", "good": "✓", "unresolved": "?"}
 

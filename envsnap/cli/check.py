@@ -24,6 +24,8 @@ from envsnap.errors import EnvsnapError
 if TYPE_CHECKING:
     from envsnap.check import CheckReport
 
+__all__ = ["baseline_app", "check", "update"]
+
 #: ``git bisect run``: "this commit cannot be tested".
 EXIT_BISECT_SKIP = 125
 SUMMARY_VARIABLE = "GITHUB_STEP_SUMMARY"

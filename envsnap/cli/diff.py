@@ -26,6 +26,8 @@ from envsnap.cli._common import (
 if TYPE_CHECKING:
     from envsnap.diff.model import SnapshotDiff
 
+__all__ = ["diff"]
+
 
 def _fails(result: SnapshotDiff, fail_on: str | None) -> bool:
     if fail_on is None:

@@ -14,6 +14,8 @@ import typer
 
 from envsnap.cli._common import EXIT_ERROR, EXIT_USAGE, FAIL_ON, err, human_size, terminal_width, use_color
 
+__all__ = ["capture_fleet", "diff_fleet"]
+
 
 def capture_fleet(
     *,

@@ -9,6 +9,8 @@ import typer
 
 from envsnap.cli._common import EXIT_USAGE, cli_errors, err, human_size, write_output
 
+__all__ = ["export", "show", "verify"]
+
 
 def _dump(data: object) -> str:
     return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

@@ -16,6 +16,8 @@ import typer
 
 from envsnap.cli._common import EXIT_USAGE, cli_errors, err
 
+__all__ = ["replay"]
+
 ENGINES = ("docker", "venv")
 
 

@@ -17,6 +17,8 @@ from envsnap.cli._common import cli_errors, write_output
 from envsnap.cli._options import sampling_options
 from envsnap.errors import OutputError
 
+__all__ = ["ProgressBar", "sample"]
+
 #: Sources whose sampled bytes reach this get a progress bar (on a terminal only).
 LARGE_SOURCE = 64 << 20
 OUTPUT_SUFFIXES = (".parquet", ".csv")

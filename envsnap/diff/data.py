@@ -23,6 +23,8 @@ from typing import Any
 from envsnap.diff.model import DataDiff, StageDiff, TableDiff
 from envsnap.snapshot.model import Snapshot
 
+__all__ = ["diff_data", "diff_member"]
+
 INPUTS = "data/inputs.json"
 PIPELINE = "pipeline/pipeline.json"
 

@@ -19,6 +19,8 @@ from envsnap.errors import EnvsnapError, IntegrityError, UnsafeArchiveError
 if TYPE_CHECKING:
     from envsnap.snapshot.model import Snapshot
 
+__all__ = ["diff_artifacts", "numeric_difference"]
+
 #: Arrays up to this many elements are shown in before/after; bigger ones only by their max abs difference.
 SMALL_ARRAY = 32
 

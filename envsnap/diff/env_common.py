@@ -12,6 +12,8 @@ from typing import Any
 
 from envsnap.diff.model import Change, SectionDiff
 
+__all__ = ["SectionChanges", "describe_list_change", "get", "list_change_note"]
+
 
 def get(data: Any, path: str) -> Any:
     """``data["a"]["b"]`` for ``path="a.b"``, or None as soon as a level is missing or not a mapping."""

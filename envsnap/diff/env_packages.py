@@ -17,6 +17,8 @@ from envsnap.diff.model import PackageDelta, SectionDiff
 if TYPE_CHECKING:
     from packaging.version import Version
 
+__all__ = ["diff_lock", "diff_packages", "package_deltas", "packages_section", "parse_version", "version_step"]
+
 _LEVEL_NAMES = ("major", "minor", "patch")
 
 

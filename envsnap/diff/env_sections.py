@@ -17,6 +17,17 @@ from envsnap.diff.model import SectionDiff
 if TYPE_CHECKING:
     from envsnap.snapshot.sections import PythonSection, SystemSection, ThreadPool, ThreadsSection
 
+__all__ = [
+    "diff_container",
+    "diff_envvars",
+    "diff_git",
+    "diff_gpu",
+    "diff_native",
+    "diff_python",
+    "diff_system",
+    "diff_threads",
+]
+
 
 def diff_python(a: PythonSection, b: PythonSection) -> SectionDiff:
     """Interpreter identity: implementation, version, executable, platform/SOABI, build, venv."""

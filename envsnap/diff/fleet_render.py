@@ -9,6 +9,8 @@ if TYPE_CHECKING:
     from envsnap.diff.fleet import FleetComparison, FleetSkew
     from envsnap.diff.model import EnvDiff, Suspect
 
+__all__ = ["comparison_text", "skew_text", "to_json"]
+
 #: Suspects shown per deviating node group (all of them are in --json).
 TOP_SUSPECTS = 5
 

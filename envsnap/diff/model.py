@@ -12,6 +12,23 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+__all__ = [
+    "DIFF_SCHEMA_VERSION",
+    "Change",
+    "ColumnDiff",
+    "DataDiff",
+    "EnvDiff",
+    "PackageDelta",
+    "SchemaChange",
+    "SectionDiff",
+    "SnapshotDiff",
+    "SnapshotRef",
+    "StageDiff",
+    "StatsShift",
+    "Suspect",
+    "TableDiff",
+]
+
 DIFF_SCHEMA_VERSION = 1
 
 

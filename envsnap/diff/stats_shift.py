@@ -19,6 +19,8 @@ from typing import Any
 
 from envsnap.diff.model import StatsShift
 
+__all__ = ["ColumnSketch", "column_kind", "common_temporal", "ks", "pa_is_floating", "psi", "sample_positions", "shift"]
+
 SAMPLE_ROWS = 20_000
 SAMPLE_SEED = 0
 QUANTILES = {"p1": 0.01, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p99": 0.99}

@@ -31,6 +31,8 @@ from typing import Any, BinaryIO
 from envsnap.diff.model import ColumnDiff, SchemaChange, StatsShift, TableDiff
 from envsnap.diff.stats_shift import ColumnSketch, column_kind, sample_positions, shift
 
+__all__ = ["BATCH_ROWS", "Source", "diff_parquet", "jsonable", "schema_changes"]
+
 BATCH_ROWS = 1 << 16
 ROW_ID = "__envsnap_row"
 #: Decode the next batch of each side in a thread while this one is compared (see _prefetched).

@@ -33,6 +33,8 @@ from envsnap.integrations.fleet import (
 if TYPE_CHECKING:
     from envsnap.snapshot.model import Snapshot
 
+__all__ = ["capture_cluster", "capture_master", "executor_id"]
+
 #: Environment variables of a Spark Python worker that say which executor runs it.
 IDENTITY_ENV = ("SPARK_EXECUTOR_ID", "SPARK_LOG_URL_STDERR", "SPARK_LOG_URL_STDOUT", "SPARK_EXECUTOR_DIRS")
 TASKS_PER_EXECUTOR = 2

@@ -31,6 +31,8 @@ from typing import Any
 from envsnap.pipeline.model import Pipeline
 from envsnap.pipeline.types import PipelineError, Stage
 
+__all__ = ["find_config", "load_pipeline", "pipeline_from_dict"]
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10

@@ -18,6 +18,17 @@ from envsnap.pipeline.types import PipelineSpec
 if TYPE_CHECKING:
     from envsnap.pipeline.execution import Intermediate
 
+__all__ = [
+    "PIPELINE_MEMBER",
+    "distribution_names",
+    "distributions_by_module",
+    "map_modules",
+    "member_stem",
+    "pipeline_record",
+    "received_inputs",
+    "stage_record",
+]
+
 STAGES_DIR = "pipeline/stages"
 PIPELINE_MEMBER = "pipeline/pipeline.json"
 #: Modules that are never a distribution: the interpreter's own and the runner's.

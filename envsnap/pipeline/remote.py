@@ -29,6 +29,17 @@ from envsnap._target import TargetError, answer, command, install, target_enviro
 from envsnap.errors import EnvsnapError, InterpreterError
 from envsnap.pipeline.types import PipelineError, PipelineSpec
 
+__all__ = [
+    "RUNNER_MAIN",
+    "RemoteRun",
+    "RunnerError",
+    "TargetLacksPyarrowError",
+    "check_target",
+    "make_workdir",
+    "run_in_interpreter",
+    "stage_specs",
+]
+
 #: The shipped module that runs a job, and what its report must hold.
 RUNNER_MAIN = "runner.main"
 REPORT_KEYS: dict[str, type | tuple[type, ...]] = {"stages": list}

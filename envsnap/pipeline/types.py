@@ -19,6 +19,8 @@ from typing import Any, TypeVar, overload
 
 from envsnap.errors import EnvsnapError
 
+__all__ = ["TABLE_KINDS", "PipelineError", "PipelineSpec", "Stage", "callable_path"]
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")

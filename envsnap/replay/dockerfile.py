@@ -20,6 +20,8 @@ from pathlib import Path
 from envsnap.replay.plan import RECIPE_VERSION, ReplayPlan
 from envsnap.replay.wheelhouse import Wheelhouse, gather
 
+__all__ = ["image_env", "image_labels", "install_script", "installer_of", "render", "write_context"]
+
 VENV = "/opt/venv"
 WHEELS = "/opt/envsnap/wheels"
 

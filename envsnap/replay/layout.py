@@ -23,6 +23,8 @@ from envsnap.replay.plan import ReplayPlan
 from envsnap.replay.source import SourceTree
 from envsnap.snapshot.model import Snapshot
 
+__all__ = ["JobError", "Layout", "copy_runner", "run_environment", "write_job"]
+
 
 class JobError(EnvsnapError):
     """The snapshot lacks something the job needs (an input that was not sampled)."""

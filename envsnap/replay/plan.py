@@ -33,6 +33,19 @@ from envsnap.errors import EnvsnapError
 from envsnap.snapshot.model import Snapshot
 from envsnap.snapshot.sections import PackagesSection, PipelineSection, PythonSection, SystemSection, ThreadsSection
 
+__all__ = [
+    "HOST_PATH_VARIABLES",
+    "RECIPE_VERSION",
+    "Excluded",
+    "Package",
+    "PlanError",
+    "PlannedStage",
+    "ReplayPlan",
+    "build_plan",
+    "default_base_image",
+    "with_base",
+]
+
 #: The image recipe's own version: a change to how images are built gives new tags.
 RECIPE_VERSION = 2
 IMAGE_REPOSITORY = "envsnap-replay"

@@ -11,6 +11,8 @@ from envsnap.replay.engines.docker import hardened_options
 from envsnap.replay.execute import ReplayReport, StageReplay
 from envsnap.replay.plan import ReplayPlan
 
+__all__ = ["plan_json", "render_plan", "render_report", "report_json"]
+
 REPORT_VERSION = 1
 
 

@@ -25,6 +25,8 @@ from envsnap.core.hashing import hash_file
 from envsnap.errors import EnvsnapError
 from envsnap.snapshot.model import Snapshot
 
+__all__ = ["SourceError", "SourceTree", "prepare_source"]
+
 
 class SourceError(EnvsnapError, ValueError):
     """The pipeline's code cannot be put together for the replay."""

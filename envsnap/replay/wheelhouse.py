@@ -29,6 +29,19 @@ from envsnap.core.naming import normalize_name
 from envsnap.errors import EnvsnapError
 from envsnap.replay.plan import Package, ReplayPlan
 
+__all__ = [
+    "NoDistributionError",
+    "TamperedWheelError",
+    "Target",
+    "Wheel",
+    "WheelCache",
+    "Wheelhouse",
+    "WheelhouseError",
+    "cache_root",
+    "describe",
+    "gather",
+]
+
 UV_VERSION = "0.13.9"
 DOWNLOAD_TIMEOUT_S = 1800
 DOWNLOAD_PROCESSES = 4

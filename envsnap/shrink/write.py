@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from envsnap.shrink.candidates import Row, Shrinker
 
+__all__ = ["write_shrunk"]
+
 
 def write_shrunk(
     shrinker: Shrinker,

@@ -13,6 +13,8 @@ from envsnap.snapshot.manifest import FORMAT, FORMAT_MINOR, Manifest, MemberInfo
 from envsnap.snapshot.model import Snapshot
 from envsnap.snapshot.stores import MemoryStore
 
+__all__ = ["assemble_snapshot", "created_at", "snapshot_id"]
+
 
 def created_at(reproducible: bool) -> str | None:
     """Now in UTC ISO form; ``SOURCE_DATE_EPOCH`` wins; None in reproducible mode."""

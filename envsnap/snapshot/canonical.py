@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+__all__ = ["compact", "dumps"]
+
 
 def dumps(data: Any) -> bytes:
     """Serialise ``data`` canonically to UTF-8 bytes (a member's on-disk form)."""

@@ -15,6 +15,8 @@ from typing import Any
 
 from envsnap.snapshot import canonical
 
+__all__ = ["fingerprint", "runtime_contract"]
+
 CONTRACT_VERSION = 1
 
 

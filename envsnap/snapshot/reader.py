@@ -22,6 +22,8 @@ from envsnap.snapshot.manifest import MANIFEST, Manifest, manifest_checksum
 from envsnap.snapshot.model import Snapshot
 from envsnap.snapshot.stores import DirStore, ZipStore
 
+__all__ = ["check_member_name", "open_snapshot", "opened"]
+
 MAX_MANIFEST_SIZE = 16 << 20
 MAX_MEMBER_SIZE = 8 << 30
 MAX_TOTAL_SIZE = 32 << 30

@@ -19,6 +19,8 @@ from typing import Any
 from envsnap.errors import SchemaError
 from envsnap.snapshot.validate import CompiledSchema, compile_schema
 
+__all__ = ["ERROR_SCHEMA", "compiled_schema", "field_path", "load_schema", "schema_name", "validate_member"]
+
 ERROR_SCHEMA = "probe-error.schema.json"
 
 

@@ -19,6 +19,8 @@ from typing import BinaryIO
 from envsnap.core.hashing import hash_stream
 from envsnap.errors import IntegrityError, SnapshotError, UnsafeArchiveError
 
+__all__ = ["DirStore", "MemberStore", "MemoryStore", "ZipStore"]
+
 
 class MemberStore(ABC):
     """Random access to the raw bytes of members."""

@@ -12,6 +12,8 @@ from typing import Any
 
 from envsnap.snapshot.model import SECTIONS, Snapshot
 
+__all__ = ["summarize"]
+
 
 def _g(data: Any, *keys: str, default: Any = None) -> Any:
     for key in keys:

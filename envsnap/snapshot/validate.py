@@ -17,6 +17,19 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
+__all__ = [
+    "ANNOTATIONS",
+    "KEYWORDS",
+    "Check",
+    "CompiledSchema",
+    "Errors",
+    "Path",
+    "UnsupportedSchemaError",
+    "Violation",
+    "best_violation",
+    "compile_schema",
+]
+
 Check = Callable[[Any], bool]
 Path = tuple[str | int, ...]
 Errors = Callable[[Any, Path], Iterator["Violation"]]

@@ -20,6 +20,8 @@ from pathlib import Path
 from envsnap.errors import OutputError
 from envsnap.snapshot.manifest import MANIFEST, Manifest, manifest_bytes
 
+__all__ = ["check_destination", "is_zip_path", "write_snapshot"]
+
 ZIP_SUFFIXES = (".envsnap", ".zip")
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 

@@ -10,6 +10,18 @@ from pathlib import Path
 from envsnap.errors import EnvsnapError
 from envsnap.replay.plan import ReplayPlan
 
+__all__ = [
+    "BaseImageMissingError",
+    "Engine",
+    "EngineError",
+    "EngineUnavailableError",
+    "Exit",
+    "InstallError",
+    "Mount",
+    "Prepared",
+    "Progress",
+]
+
 #: Progress callback: (kind, message); kinds are ``step`` (a phase), ``log`` (a build line) and ``note``.
 Progress = Callable[[str, str], None]
 

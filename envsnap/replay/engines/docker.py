@@ -37,6 +37,8 @@ from envsnap.replay.engines.base import (
 )
 from envsnap.replay.plan import ReplayPlan
 
+__all__ = ["DockerEngine", "hardened_options"]
+
 USER = "65532:65532"
 PIDS_LIMIT = 512
 TMPFS = "rw,nosuid,nodev,size=1g,mode=1777"

@@ -27,6 +27,8 @@ from envsnap.replay.engines.base import Engine, EngineError, Exit, InstallError,
 from envsnap.replay.plan import ReplayPlan
 from envsnap.replay.wheelhouse import cache_root, gather
 
+__all__ = ["VenvEngine", "find_python"]
+
 OUTPUT_TAIL = 8000
 
 
