@@ -36,6 +36,16 @@ from envsnap.core.hashing import hash_file
 from envsnap.core.redact import is_secret_name
 from envsnap.errors import EnvsnapError
 
+__all__ = [
+    "ArtifactError",
+    "ArtifactsProbe",
+    "artifact_names",
+    "detect_format",
+    "json_metadata",
+    "load_in_target",
+    "target_executable",
+]
+
 LOAD_TIMEOUT_S = 120
 JSON_PARSE_LIMIT = 16 << 20
 SMALL_JSON_VALUE = 8 << 10

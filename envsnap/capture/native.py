@@ -21,6 +21,23 @@ from envsnap._target.host import read_text
 from envsnap.capture.base import CaptureContext, Probe, register
 from envsnap.core.naming import normalize_name
 
+__all__ = [
+    "DistributionIndex",
+    "NativeProbe",
+    "cuda_facts",
+    "cuda_toolkit",
+    "embedded_openblas_version",
+    "library_kind",
+    "loaded_libraries",
+    "parse_ld_so_cache",
+    "parse_library_filename",
+    "parse_proc_maps",
+    "scan_site_dir",
+    "site_libraries",
+    "system_cuda_libraries",
+    "threadpool_pools",
+]
+
 # auditwheel inserts "-<8 hex>" after the library stem when it grafts a library into a wheel (twice when a
 # grafted library is grafted again); torch's and pillow's wheels use ".<8 hex>" ("libcudart.faf08d9a.so.13").
 _AUDITWHEEL_HASH = re.compile(r"(?:[-.][0-9a-f]{8})+(?=\.)")

@@ -28,6 +28,22 @@ from envsnap.capture.base import CaptureContext, Probe, register
 from envsnap.core.naming import normalize_name
 from envsnap.core.redact import scrub_url
 
+__all__ = [
+    "PIP_HASH_ALGORITHMS",
+    "MarkerEvaluator",
+    "PackagesProbe",
+    "archive_hashes",
+    "classify_direct_url",
+    "collect_packages",
+    "dependency_graph",
+    "distribution_record",
+    "fast_marker",
+    "package_records",
+    "parse_requirement",
+    "project_root",
+    "public_url",
+]
+
 LOCATION_KINDS = ("site", "editable", "local", "vcs", "url")
 
 #: Hash algorithms pip accepts in ``--hash`` (the others are kept in packages.json only).

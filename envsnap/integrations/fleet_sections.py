@@ -27,6 +27,18 @@ from envsnap.capture.target import TargetRuntime
 from envsnap.capture.threads import KNOB_NAMES, KNOB_PREFIXES, configured_knobs, find_mismatches, usable_cpus
 from envsnap.core.redact import scrub_text
 
+__all__ = [
+    "NODE_PROBES",
+    "NODE_SECTIONS",
+    "NodeContext",
+    "NodeEnvvarsProbe",
+    "NodeGpuProbe",
+    "NodeSystemProbe",
+    "NodeThreadsProbe",
+    "env_request",
+    "node_environ",
+]
+
 #: Sections captured on every node, in run order (the section name is the probe name).
 NODE_SECTIONS = ("python", "packages", "system", "threads", "envvars", "gpu")
 _GLOB = frozenset("*?[")

@@ -39,6 +39,8 @@ from envsnap.integrations.fleet import (
 if TYPE_CHECKING:
     from envsnap.snapshot.model import Snapshot
 
+__all__ = ["capture_cluster"]
+
 #: How long to wait for a TCP connection to the GCS before calling the address unreachable: ray.init
 #: itself retries for minutes.
 CONNECT_TIMEOUT_S = 5.0

@@ -20,6 +20,16 @@ from envsnap._target.runner.stages import run_stages
 from envsnap._target.runner.tables import to_arrow
 from envsnap.pipeline.types import PipelineSpec
 
+__all__ = [
+    "Intermediate",
+    "StageRun",
+    "intermediate_of",
+    "record_intermediate",
+    "run_stages_here",
+    "run_stages_there",
+    "schema_fields",
+]
+
 
 @dataclass(frozen=True)
 class Intermediate:

@@ -36,6 +36,8 @@ from envsnap.replay.plan import PlannedStage, ReplayPlan
 from envsnap.replay.source import prepare_source
 from envsnap.snapshot.model import Snapshot
 
+__all__ = ["Progress", "ReplayError", "ReplayReport", "StageReplay", "execute", "shell"]
+
 _NETWORK = re.compile(
     r"gaierror|Temporary failure in name resolution|Name or service not known|Network is unreachable|"
     r"NewConnectionError|ConnectionError|URLError|No route to host|Connection refused|"

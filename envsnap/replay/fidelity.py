@@ -33,6 +33,8 @@ from envsnap.replay.plan import ReplayPlan
 from envsnap.snapshot.model import Snapshot
 from envsnap.snapshot.sections import PythonSection, SystemSection
 
+__all__ = ["FACTS_FILE", "Difference", "differences", "probe_command", "read_facts"]
+
 #: The shipped module that reads the replayed runtime, and the file it writes under the output directory.
 PROBE = "fidelity_probe"
 FACTS_FILE = "fidelity.json"
