@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING
 import typer
 
 from envsnap.cli._common import EXIT_USAGE, cli_errors, err
+from envsnap.replay.engines import ENGINES
 
 if TYPE_CHECKING:
     from envsnap.bisect import BisectReport
 
 __all__ = ["bisect", "shrink"]
 
-ENGINES = ("docker", "venv")
 _MARK = {"bad": "✗", "good": "✓", "unresolved": "?"}
 
 

@@ -15,10 +15,10 @@ from collections.abc import Callable
 import typer
 
 from envsnap.cli._common import EXIT_USAGE, cli_errors, err
+from envsnap.replay.engines import ENGINES
 
 __all__ = ["replay"]
 
-ENGINES = ("docker", "venv")
 
 
 def _progress(quiet: bool, verbose_build: bool) -> Callable[[str, str], None]:
