@@ -1,5 +1,9 @@
 """Capture: run every registered probe and assemble a snapshot.
 
+:func:`capture_snapshot` is the one orchestration; :func:`capture` (the public API), the pipeline
+runner, ``on_failure`` and fleet captures all go through it, adding their own work as
+:class:`CaptureSteps`.
+
 ``capture()`` never prints and never validates schemas (validation is the readers' and the tests' job:
 cyclonedx's format validation alone costs seconds). Every string a probe returns is value-scanned for
 credentials before it is serialised.
@@ -7,19 +11,20 @@ credentials before it is serialised.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from envsnap.capture import target as target_mod
 from envsnap.capture.base import (
+    CaptureArguments,
     CaptureContext,
     CaptureOptions,
     Probe,
     ProbeOutput,
-    SampleOptions,
     paused_gc,
     registered,
 )
@@ -29,6 +34,20 @@ from envsnap.snapshot.build import assemble_snapshot
 from envsnap.snapshot.fingerprint import fingerprint
 from envsnap.snapshot.manifest import ProbeStatus
 from envsnap.snapshot.model import Snapshot
+
+if TYPE_CHECKING:
+    from typing import Unpack
+
+__all__ = [
+    "FINGERPRINT_SECTIONS",
+    "PROBE_MODULES",
+    "CaptureSteps",
+    "build_snapshot",
+    "capture",
+    "capture_snapshot",
+    "load_probes",
+    "run_probes",
+]
 
 #: Probe modules in run order. The SBOM runs last: it is built from the other probes' results.
 PROBE_MODULES = (
@@ -125,59 +144,51 @@ def build_snapshot(
     )
 
 
-def capture(
+class CaptureSteps:
+    """What a caller adds to :func:`capture_snapshot`, the one capture orchestration; by default nothing.
+
+    The pipeline runner samples its inputs first, runs its stages between the data probe and the
+    environment probes and adds the stage members; a fleet capture adds ``fleet.json`` and the members
+    of its node groups.
+    """
+
+    #: Probes run before :meth:`between`, in registry order; the others run after it.
+    first: tuple[str, ...] = ()
+
+    def prepare(self, options: CaptureOptions) -> None:
+        """Refuse what cannot work before any work is done (the destination is checked already)."""
+
+    def check_target(self, options: CaptureOptions, target: target_mod.TargetRuntime) -> None:
+        """Refuse the ``--python`` interpreter, once inspected, when this capture cannot use it."""
+
+    def between(self, ctx: CaptureContext, statuses: Mapping[str, ProbeStatus]) -> None:
+        """Work done after the probes named in :attr:`first` and before the others."""
+
+    def extra_members(self, ctx: CaptureContext) -> tuple[dict[str, bytes], dict[str, ProbeStatus]]:
+        """Encoded members written besides the probes', with their statuses; called after every probe ran."""
+        return {}, {}
+
+
+def capture_snapshot(
+    options: CaptureOptions,
     output: str | os.PathLike[str] | None = None,
     *,
-    python: str | os.PathLike[str] | None = None,
-    label: str | None = None,
-    env_allow: Iterable[str] = (),
-    git: bool = True,
-    reproducible: bool = False,
-    hashes: bool = False,
     force: bool = False,
-    cwd: str | os.PathLike[str] | None = None,
-    argv: Iterable[str] | None = None,
-    inputs: Mapping[str, Any] | None = None,
-    sampling: SampleOptions | None = None,
-    artifacts: Iterable[str | os.PathLike[str]] = (),
-    failure: Mapping[str, Any] | None = None,
-    lockfiles: Iterable[str | os.PathLike[str]] = (),
-    config_files: Iterable[str | os.PathLike[str]] = (),
+    steps: CaptureSteps | None = None,
 ) -> Snapshot:
-    """Capture the runtime contract of this interpreter (or of ``python``) as a :class:`Snapshot`.
+    """Capture what ``options`` ask for; write the snapshot to ``output`` atomically when given.
 
-    With ``output`` the snapshot is also written there atomically (``*.envsnap`` = zip, else a
-    directory). Raises :class:`~envsnap.errors.InterpreterError` when ``python`` is not a Python and
-    :class:`~envsnap.errors.OutputError` when ``output`` cannot be written; a probe that fails is
-    recorded in the snapshot instead.
-
-    ``inputs`` maps names to sources (a parquet file or directory, a CSV, a pandas DataFrame or an Arrow
-    table); each is sampled as ``sampling`` says and stored as ``data/inputs/NAME.parquet`` with its
-    record. ``artifacts`` are files (models, configs) recorded by hash with format-specific metadata.
-    ``failure`` is the exception being recorded (``{type, message, traceback}``, see ``on_failure``).
-    ``lockfiles`` are lockfiles beyond those found at the repository root; ``config_files`` are
-    configuration files or globs, stored parsed and redacted (docs/config.md).
+    The one orchestration behind :func:`capture`, :func:`envsnap.run_pipeline`, ``on_failure`` and
+    fleet captures: check the destination, inspect the target (another interpreter answers while the
+    probes are imported), build the context, run the probe registry (``steps`` may act between its
+    parts), add ``steps``' members, build the manifest, write.
     """
-    options = CaptureOptions.build(
-        python=python,
-        label=label,
-        env_allow=env_allow,
-        git=git,
-        reproducible=reproducible,
-        hashes=hashes,
-        cwd=cwd,
-        argv=argv,
-        inputs=inputs,
-        sampling=sampling,
-        artifacts=artifacts,
-        failure=failure,
-        lockfiles=lockfiles,
-        config_files=config_files,
-    )
+    steps = steps if steps is not None else CaptureSteps()
     if output is not None:
         from envsnap.snapshot.writer import check_destination
 
         check_destination(Path(output).absolute(), force)  # fail before the work, not after it
+    steps.prepare(options)
     factory: Callable[[], target_mod.TargetRuntime]
     if options.python is not None:
         # Start the target first; import the probes and their libraries while it answers.
@@ -186,15 +197,55 @@ def capture(
         for cls in probes:
             cls.warm_up()
         inspected = pending.wait()  # a bad --python is the user's error: raise, write nothing
+        steps.check_target(options, inspected)
         factory = lambda: inspected  # noqa: E731
     else:
         probes = load_probes()
         factory = target_mod.in_process
     ctx = CaptureContext(options, factory)
     with paused_gc():
-        members, statuses = run_probes(ctx, probes)
+        members, statuses = run_probes(ctx, [cls for cls in probes if cls.name in steps.first])
+    # Outside paused_gc: the pipeline's stages are the user's code.
+    steps.between(ctx, statuses)
+    with paused_gc():
+        later_members, later_statuses = run_probes(ctx, [cls for cls in probes if cls.name not in steps.first])
+    members.update(later_members)
+    statuses.update(later_statuses)
+    extra_members, extra_statuses = steps.extra_members(ctx)
+    members.update(extra_members)
+    statuses.update(extra_statuses)
+    with paused_gc():
         snap = build_snapshot(ctx, members, statuses)
     if output is not None:
-        written = snap.write(output, force=force)
-        snap.path = str(written)
+        snap.path = str(snap.write(output, force=force))
     return snap
+
+
+def capture(
+    output: str | os.PathLike[str] | None = None,
+    *,
+    force: bool = False,
+    failure: Mapping[str, Any] | None = None,
+    **arguments: Unpack[CaptureArguments],
+) -> Snapshot:
+    """Capture the runtime contract of this interpreter (or of ``python``) as a :class:`Snapshot`.
+
+    With ``output`` the snapshot is also written there atomically (``*.envsnap`` = zip, else a
+    directory); ``force`` replaces an existing one. Raises :class:`~envsnap.errors.InterpreterError`
+    when ``python`` is not a Python and :class:`~envsnap.errors.OutputError` when ``output`` cannot be
+    written; a probe that fails is recorded in the snapshot instead.
+
+    The other keyword arguments are :class:`~envsnap.capture.base.CaptureArguments`: ``python``,
+    ``label``, ``env_allow``, ``git``, ``reproducible``, ``hashes``, ``cwd``, ``argv``, ``inputs``,
+    ``sampling``, ``artifacts``, ``lockfiles``, ``config_files``. ``inputs`` maps names to sources (a
+    parquet file or directory, a CSV, a pandas DataFrame or an Arrow table); each is sampled as
+    ``sampling`` says and stored as ``data/inputs/NAME.parquet`` with its record. ``artifacts`` are files
+    (models, configs) recorded by hash with format-specific metadata. ``failure`` is the exception being
+    recorded (``{type, message, traceback}``, see ``on_failure``). ``lockfiles`` are lockfiles beyond
+    those found at the repository root; ``config_files`` are configuration files or globs, stored parsed
+    and redacted (docs/config.md).
+    """
+    options = CaptureOptions.build(**arguments)
+    if failure is not None:
+        options = dataclasses.replace(options, failure=failure)
+    return capture_snapshot(options, output, force=force)

@@ -1,14 +1,21 @@
-"""The probe contract and the registry.
+"""The probe contract, the capture options and the registry.
 
 A probe is a small class with a ``name``, the ``member`` it writes, and ``collect(ctx)`` returning
 JSON-able data for that member (``str`` for text members). A probe that also writes side members returns
 :class:`ProbeOutput`. Probes run in registry order, so a later probe (the SBOM) can read an earlier
 one's result from ``ctx.results``. A probe that raises has its error recorded; capture goes on.
+
+The capture options are declared once, as the fields of :class:`CaptureOptions`: each field's metadata
+names the probe that owns it and how :meth:`CaptureOptions.build` turns the public API's loosely typed
+argument into the stored value. The public keyword arguments (:class:`CaptureArguments`) and the
+command line (``envsnap.cli._options.CAPTURE_FLAGS``) are held to these fields by
+``tests/unit/test_capture_options.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import os
 import sys
@@ -16,9 +23,26 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
 
 from envsnap.capture.target import TargetRuntime
+
+if TYPE_CHECKING:
+    from typing import Unpack
+
+__all__ = [
+    "CaptureArguments",
+    "CaptureContext",
+    "CaptureOptions",
+    "InputSpec",
+    "Probe",
+    "ProbeOutput",
+    "SampleOptions",
+    "argument_names",
+    "paused_gc",
+    "register",
+    "registered",
+]
 
 
 @dataclass(frozen=True)
@@ -41,64 +65,98 @@ class InputSpec:
     source: Any
 
 
+def _paths(values: Iterable[str | os.PathLike[str]]) -> tuple[str, ...]:
+    return tuple(os.fspath(value) for value in values)
+
+
+def _inputs(inputs: Mapping[str, Any]) -> tuple[InputSpec, ...]:
+    return tuple(InputSpec(str(name), source) for name, source in inputs.items())
+
+
+def _option(
+    owner: str | None,
+    *,
+    convert: Callable[[Any], Any] | None = None,
+    none_is_default: bool = False,
+    argument: bool = True,
+) -> dict[str, Any]:
+    """The metadata of one :class:`CaptureOptions` field.
+
+    ``owner`` is the probe the option is for (None: the capture as a whole). ``convert`` turns the public
+    API's argument into the stored value; with ``none_is_default`` an argument of None means the field's
+    default. ``argument=False``: not a keyword of the public API (the capture itself sets it).
+    """
+    return {"owner": owner, "convert": convert, "none_is_default": none_is_default, "argument": argument}
+
+
+class CaptureArguments(TypedDict, total=False):
+    """The keyword arguments of :func:`envsnap.capture.capture` and :func:`envsnap.run_pipeline` that fill
+    :class:`CaptureOptions`: one per field whose metadata says ``argument``, typed as the public API
+    accepts them (paths, iterables, None for the default). See :meth:`CaptureOptions.build`."""
+
+    python: str | os.PathLike[str] | None
+    label: str | None
+    env_allow: Iterable[str]
+    git: bool
+    reproducible: bool
+    hashes: bool
+    cwd: str | os.PathLike[str] | None
+    argv: Iterable[str] | None
+    inputs: Mapping[str, Any] | None
+    sampling: SampleOptions | None
+    artifacts: Iterable[str | os.PathLike[str]]
+    lockfiles: Iterable[str | os.PathLike[str]]
+    config_files: Iterable[str | os.PathLike[str]]
+
+
 @dataclass(frozen=True)
 class CaptureOptions:
-    """What the user asked of a capture. Probes read the options they own."""
+    """What the user asked of a capture. Probes read the options they own (each field's ``owner``)."""
 
-    python: str | None = None
-    label: str | None = None
-    env_allow: tuple[str, ...] = ()
-    git: bool = True
-    reproducible: bool = False
-    hashes: bool = False
-    cwd: str = field(default_factory=os.getcwd)
-    argv: tuple[str, ...] = field(default_factory=lambda: tuple(sys.argv))
-    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    inputs: tuple[InputSpec, ...] = ()
-    sampling: SampleOptions = field(default_factory=SampleOptions)
-    artifacts: tuple[str, ...] = ()
+    #: ``--python``: the interpreter (or venv) whose environment is captured instead of this one.
+    python: str | None = field(default=None, metadata=_option(None, convert=os.fspath, none_is_default=True))
+    label: str | None = field(default=None, metadata=_option(None))
+    env_allow: tuple[str, ...] = field(default=(), metadata=_option("envvars", convert=tuple))
+    git: bool = field(default=True, metadata=_option("git"))
+    reproducible: bool = field(default=False, metadata=_option(None))
+    hashes: bool = field(default=False, metadata=_option("lock"))
+    cwd: str = field(default_factory=os.getcwd, metadata=_option(None, convert=os.fspath, none_is_default=True))
+    argv: tuple[str, ...] = field(
+        default_factory=lambda: tuple(sys.argv), metadata=_option("job", convert=tuple, none_is_default=True)
+    )
+    #: Always this process's environment (a fleet node's context sets its worker's).
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), metadata=_option(None, argument=False))
+    inputs: tuple[InputSpec, ...] = field(default=(), metadata=_option("data", convert=_inputs, none_is_default=True))
+    sampling: SampleOptions = field(default_factory=SampleOptions, metadata=_option("data", none_is_default=True))
+    artifacts: tuple[str, ...] = field(default=(), metadata=_option("artifacts", convert=_paths))
     #: ``--lockfile PATH`` and ``--config-file PATH_OR_GLOB`` (the lockfiles and configs probes).
-    lockfiles: tuple[str, ...] = ()
-    config_files: tuple[str, ...] = ()
+    lockfiles: tuple[str, ...] = field(default=(), metadata=_option("lockfiles", convert=_paths))
+    config_files: tuple[str, ...] = field(default=(), metadata=_option("configs", convert=_paths))
     #: The failure being recorded (``on_failure``, a failing ``run``): {type, message, traceback}.
-    failure: Mapping[str, Any] | None = None
+    failure: Mapping[str, Any] | None = field(default=None, metadata=_option("job", argument=False))
 
     @classmethod
-    def build(
-        cls,
-        *,
-        python: str | os.PathLike[str] | None = None,
-        label: str | None = None,
-        env_allow: Iterable[str] = (),
-        git: bool = True,
-        reproducible: bool = False,
-        hashes: bool = False,
-        cwd: str | os.PathLike[str] | None = None,
-        argv: Iterable[str] | None = None,
-        inputs: Mapping[str, Any] | None = None,
-        sampling: SampleOptions | None = None,
-        artifacts: Iterable[str | os.PathLike[str]] = (),
-        failure: Mapping[str, Any] | None = None,
-        lockfiles: Iterable[str | os.PathLike[str]] = (),
-        config_files: Iterable[str | os.PathLike[str]] = (),
-    ) -> CaptureOptions:
-        """Options from the public API's loosely typed arguments (paths, iterables, None for defaults)."""
-        return cls(
-            python=os.fspath(python) if python is not None else None,
-            label=label,
-            env_allow=tuple(env_allow),
-            git=git,
-            reproducible=reproducible,
-            hashes=hashes,
-            cwd=os.fspath(cwd) if cwd is not None else os.getcwd(),
-            argv=tuple(argv) if argv is not None else tuple(sys.argv),
-            inputs=tuple(InputSpec(str(name), source) for name, source in (inputs or {}).items()),
-            sampling=sampling if sampling is not None else SampleOptions(),
-            artifacts=tuple(os.fspath(a) for a in artifacts),
-            failure=failure,
-            lockfiles=tuple(os.fspath(p) for p in lockfiles),
-            config_files=tuple(os.fspath(p) for p in config_files),
-        )
+    def build(cls, **arguments: Unpack[CaptureArguments]) -> CaptureOptions:
+        """Options from the public API's loosely typed arguments, each converted as its field declares.
+
+        Raises ``TypeError`` for a keyword that is not a capture argument, as a signature would.
+        """
+        declared = {f.name: f for f in dataclasses.fields(cls) if f.metadata["argument"]}
+        values: dict[str, Any] = {}
+        for name, value in arguments.items():
+            spec = declared.get(name)
+            if spec is None:
+                raise TypeError(f"unexpected keyword argument {name!r} (capture arguments: {', '.join(declared)})")
+            if value is None and spec.metadata["none_is_default"]:
+                continue
+            convert = spec.metadata["convert"]
+            values[name] = value if convert is None else convert(value)
+        return cls(**values)
+
+
+def argument_names() -> tuple[str, ...]:
+    """The :class:`CaptureOptions` fields that are keyword arguments of the public API, in field order."""
+    return tuple(f.name for f in dataclasses.fields(CaptureOptions) if f.metadata["argument"])
 
 
 @contextlib.contextmanager

@@ -30,7 +30,22 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+if TYPE_CHECKING:
+    from typing import Unpack
+
+    from envsnap.capture.base import CaptureArguments
+
+__all__ = [
+    "CAPTURED_ATTR",
+    "EnvsnapCaptureWarning",
+    "capture_failure",
+    "is_failure",
+    "on_failure",
+    "record_failure",
+    "snapshot_name",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -74,32 +89,23 @@ def capture_failure(
     exc: BaseException,
     directory: str | os.PathLike[str],
     *,
-    label: str | None = None,
     tag: str | None = None,
-    inputs: Mapping[str, Any] | None = None,
-    artifacts: Iterable[str | os.PathLike[str]] = (),
-    env_allow: Iterable[str] = (),
-    git: bool = True,
+    **arguments: Unpack[CaptureArguments],
 ) -> Path:
     """Capture this interpreter with ``exc`` recorded as the failure; return the snapshot's path.
 
-    Input values may be callables, called now: what to sample is often only known at failure time.
+    ``arguments`` are :func:`envsnap.capture.capture`'s. Input values may be callables, called now: what
+    to sample is often only known at failure time.
     """
     from envsnap.capture import capture
     from envsnap.capture.job import exception_record
 
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
-    resolved = {name: source() if callable(source) else source for name, source in (inputs or {}).items()}
-    snap = capture(
-        _free_path(folder, snapshot_name(exc, tag=tag)),
-        label=label,
-        env_allow=env_allow,
-        git=git,
-        inputs=resolved,
-        artifacts=artifacts,
-        failure=exception_record(exc),
-    )
+    inputs = arguments.get("inputs")
+    if inputs:
+        arguments["inputs"] = {name: source() if callable(source) else source for name, source in inputs.items()}
+    snap = capture(_free_path(folder, snapshot_name(exc, tag=tag)), failure=exception_record(exc), **arguments)
     return Path(snap.path)
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -14,32 +15,16 @@ from envsnap.cli._common import EXIT_ERROR, cli_errors, err, human_size
 if TYPE_CHECKING:
     from envsnap.snapshot.model import Snapshot
 
+__all__ = ["capture", "fail_on_requested", "project_lines"]
+
 
 @cli_errors
+@opt.with_capture_flags()
 def capture(
     output: str = opt.OUTPUT,
-    python: str = typer.Option(
-        None, "--python", help="Capture this interpreter (or venv directory) instead of envsnap's own."
-    ),
-    label: str = opt.LABEL,
-    env_allow: list[str] = opt.ENV_ALLOW,
-    no_git: bool = opt.NO_GIT,
-    reproducible: bool = typer.Option(
-        False, "--reproducible", help="Omit timestamps and random ids: same state, same bytes."
-    ),
-    hashes: bool = typer.Option(False, "--hashes", help="Resolve --hash values for the lock from the index."),
+    flags: Mapping[str, Any] = opt.FLAGS,
     force: bool = opt.FORCE,
     quiet: bool = opt.QUIET,
-    inputs: list[str] = opt.INPUTS,
-    rows: int = opt.ROWS,
-    fraction: float = opt.FRACTION,
-    seed: int = opt.SEED,
-    method: str = opt.METHOD,
-    columns: list[str] = opt.COLUMNS,
-    mask: list[str] = opt.MASK,
-    artifacts: list[str] = opt.ARTIFACTS,
-    lockfiles: list[str] = opt.LOCKFILES,
-    config_files: list[str] = opt.CONFIG_FILES,
     ray: str = opt.RAY,
     ray_runtime_envs: list[str] = opt.RAY_RUNTIME_ENV,
     spark: str = opt.SPARK_MASTER,
@@ -56,38 +41,31 @@ def capture(
             spark=spark,
             runtime_envs=opt.parse_runtime_envs(ray_runtime_envs),
             output=output,
-            label=label,
-            env_allow=env_allow,
-            git=not no_git,
-            reproducible=reproducible,
+            label=flags["label"],
+            env_allow=flags["env_allow"],
+            git=not flags["no_git"],
+            reproducible=flags["reproducible"],
             force=force,
             quiet=quiet,
             timeout=node_timeout,
-            local_only=[python, *inputs, *artifacts, *lockfiles, *config_files],
+            local_only=[
+                flags["python"],
+                *flags["inputs"],
+                *flags["artifacts"],
+                *flags["lockfiles"],
+                *flags["config_files"],
+            ],
         )
         return
 
+    python = flags["python"]
     if python is None:
         python = opt.default_python()
         if python is not None and not quiet:
             err(f"envsnap: capturing the active virtualenv {python} (VIRTUAL_ENV); pass --python to choose another")
     if output is None:
         output = time.strftime("envsnap-%Y%m%dT%H%M%SZ.envsnap", time.gmtime())
-    snap = do_capture(
-        output,
-        python=python,
-        label=label,
-        env_allow=env_allow,
-        git=not no_git,
-        reproducible=reproducible,
-        hashes=hashes,
-        force=force,
-        inputs=opt.parse_inputs(inputs),
-        sampling=opt.sampling_options(rows, fraction, seed, method, columns, mask),
-        artifacts=artifacts,
-        lockfiles=lockfiles,
-        config_files=config_files,
-    )
+    snap = do_capture(output, force=force, **opt.capture_arguments({**flags, "python": python}))
     # Inputs and artifacts are what the user asked for by name: the snapshot is written with what
     # happened, but a failure to record one of them is an error, not a footnote.
     asked = {n: s.error for n, s in snap.manifest.probes.items() if n in ("data", "artifacts") and s.error}

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import typer
 
 from envsnap.cli import _options as opt
 from envsnap.cli._common import cli_errors, err, human_size
+
+__all__ = ["run"]
 
 
 def _stage_line(outcome: dict[str, Any]) -> str:
@@ -35,32 +38,20 @@ def _stage_line(outcome: dict[str, Any]) -> str:
 
 
 @cli_errors
+@opt.with_capture_flags(
+    skip=("hashes",),
+    helps={
+        "python": "Run the stages in this interpreter (or venv); nothing is installed there.",
+        "inputs": "NAME=PATH: sample this input instead of the configured one (repeatable).",
+        "reproducible": "Omit timestamps, ids, timings and memory: same state, same bytes.",
+    },
+)
 def run(
     config: str = typer.Option(
         None, "--config", "-c", help="envsnap.toml or pyproject.toml (default: found from here upwards)."
     ),
-    inputs: list[str] = typer.Option(  # noqa: B008 - typer declares options this way
-        [], "--input", "-i", help="NAME=PATH: sample this input instead of the configured one (repeatable)."
-    ),
     output: str = opt.OUTPUT,
-    python: str = typer.Option(
-        None, "--python", help="Run the stages in this interpreter (or venv); nothing is installed there."
-    ),
-    rows: int = opt.ROWS,
-    fraction: float = opt.FRACTION,
-    seed: int = opt.SEED,
-    method: str = opt.METHOD,
-    columns: list[str] = opt.COLUMNS,
-    mask: list[str] = opt.MASK,
-    artifacts: list[str] = opt.ARTIFACTS,
-    lockfiles: list[str] = opt.LOCKFILES,
-    config_files: list[str] = opt.CONFIG_FILES,
-    label: str = opt.LABEL,
-    env_allow: list[str] = opt.ENV_ALLOW,
-    no_git: bool = opt.NO_GIT,
-    reproducible: bool = typer.Option(
-        False, "--reproducible", help="Omit timestamps, ids, timings and memory: same state, same bytes."
-    ),
+    flags: Mapping[str, Any] = opt.FLAGS,
     force: bool = opt.FORCE,
     quiet: bool = opt.QUIET,
 ) -> None:
@@ -69,6 +60,7 @@ def run(
     from envsnap.pipeline.runner import run_pipeline
 
     pipeline = load_pipeline(config)
+    python = flags["python"]
     if python is None:
         python = opt.default_python()
         if python is not None and not quiet:
@@ -79,19 +71,10 @@ def run(
         err(f"envsnap: pipeline {pipeline.name} ({len(pipeline.stages)} stages) from {pipeline.source}")
     result = run_pipeline(
         pipeline,
-        inputs=opt.parse_inputs(inputs),
         output=output,
-        python=python,
-        sampling=opt.sampling_options(rows, fraction, seed, method, columns, mask),
-        label=label,
-        reproducible=reproducible,
         force=force,
-        env_allow=env_allow,
-        git=not no_git,
-        artifacts=artifacts,
-        lockfiles=lockfiles,
-        config_files=config_files,
         on_stage=None if quiet else lambda outcome: err(_stage_line(outcome)),
+        **opt.capture_arguments({**flags, "python": python}),
     )
     snap = result.snapshot
     if quiet:

@@ -29,8 +29,37 @@ from envsnap._target import detached, sources
 from envsnap.errors import EnvsnapError, SnapshotError
 
 if TYPE_CHECKING:
+    from typing import Unpack
+
+    from envsnap.capture.base import CaptureArguments
     from envsnap.snapshot.manifest import ProbeStatus
     from envsnap.snapshot.model import Snapshot
+
+__all__ = [
+    "DEFAULT_RUNTIME",
+    "FLEET_MEMBER",
+    "FLEET_VERSION",
+    "NODES_PREFIX",
+    "PAYLOAD_MODULES",
+    "ClusterError",
+    "Fleet",
+    "FleetCapture",
+    "FleetNode",
+    "NodeResult",
+    "PayloadFunction",
+    "check_output",
+    "check_runtime_name",
+    "fleet_members",
+    "fleet_snapshot",
+    "is_fleet",
+    "node_key",
+    "node_members",
+    "node_snapshot",
+    "partition_function",
+    "payload_args",
+    "payload_function",
+    "read_fleet",
+]
 
 FLEET_MEMBER = "fleet.json"
 NODES_PREFIX = "nodes/"
@@ -174,13 +203,13 @@ def _status(status: ProbeStatus) -> dict[str, Any]:
     return {"status": status.status, "error": status.error}
 
 
-def assemble_fleet(driver: Snapshot, fleet: FleetCapture, *, reproducible: bool = False) -> Snapshot:
-    """The fleet snapshot: the driver's members, ``fleet.json`` and every node group's members."""
+def fleet_members(fleet: FleetCapture, *, reproducible: bool = False) -> dict[str, bytes]:
+    """``fleet.json`` and every captured node group's members, encoded: what a fleet snapshot adds to the
+    driver's own members."""
     from envsnap.core.redact import scrub_data, scrub_url
     from envsnap.snapshot import canonical
-    from envsnap.snapshot.build import assemble_snapshot
 
-    members = dict(driver.iter_member_bytes())
+    members: dict[str, bytes] = {}
     nodes: list[dict[str, Any]] = []
     for result in sorted(fleet.results, key=lambda r: r.key):
         entry: dict[str, Any] = {
@@ -236,28 +265,29 @@ def assemble_fleet(driver: Snapshot, fleet: FleetCapture, *, reproducible: bool 
         "timings": None if reproducible else dict(sorted(fleet.wall_s.items())),
     }
     members[FLEET_MEMBER] = canonical.dumps(scrub_data(document))
-    return assemble_snapshot(
-        members,
-        fingerprint=driver.fingerprint,
-        label=driver.label,
-        probes=driver.manifest.probes,
-        reproducible=reproducible,
-    )
+    return members
 
 
-def capture_driver(*, label: str | None, env_allow: Iterable[str], git: bool, reproducible: bool) -> Snapshot:
-    """The driver's own snapshot (in-process), the top level of a fleet snapshot."""
-    from envsnap.capture import capture
+def fleet_snapshot(
+    gather: Callable[[], FleetCapture],
+    output: str | None = None,
+    *,
+    force: bool = False,
+    **arguments: Unpack[CaptureArguments],
+) -> Snapshot:
+    """The fleet snapshot: the driver's own capture (in-process; ``arguments`` are those of
+    :func:`envsnap.capture.capture`) with ``fleet.json`` and the node groups' members added; written to
+    ``output`` atomically when given.
 
-    return capture(None, label=label, env_allow=env_allow, git=git, reproducible=reproducible)
+    ``gather`` returns what the nodes answered; it is called once the driver's probes ran, so the work
+    already submitted to the nodes overlaps the driver's capture.
+    """
+    from envsnap.capture import capture_snapshot
+    from envsnap.capture.base import CaptureOptions
+    from envsnap.integrations.fleet_sections import FleetSteps
 
-
-def write_fleet(snap: Snapshot, output: str | None, force: bool) -> Snapshot:
-    """Write ``snap`` to ``output`` when given (atomically; ``*.envsnap`` = zip) and return it."""
-    if output is not None:
-        written = snap.write(output, force=force)
-        snap.path = str(written)
-    return snap
+    steps = FleetSteps(lambda ctx: fleet_members(gather(), reproducible=ctx.options.reproducible))
+    return capture_snapshot(CaptureOptions.build(**arguments), output, force=force, steps=steps)
 
 
 def check_output(output: str | None, force: bool) -> None:

@@ -14,10 +14,11 @@ Not captured per node: ``native`` (loaded libraries need the job's process), ``c
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from envsnap._target.system import cgroup_section, format_cpu_list, system_section
+from envsnap.capture import CaptureSteps
 from envsnap.capture.base import CaptureContext, CaptureOptions, Probe
 from envsnap.capture.envvars import DEFAULT_ENV_ALLOW, NEVER_KEEP, keeps_value
 from envsnap.capture.gpu import no_gpu, parse_compute_caps, parse_nvidia_smi_xml
@@ -26,10 +27,12 @@ from envsnap.capture.python import PythonProbe
 from envsnap.capture.target import TargetRuntime
 from envsnap.capture.threads import KNOB_NAMES, KNOB_PREFIXES, configured_knobs, find_mismatches, usable_cpus
 from envsnap.core.redact import scrub_text
+from envsnap.snapshot.manifest import ProbeStatus
 
 __all__ = [
     "NODE_PROBES",
     "NODE_SECTIONS",
+    "FleetSteps",
     "NodeContext",
     "NodeEnvvarsProbe",
     "NodeGpuProbe",
@@ -197,3 +200,14 @@ def node_environ(facts: Mapping[str, Any]) -> dict[str, str]:
     """The part of the worker's environment that came back (allowlisted names with their values)."""
     values = (facts.get("environment") or {}).get("values") or {}
     return {str(k): str(v) for k, v in values.items()}
+
+
+class FleetSteps(CaptureSteps):
+    """The fleet's part of the driver's capture: once every driver probe ran, the node groups' members
+    and ``fleet.json``, made by ``members`` (which waits for the nodes' answers)."""
+
+    def __init__(self, members: Callable[[CaptureContext], dict[str, bytes]]) -> None:
+        self._members = members
+
+    def extra_members(self, ctx: CaptureContext) -> tuple[dict[str, bytes], dict[str, ProbeStatus]]:
+        return self._members(ctx), {}

@@ -26,14 +26,12 @@ from envsnap.integrations.fleet import (
     ClusterError,
     FleetCapture,
     NodeResult,
-    assemble_fleet,
-    capture_driver,
     check_output,
     check_runtime_name,
+    fleet_snapshot,
     node_key,
     payload_args,
     payload_function,
-    write_fleet,
 )
 
 if TYPE_CHECKING:
@@ -173,27 +171,32 @@ def capture_cluster(
                 except Exception as exc:  # noqa: BLE001 - a runtime_env Ray refuses up front is this group's error
                     pending.append((None, _with_error(stub, _first_line(exc))))
         submitted = time.monotonic()
-        driver = capture_driver(label=label, env_allow=env_allow, git=git, reproducible=reproducible)
-        driver_done = time.monotonic()
-        results = _gather(ray, pending, timeout)
-        fleet = FleetCapture(
-            engine="ray",
-            engine_version=str(getattr(ray, "__version__", "")) or None,
-            address=address,
-            runtimes=runtimes,
-            results=results,
-            driver_node=_driver_node(ray),
-            env_allow=env_allow,
-            wall_s={
-                "submit": round(submitted - started, 3),
-                "driver_capture": round(driver_done - submitted, 3),
-                "total": round(time.monotonic() - started, 3),
-            },
+
+        def gather() -> FleetCapture:
+            driver_done = time.monotonic()
+            results = _gather(ray, pending, timeout)
+            return FleetCapture(
+                engine="ray",
+                engine_version=str(getattr(ray, "__version__", "")) or None,
+                address=address,
+                runtimes=runtimes,
+                results=results,
+                driver_node=_driver_node(ray),
+                env_allow=env_allow,
+                wall_s={
+                    "submit": round(submitted - started, 3),
+                    "driver_capture": round(driver_done - submitted, 3),
+                    "total": round(time.monotonic() - started, 3),
+                },
+            )
+
+        # The node tasks run while the driver captures itself; gather() waits for them afterwards.
+        return fleet_snapshot(
+            gather, out, force=force, label=label, env_allow=env_allow, git=git, reproducible=reproducible
         )
     finally:
         if connected:
             ray.shutdown()
-    return write_fleet(assemble_fleet(driver, fleet, reproducible=reproducible), out, force)
 
 
 def _with_error(stub: NodeResult, error: str) -> NodeResult:

@@ -21,13 +21,11 @@ from envsnap.integrations.fleet import (
     ClusterError,
     FleetCapture,
     NodeResult,
-    assemble_fleet,
-    capture_driver,
     check_output,
+    fleet_snapshot,
     node_key,
     partition_function,
     payload_args,
-    write_fleet,
 )
 
 if TYPE_CHECKING:
@@ -74,36 +72,10 @@ def _wait_for_executors(sc: Any, wanted: int | None, timeout: float) -> list[str
     return ids
 
 
-def capture_cluster(
-    spark: Any,
-    output: str | os.PathLike[str] | None = None,
-    *,
-    label: str | None = None,
-    env_allow: Iterable[str] = (),
-    git: bool = True,
-    reproducible: bool = False,
-    force: bool = False,
-    timeout: float = 300.0,
-    executors: int | None = None,
-) -> Snapshot:
-    """Capture every executor of the application behind ``spark`` (a SparkSession or SparkContext) into
-    a fleet snapshot; write it to ``output`` when given.
-
-    ``executors`` is how many executors to wait for (default: those registered, after waiting for at
-    least one). A job that fails, or an executor that no task reached, becomes an error record.
-    """
-    out = os.fspath(output) if output is not None else None
-    check_output(out, force)
-    env_allow = tuple(env_allow)
-    sc = getattr(spark, "sparkContext", spark)
-    started = time.monotonic()
-    expected = _wait_for_executors(sc, executors, timeout)
-    partitions = max(1, len(expected) or executors or 1) * TASKS_PER_EXECUTOR
-    payload_sources, options = payload_args(env_allow)
-    options["identity_env"] = list(IDENTITY_ENV)
-    run_partition = partition_function(payload_sources, options)
-
-    driver = capture_driver(label=label, env_allow=env_allow, git=git, reproducible=reproducible)
+def _run_job(
+    sc: Any, run_partition: Any, partitions: int, expected: list[str], env_allow: tuple[str, ...], started: float
+) -> FleetCapture:
+    """Run the payload's job over ``partitions`` tasks and group the answers by executor."""
     driver_done = time.monotonic()
     answers: dict[str, dict[str, Any]] = {}
     job_error: str | None = None
@@ -138,7 +110,7 @@ def capture_cluster(
         )
     from pyspark import __version__ as pyspark_version
 
-    fleet = FleetCapture(
+    return FleetCapture(
         engine="spark",
         engine_version=str(pyspark_version),
         address=str(sc.master),
@@ -151,7 +123,45 @@ def capture_cluster(
             "total": round(time.monotonic() - started, 3),
         },
     )
-    return write_fleet(assemble_fleet(driver, fleet, reproducible=reproducible), out, force)
+
+
+def capture_cluster(
+    spark: Any,
+    output: str | os.PathLike[str] | None = None,
+    *,
+    label: str | None = None,
+    env_allow: Iterable[str] = (),
+    git: bool = True,
+    reproducible: bool = False,
+    force: bool = False,
+    timeout: float = 300.0,
+    executors: int | None = None,
+) -> Snapshot:
+    """Capture every executor of the application behind ``spark`` (a SparkSession or SparkContext) into
+    a fleet snapshot; write it to ``output`` when given.
+
+    ``executors`` is how many executors to wait for (default: those registered, after waiting for at
+    least one). A job that fails, or an executor that no task reached, becomes an error record.
+    """
+    out = os.fspath(output) if output is not None else None
+    check_output(out, force)
+    env_allow = tuple(env_allow)
+    sc = getattr(spark, "sparkContext", spark)
+    started = time.monotonic()
+    expected = _wait_for_executors(sc, executors, timeout)
+    partitions = max(1, len(expected) or executors or 1) * TASKS_PER_EXECUTOR
+    payload_sources, options = payload_args(env_allow)
+    options["identity_env"] = list(IDENTITY_ENV)
+    run_partition = partition_function(payload_sources, options)
+    return fleet_snapshot(
+        lambda: _run_job(sc, run_partition, partitions, expected, env_allow, started),
+        out,
+        force=force,
+        label=label,
+        env_allow=env_allow,
+        git=git,
+        reproducible=reproducible,
+    )
 
 
 def capture_master(

@@ -20,9 +20,8 @@ from envsnap.integrations.fleet import (
     ClusterError,
     FleetCapture,
     NodeResult,
-    assemble_fleet,
-    capture_driver,
     check_runtime_name,
+    fleet_snapshot,
     node_key,
     node_members,
     payload_args,
@@ -45,8 +44,9 @@ def facts() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def driver() -> Any:
-    return capture_driver(label="driver", env_allow=(), git=False, reproducible=True)
+def driver() -> dict[str, Any]:
+    """The capture arguments of the driver's own snapshot, the top level of every fleet here."""
+    return {"label": "driver", "env_allow": (), "git": False, "reproducible": True}
 
 
 def _with_package(facts: dict[str, Any], name: str, version: str) -> dict[str, Any]:
@@ -70,7 +70,7 @@ def _fleet(tmp_path: Path, driver: Any, answers: list[tuple[str, dict[str, Any]]
     ]
     fleet = FleetCapture("ray", "0.0", "127.0.0.1:1", {"default": None}, results, driver_node=answers[0][0])
     out = tmp_path / name
-    assemble_fleet(driver, fleet, reproducible=True).write(out)
+    fleet_snapshot(lambda: fleet, out, **driver)
     return out
 
 
@@ -127,7 +127,7 @@ def test_fleet_is_a_readable_snapshot_with_no_secret(tmp_path: Path, driver: Any
     fleet = FleetCapture("ray", "0.0", "ray://user:pw@10.1.2.3:10001", {"default": None}, [dead])
     fleet.results.append(NodeResult(key="n1", node_id="n1", facts=facts))
     out = tmp_path / "fleet.envsnap"
-    assemble_fleet(driver, fleet, reproducible=True).write(out)
+    fleet_snapshot(lambda: fleet, out, **driver)
     with open_snapshot(out) as snap:
         snap.verify()  # node members validated with the env/* schemas, fleet.json with its own
         read = read_fleet(snap)
