@@ -20,7 +20,6 @@ from envsnap.replay.engines import ENGINES
 __all__ = ["replay"]
 
 
-
 def _progress(quiet: bool, verbose_build: bool) -> Callable[[str, str], None]:
     def say(kind: str, message: str) -> None:
         if quiet:
