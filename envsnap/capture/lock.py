@@ -322,4 +322,4 @@ class LockProbe(Probe):
         return lock_text(package_records(ctx), ctx.target.python, hashes=ctx.options.hashes)
 
 
-__all__ = ["LockProbe", "lock_text", "render_lock", "resolve_index_hashes"]
+__all__ = ["LockProbe", "build_pins", "lock_text", "render_lock", "resolve_index_hashes"]

@@ -321,4 +321,14 @@ class SbomProbe(Probe):
         )
 
 
-__all__ = ["SbomProbe", "build_sbom"]
+__all__ = [
+    "ROOT_REF",
+    "RUNTIME_REF",
+    "SbomProbe",
+    "build_sbom",
+    "native_component",
+    "native_entries",
+    "python_component",
+    "python_ref",
+    "runtime_component",
+]

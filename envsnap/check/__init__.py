@@ -51,6 +51,7 @@ __all__ = [
     "Tolerance",
     "check",
     "recorded_inputs",
+    "recorded_stages_of_run",
     "update_baseline",
 ]
 

@@ -23,7 +23,19 @@ if TYPE_CHECKING:
     from envsnap.pipeline.runner import RunResult
     from envsnap.snapshot.model import Snapshot
 
-__all__ = ["CheckError", "recorded_inputs", "recorded_stages", "rerun", "stage_mismatch", "update_baseline"]
+__all__ = [
+    "PIPELINE",
+    "CheckError",
+    "config_file",
+    "load_pipeline_for",
+    "recorded_inputs",
+    "recorded_stages",
+    "rerun",
+    "stage_mismatch",
+    "update_baseline",
+    "update_label",
+    "who_updates",
+]
 
 PIPELINE = "pipeline/pipeline.json"
 INPUTS = "data/inputs.json"

@@ -280,4 +280,5 @@ __all__ = [
     "RuntimeSkew",
     "across_nodes",
     "compare_fleets",
+    "compare_nodes",
 ]

@@ -16,9 +16,15 @@ from typing import Any
 import pytest
 
 # The baseline-inputs fixture of envsnap.testing, registered by being a name of this plugin module.
-from envsnap.testing import envsnap_inputs  # noqa: F401
+from envsnap.testing import envsnap_inputs
 
-__all__ = ["pytest_addoption", "pytest_configure", "pytest_runtest_makereport", "pytest_terminal_summary"]
+__all__ = [
+    "envsnap_inputs",
+    "pytest_addoption",
+    "pytest_configure",
+    "pytest_runtest_makereport",
+    "pytest_terminal_summary",
+]
 
 OPTION = "--envsnap-on-fail"
 _WRITTEN = pytest.StashKey[list[str]]()
