@@ -59,7 +59,7 @@ def capture_fleet(
         from envsnap.integrations.spark import capture_master
 
         snap = capture_master(str(spark), output, timeout=timeout, **common)
-    from envsnap.integrations.fleet import read_fleet
+    from envsnap.snapshot.fleet import read_fleet
 
     fleet = read_fleet(snap)
     if quiet:
@@ -86,7 +86,7 @@ def capture_fleet(
 def _both_fleets(a: str, b: str) -> bool:
     """Whether A and B are both fleet snapshots (any error is left to the normal diff to report)."""
     from envsnap.errors import EnvsnapError
-    from envsnap.integrations.fleet import is_fleet
+    from envsnap.snapshot.fleet import is_fleet
     from envsnap.snapshot.reader import open_snapshot
 
     try:

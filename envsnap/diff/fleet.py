@@ -26,7 +26,7 @@ from envsnap.diff.model import DataDiff, EnvDiff, SectionDiff, Suspect, _plain
 
 if TYPE_CHECKING:
     from envsnap.diff.model import PackageDelta, SnapshotDiff
-    from envsnap.integrations.fleet import Fleet, FleetNode
+    from envsnap.snapshot.fleet import Fleet, FleetNode
     from envsnap.snapshot.model import Snapshot
 
 FLEET_DIFF_VERSION = 1
@@ -155,7 +155,7 @@ def compare_nodes(reference: Snapshot, other: Snapshot) -> tuple[EnvDiff, tuple[
     """Two node views compared section by section (only the sections a node capture records), ranked."""
     from envsnap.diff.env import diff_section
     from envsnap.diff.suspects import rank_suspects
-    from envsnap.integrations.fleet_sections import NODE_SECTIONS
+    from envsnap.snapshot.fleet import NODE_SECTIONS
 
     sections: list[SectionDiff] = []
     packages: tuple[PackageDelta, ...] = ()
@@ -199,7 +199,7 @@ def _runtime_order(fleet: Fleet) -> list[str]:
 
 
 def _skew(snap: Snapshot, fleet: Fleet, runtime: str) -> RuntimeSkew:
-    from envsnap.integrations.fleet import node_snapshot
+    from envsnap.snapshot.fleet import node_snapshot
 
     nodes = [n for n in fleet.nodes if n.runtime == runtime]
     reference, tie = _reference(fleet, nodes)
@@ -219,7 +219,7 @@ def _skew(snap: Snapshot, fleet: Fleet, runtime: str) -> RuntimeSkew:
 
 def across_nodes(fleet_snapshot: Snapshot | str | os.PathLike[str]) -> FleetSkew:
     """The skew between the node groups of one fleet snapshot (see the module docstring)."""
-    from envsnap.integrations.fleet import read_fleet
+    from envsnap.snapshot.fleet import read_fleet
     from envsnap.snapshot.reader import opened as _opened
 
     with _opened(fleet_snapshot) as snap:
@@ -235,7 +235,7 @@ def across_nodes(fleet_snapshot: Snapshot | str | os.PathLike[str]) -> FleetSkew
 
 
 def _compare_runtime(snap_a: Snapshot, fa: Fleet, snap_b: Snapshot, fb: Fleet, runtime: str) -> RuntimeComparison:
-    from envsnap.integrations.fleet import node_snapshot
+    from envsnap.snapshot.fleet import node_snapshot
 
     sa, sb = _skew(snap_a, fa, runtime), _skew(snap_b, fb, runtime)
     counts = (
@@ -258,7 +258,7 @@ def compare_fleets(
 ) -> FleetComparison:
     """Two fleet snapshots: the drivers as ``envsnap diff`` compares them, then runtime by runtime."""
     from envsnap.diff.compare import diff
-    from envsnap.integrations.fleet import read_fleet
+    from envsnap.snapshot.fleet import read_fleet
     from envsnap.snapshot.reader import opened as _opened
 
     with _opened(a) as snap_a, _opened(b) as snap_b:

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from envsnap._target import detached, sources
-from envsnap.errors import EnvsnapError, SnapshotError
+from envsnap.errors import EnvsnapError
+from envsnap.snapshot.fleet import FLEET_MEMBER, FLEET_VERSION, NODES_PREFIX
 
 if TYPE_CHECKING:
     from typing import Unpack
@@ -37,33 +38,22 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_RUNTIME",
-    "FLEET_MEMBER",
-    "FLEET_VERSION",
-    "NODES_PREFIX",
     "PAYLOAD_MODULES",
     "ClusterError",
-    "Fleet",
     "FleetCapture",
-    "FleetNode",
     "NodeResult",
     "PayloadFunction",
     "check_output",
     "check_runtime_name",
     "fleet_members",
     "fleet_snapshot",
-    "is_fleet",
     "node_key",
     "node_members",
-    "node_snapshot",
     "partition_function",
     "payload_args",
     "payload_function",
-    "read_fleet",
 ]
 
-FLEET_MEMBER = "fleet.json"
-NODES_PREFIX = "nodes/"
-FLEET_VERSION = 1
 DEFAULT_RUNTIME = "default"
 _RUNTIME_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
 _KEY_SAFE = re.compile(r"[^a-z0-9_.-]+")
@@ -296,97 +286,3 @@ def check_output(output: str | None, force: bool) -> None:
         from envsnap.snapshot.writer import check_destination
 
         check_destination(Path(output).absolute(), force)
-
-
-# --- reading -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FleetNode:
-    """One node group of a fleet snapshot, as ``fleet.json`` lists it."""
-
-    key: str
-    node_id: str
-    hostname: str | None
-    runtime: str
-    head: bool
-    status: str
-    error: str | None
-    fingerprint: str | None
-    members: tuple[str, ...]
-    probes: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class Fleet:
-    """``fleet.json`` read back."""
-
-    engine: str
-    engine_version: str | None
-    address: str | None
-    driver_node: str | None
-    nodes: tuple[FleetNode, ...]
-    missing: tuple[str, ...]
-
-    def node(self, key: str) -> FleetNode:
-        """The node group ``key``, or a :class:`SnapshotError` naming the known ones."""
-        for node in self.nodes:
-            if node.key == key:
-                return node
-        raise SnapshotError("fleet.json", f"no node group {key!r}; known: {', '.join(n.key for n in self.nodes)}")
-
-
-def is_fleet(snap: Snapshot) -> bool:
-    """Whether ``snap`` is a fleet snapshot."""
-    return FLEET_MEMBER in snap
-
-
-def read_fleet(snap: Snapshot) -> Fleet:
-    """``fleet.json`` of ``snap`` (hash-checked and schema-validated by the reader)."""
-    if not is_fleet(snap):
-        raise SnapshotError(
-            snap.path, "is not a fleet snapshot (no fleet.json)", hint="capture one with --ray or --spark"
-        )
-    data = snap.read_json(FLEET_MEMBER)
-    nodes = tuple(
-        FleetNode(
-            key=n["key"],
-            node_id=n["node_id"],
-            hostname=n.get("hostname"),
-            runtime=n["runtime"],
-            head=bool(n.get("head")),
-            status=n["status"],
-            error=n.get("error"),
-            fingerprint=n.get("fingerprint"),
-            members=tuple(n.get("members") or ()),
-            probes=n.get("probes") or {},
-        )
-        for n in data["nodes"]
-    )
-    return Fleet(
-        engine=data["engine"],
-        engine_version=data.get("engine_version"),
-        address=data.get("address"),
-        driver_node=data.get("driver_node"),
-        nodes=nodes,
-        missing=tuple(data.get("missing") or ()),
-    )
-
-
-def node_snapshot(snap: Snapshot, node: FleetNode) -> Snapshot:
-    """An in-memory snapshot of one node group (its ``env/*.json`` at the top), for the differs."""
-    from envsnap.snapshot.build import assemble_snapshot
-    from envsnap.snapshot.manifest import ProbeStatus
-
-    prefix = f"{NODES_PREFIX}{node.key}/"
-    members = {m[len(prefix) :]: snap.read_bytes(m) for m in node.members if m.startswith(prefix)}
-    probes = {
-        name: ProbeStatus(p.get("status", "ok"), p.get("error"), tuple(p.get("members", ())))
-        for name, p in node.probes.items()
-        if isinstance(p, Mapping)
-    }
-    view = assemble_snapshot(
-        members, fingerprint=node.fingerprint or "sha256:" + "0" * 64, probes=probes, reproducible=True
-    )
-    view.path = f"{snap.path}#{node.key}"
-    return view

@@ -31,7 +31,6 @@ from envsnap.snapshot.manifest import ProbeStatus
 
 __all__ = [
     "NODE_PROBES",
-    "NODE_SECTIONS",
     "FleetSteps",
     "NodeContext",
     "NodeEnvvarsProbe",
@@ -43,7 +42,6 @@ __all__ = [
 ]
 
 #: Sections captured on every node, in run order (the section name is the probe name).
-NODE_SECTIONS = ("python", "packages", "system", "threads", "envvars", "gpu")
 _GLOB = frozenset("*?[")
 
 
@@ -185,7 +183,7 @@ class NodeGpuProbe(Probe):
         return {"available": True, "source": "nvidia-smi", "reason": None, **facts}
 
 
-#: The probes run on the driver for each node, in :data:`NODE_SECTIONS` order.
+#: The probes run on the driver for each node, in :data:`envsnap.snapshot.fleet.NODE_SECTIONS` order.
 NODE_PROBES: tuple[type[Probe], ...] = (
     PythonProbe,
     PackagesProbe,

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from envsnap.integrations.fleet import read_fleet
+from envsnap.snapshot.fleet import read_fleet
 from envsnap.snapshot.reader import open_snapshot
 from tests.integration.fleet_env import LocalRayCluster, drift_venv, driver_env, free_port
 

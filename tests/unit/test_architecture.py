@@ -189,3 +189,16 @@ def test_no_package_binds_a_name_of_its_own_submodules() -> None:
             if bound in submodules and how != f"from . import {bound}" and not how.endswith(f"{name} import {bound}"):
                 clashes.append(f"{name}.{bound} ({how}) shadows the submodule {name}.{bound}")
     assert not clashes, clashes
+
+
+def test_only_the_cli_and_integrations_import_integrations() -> None:
+    """The optional extras sit on top: a library layer that imports them breaks without the extra."""
+    graph = import_graph()
+    reaching = sorted(
+        f"{module} -> {target}"
+        for module, targets in graph.items()
+        for target in targets
+        if target.startswith("envsnap.integrations")
+        and not module.startswith(("envsnap.integrations", "envsnap.cli"))
+    )
+    assert not reaching, reaching

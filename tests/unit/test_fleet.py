@@ -26,8 +26,8 @@ from envsnap.integrations.fleet import (
     node_members,
     payload_args,
     payload_function,
-    read_fleet,
 )
+from envsnap.snapshot.fleet import read_fleet
 from envsnap.snapshot.reader import open_snapshot
 from envsnap.snapshot.schema import schema_name, validate_member
 
