@@ -57,10 +57,10 @@ NO_GIT = typer.Option(False, "--no-git", help="Do not record git state.")
 FORCE = typer.Option(False, "--force", help="Replace an existing output.")
 QUIET = typer.Option(False, "--quiet", "-q", help="Print only the output path.")
 RTOL = typer.Option(
-    None, "--rtol", min=0.0, help="Relative tolerance for numeric cells (default: the config's [check], else 0)."
+    None, "--rtol", min=0.0, help="Relative tolerance for numeric cells (default: the config's \\[check], else 0)."
 )
 ATOL = typer.Option(
-    None, "--atol", min=0.0, help="Absolute tolerance for numeric cells (default: the config's [check], else 0)."
+    None, "--atol", min=0.0, help="Absolute tolerance for numeric cells (default: the config's \\[check], else 0)."
 )
 
 
