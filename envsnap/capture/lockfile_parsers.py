@@ -65,14 +65,32 @@ class ParsedLock:
     notes: list[str] = field(default_factory=list)
     #: conda's ``=``: a pin ``1.26`` matches every 1.26.x (prefix match), not only 1.26.
     prefix_pins: bool = False
+    #: name -> pinned version -> the marker under which that entry applies ("" = always). Every entry of a
+    #: name is here once one of them has a marker, so the drift check can pick the entry that applies.
+    pin_markers: dict[str, dict[str, str]] = field(default_factory=dict)
+    _conditions: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
 
-    def pin(self, name: str, version: str) -> None:
-        """Add a pin; a second, different version of the same name is a fork (``a || b``)."""
+    def pin(self, name: str, version: str, marker: str | None = None) -> None:
+        """Add a pin, applying under ``marker`` (None: always); a second, different version of the same name
+        is a fork (``a || b``), and a second entry of one version widens its marker (``a or b``)."""
         key = normalize_name(name)
         known = self.pins.get(key)
         versions = set(known.split(FORK_SEPARATOR)) if known else set()
         versions.add(version)
         self.pins[key] = FORK_SEPARATOR.join(sorted(versions))
+        conditions = self._conditions.setdefault(key, {})
+        before = conditions.get(version)
+        marker = (marker or "").strip()
+        if before is None:
+            conditions[version] = marker
+        elif before and marker and marker != before:
+            conditions[version] = f"{_group(before)} or {_group(marker)}"
+        else:
+            conditions[version] = ""  # one unconditional entry makes the version apply always
+        if any(conditions.values()):
+            self.pin_markers[key] = dict(sorted(conditions.items()))
+        else:
+            self.pin_markers.pop(key, None)
 
     def require(self, name: str, specifier: str) -> None:
         """Add a requirement that is not an exact pin (``>=1.2,<2``; empty = any version)."""
@@ -88,8 +106,46 @@ class ParsedLock:
             "pins": dict(sorted(self.pins.items())),
             "requirements": dict(sorted(self.requirements.items())),
             "markers": dict(sorted(self.markers.items())),
+            "pin_markers": {name: self.pin_markers[name] for name in sorted(self.pin_markers)},
             "notes": list(self.notes),
         }
+
+
+def _group(marker: str) -> str:
+    """``marker`` in parentheses unless it is one comparison, for joining with ``and`` / ``or``."""
+    return f"({marker})" if re.search(r"\s(and|or)\s", marker) else marker
+
+
+def all_of(*markers: str | None) -> str:
+    """The conjunction of the non-empty ``markers`` ("" when there are none)."""
+    present = list(dict.fromkeys(m.strip() for m in markers if m and m.strip()))
+    return present[0] if len(present) == 1 else " and ".join(_group(m) for m in present)
+
+
+def any_of(markers: Iterable[str]) -> str:
+    """The disjunction of ``markers`` ("" when one of them is empty: that entry applies always)."""
+    listed = [m.strip() for m in markers]
+    if not listed or any(not m for m in listed):
+        return ""
+    unique = list(dict.fromkeys(listed))
+    return unique[0] if len(unique) == 1 else " or ".join(_group(m) for m in unique)
+
+
+_PY_CLAUSE = re.compile(r"^\s*(===|==|!=|<=|>=|~=|<|>)\s*(\d[\w.*+!-]*)\s*$")
+
+
+def python_marker(requires_python: object) -> str:
+    """``>=3.10,<3.14`` (a PEP 440 requires-python) as a marker on ``python_full_version``; "" when it is not
+    one (Poetry's ``^3.8`` / ``||`` or ``*``): such a constraint then restricts nothing."""
+    if not isinstance(requires_python, str) or not requires_python.strip():
+        return ""
+    clauses = []
+    for clause in requires_python.split(","):
+        match = _PY_CLAUSE.match(clause)
+        if match is None:
+            return ""
+        clauses.append(f"python_full_version {match.group(1)} '{match.group(2)}'")
+    return " and ".join(clauses)
 
 
 def detect_kind(file_name: str, *, loose: bool = False) -> str | None:
@@ -140,11 +196,13 @@ def _add_requirement(parsed: ParsedLock, text: str) -> None:
     if req.url is not None:
         parsed.require(req.name, f"@ {req.url}")
     elif req.exact is not None:
-        parsed.pin(req.name, req.exact)
+        parsed.pin(req.name, req.exact, req.marker)
     else:
         parsed.require(req.name, req.specifier)
     if req.marker:
-        parsed.markers[normalize_name(req.name)] = req.marker
+        key = normalize_name(req.name)
+        known = parsed.markers.get(key)
+        parsed.markers[key] = any_of([known, req.marker]) if known else req.marker
 
 
 def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
@@ -244,32 +302,72 @@ def parse_pyproject(text: str) -> ParsedLock:
     return parsed
 
 
+def _marker_text(value: object) -> str:
+    """A ``marker`` / ``markers`` value: a string, or Poetry 2's per-group table (any group's marker)."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, dict):
+        return any_of(str(v) for v in value.values() if isinstance(v, str))
+    return ""
+
+
 def _packages_table(data: dict[str, Any], key: str, kind: str) -> ParsedLock:
     packages = data.get(key)
     if not isinstance(packages, list):
         raise ValueError(f"no [[{key}]] entries")
     parsed = ParsedLock(kind)
+    references = _uv_references(packages) if kind == "uv.lock" else {}
     for index, entry in enumerate(packages):
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
             raise ValueError(f"{key}[{index}] has no name")
-        version = entry.get("version")
+        name, version = entry["name"], entry.get("version")
+        marker = _marker_text(entry.get("marker", entry.get("markers")))
+        forks = entry.get("resolution-markers")
+        if isinstance(forks, list) and forks:  # uv: the forks of the resolution this entry belongs to
+            marker = all_of(marker, any_of(str(f) for f in forks))
+        refs = references.get(normalize_name(name))
+        if refs:  # uv: the markers under which something depends on this entry
+            marker = all_of(marker, any_of(refs.get(version, []) + refs.get(None, [])))
+        # Poetry / pylock: the Pythons the entry supports bound where it applies (Poetry 1.x has no markers)
+        marker = all_of(marker, python_marker(entry.get("python-versions", entry.get("requires-python"))))
         if isinstance(version, str):
-            parsed.pin(entry["name"], version)
+            parsed.pin(name, version, marker)
         else:
-            parsed.require(entry["name"], "")  # a virtual/dynamic project in uv.lock has no version
-        marker = entry.get("marker")
-        if isinstance(marker, str) and marker:
-            parsed.markers[normalize_name(entry["name"])] = marker
+            parsed.require(name, "")  # a virtual/dynamic project in uv.lock has no version
+        if marker:
+            parsed.markers[normalize_name(name)] = marker
     return parsed
 
 
+def _uv_references(packages: list[Any]) -> dict[str, dict[str | None, list[str]]]:
+    """uv.lock: normalized name -> referenced version (None: any) -> the markers of every dependency edge to
+    it ("" for an unconditional edge), from each package's dependencies, extras and dependency groups."""
+    out: dict[str, dict[str | None, list[str]]] = {}
+    for entry in packages:
+        if not isinstance(entry, dict):
+            continue
+        edges: list[Any] = list(entry.get("dependencies") or [])
+        for table in ("optional-dependencies", "dev-dependencies"):
+            groups = entry.get(table)
+            for listed in groups.values() if isinstance(groups, dict) else ():
+                edges.extend(listed if isinstance(listed, list) else ())
+        for edge in edges:
+            if isinstance(edge, dict) and isinstance(edge.get("name"), str):
+                version = edge.get("version") if isinstance(edge.get("version"), str) else None
+                marker = str(edge["marker"]) if isinstance(edge.get("marker"), str) else ""
+                out.setdefault(normalize_name(edge["name"]), {}).setdefault(version, []).append(marker)
+    return out
+
+
 def parse_poetry_lock(text: str) -> ParsedLock:
-    """``poetry.lock``: every ``[[package]]`` name and version."""
+    """``poetry.lock``: every ``[[package]]`` name and version, applying under its ``markers`` (Poetry 2)
+    and its ``python-versions``."""
     return _packages_table(_toml(text), "package", "poetry.lock")
 
 
 def parse_uv_lock(text: str) -> ParsedLock:
-    """``uv.lock``: every ``[[package]]`` name and version (forks give several versions of one name)."""
+    """``uv.lock``: every ``[[package]]`` name and version (forks give several versions of one name), each
+    applying under its ``resolution-markers`` and the markers of the dependency edges that reach it."""
     return _packages_table(_toml(text), "package", "uv.lock")
 
 
@@ -294,12 +392,13 @@ def parse_pipfile_lock(text: str) -> ParsedLock:
         for name, entry in sorted(entries.items()):
             version = entry.get("version") if isinstance(entry, dict) else None
             exact = _EXACT.match(version) if isinstance(version, str) else None
+            marker = entry.get("markers") if isinstance(entry, dict) else None
+            marker = marker.strip() if isinstance(marker, str) else ""
             if exact is not None:
-                parsed.pin(name, exact.group(2))
+                parsed.pin(name, exact.group(2), marker)
             else:
                 parsed.require(name, version if isinstance(version, str) else "")
-            marker = entry.get("markers") if isinstance(entry, dict) else None
-            if isinstance(marker, str) and marker:
+            if marker:
                 parsed.markers[normalize_name(name)] = marker
     return parsed
 
@@ -394,6 +493,8 @@ __all__ = [
     "ROOT_PATTERNS",
     "ParsedLock",
     "Requirement",
+    "all_of",
+    "any_of",
     "detect_kind",
     "parse_conda_environment",
     "parse_conda_lock",
@@ -405,5 +506,6 @@ __all__ = [
     "parse_requirements",
     "parse_requirements_lines",
     "parse_uv_lock",
+    "python_marker",
     "split_requirement",
 ]

@@ -113,22 +113,34 @@ def _fits(specifier: str, installed: str) -> bool | None:
         return None  # Poetry's ^1.2 / ~1.2 and other non-PEP 440 constraints: not judged
 
 
+def applicable_versions(
+    versions: list[str], conditions: Mapping[str, str], environment: Mapping[str, Any] | None
+) -> list[str]:
+    """The pinned ``versions`` of one name whose entry applies to ``environment``: a version without a
+    condition always does; one whose marker cannot be evaluated is kept (never a silent skip of a check)."""
+    return [v for v in versions if _marker_applies(conditions.get(v), environment)]
+
+
 def disagreements(
     path: str, parsed: ParsedLock, installed: Mapping[str, str], environment: Mapping[str, Any] | None
 ) -> list[dict[str, Any]]:
-    """Where ``installed`` disagrees with one lockfile's pins and requirements (module docstring)."""
+    """Where ``installed`` disagrees with one lockfile's pins and requirements (module docstring): among
+    several entries of one name only those whose markers apply are compared, and a name none of whose
+    entries applies is skipped."""
     out: list[dict[str, Any]] = []
     for name, pinned in sorted(parsed.pins.items()):
         have = installed.get(name)
         if have is None:
             continue
-        versions = pinned.split(FORK_SEPARATOR)
-        if any(_same_version(v, have, parsed.prefix_pins) for v in versions):
-            continue
-        if not _marker_applies(parsed.markers.get(name), environment):
+        conditions = parsed.pin_markers.get(name)
+        if conditions is None and name in parsed.markers:
+            conditions = dict.fromkeys(pinned.split(FORK_SEPARATOR), parsed.markers[name])
+        versions = applicable_versions(pinned.split(FORK_SEPARATOR), conditions or {}, environment)
+        if not versions or any(_same_version(v, have, parsed.prefix_pins) for v in versions):
             continue
         message = f"{path} pins {name} {' or '.join(versions)}; the job ran {have}"
-        out.append({"file": path, "name": name, "pinned": pinned, "installed": have, "message": message})
+        shown = FORK_SEPARATOR.join(versions)
+        out.append({"file": path, "name": name, "pinned": shown, "installed": have, "message": message})
     for name, specifier in sorted(parsed.requirements.items()):
         have = installed.get(name)
         if have is None or not specifier or specifier.startswith("@"):
@@ -150,6 +162,7 @@ def _entry(path: str, kind: str | None) -> dict[str, Any]:
         "pins": {},
         "requirements": {},
         "markers": {},
+        "pin_markers": {},
         "notes": [],
         "error": None,
     }
@@ -236,4 +249,11 @@ class LockfilesProbe(Probe):
         return ProbeOutput(data, extra=extra)
 
 
-__all__ = ["LockfilesProbe", "disagreements", "discover", "installed_versions", "record_lockfile"]
+__all__ = [
+    "LockfilesProbe",
+    "applicable_versions",
+    "disagreements",
+    "discover",
+    "installed_versions",
+    "record_lockfile",
+]
