@@ -31,9 +31,22 @@ def _read(path, limit=1 << 22):
         return None
 
 
+# Headers kept as the first value of their name, and headers kept as every value (in order).
+_SINGLE = ("Name", "Version", "Summary", "License-Expression", "License", "Home-page", "Download-URL")
+_MULTIPLE = ("Requires-Dist", "Project-URL")
+# Header names are case-insensitive (``Home-Page`` and ``Home-page`` both occur).
+_CANONICAL = {key.lower(): key for key in _SINGLE + _MULTIPLE + ("Classifier",)}
+
+
 def _headers(text):
-    """Name, Version and Requires-Dist from RFC 822 style metadata; stops at the body."""
-    out = {"Name": None, "Version": None, "Requires-Dist": [], "Summary": None}
+    """The metadata headers envsnap uses, from RFC 822 style metadata; stops at the body.
+
+    Only ``License :: `` classifiers are kept. A ``License`` that spans several lines is a license
+    text, not an identifier: it is kept as ``""`` (present, not an SPDX id or expression).
+    """
+    out = dict.fromkeys(_SINGLE)
+    out.update({key: [] for key in _MULTIPLE})
+    out["Classifier"] = []
     last = None
     for line in text.splitlines():
         if not line:
@@ -41,15 +54,23 @@ def _headers(text):
         if line[0] in " \t":
             if last == "Summary" and out["Summary"] is not None:
                 out["Summary"] += " " + line.strip()
+            elif last == "License" and out["License"] and line.strip():
+                out["License"] = ""
             continue
         key, sep, value = line.partition(":")
         if not sep:
             continue
-        value = value.strip()
+        key = _CANONICAL.get(key.lower())
         last = key
-        if key == "Requires-Dist":
-            out["Requires-Dist"].append(value)
-        elif key in ("Name", "Version", "Summary") and out[key] is None:
+        if key is None:
+            continue
+        value = value.strip()
+        if key in _MULTIPLE:
+            out[key].append(value)
+        elif key == "Classifier":
+            if value.startswith("License :: "):
+                out["Classifier"].append(value)
+        elif out[key] is None:
             out[key] = value
     return out
 
@@ -156,6 +177,12 @@ def _distribution(entry_dir, name):
         "normalized_name": _normalize(headers["Name"]),
         "version": headers["Version"] or "",
         "summary": headers["Summary"],
+        "license_expression": headers["License-Expression"],
+        "license": headers["License"],
+        "license_classifiers": headers["Classifier"],
+        "home_page": headers["Home-page"],
+        "download_url": headers["Download-URL"],
+        "project_urls": headers["Project-URL"],
         "requires": requires,
         "installer": installer,
         "direct_url": direct_url,

@@ -184,13 +184,20 @@ class DistributionIndex:
     def __init__(self, distributions: Iterable[Mapping[str, Any]]) -> None:
         self._by_top: dict[str, set[str]] = {}
         self._names: set[str] = set()
+        self._versions: dict[str, str] = {}
         for dist in distributions:
             name = str(dist.get("normalized_name") or "")
             if not name:
                 continue
             self._names.add(name)
+            if isinstance(dist.get("version"), str) and dist["version"]:
+                self._versions[name] = dist["version"]
             for top in dist.get("top_level") or ():
                 self._by_top.setdefault(str(top), set()).add(name)
+
+    def version(self, distribution: str | None) -> str | None:
+        """The installed version of a distribution this index knows, or None."""
+        return self._versions.get(distribution) if distribution else None
 
     def owner(self, package: str) -> str | None:
         """The distribution owning ``package`` (``numpy``, ``nvidia/cublas``), or None if unknown/ambiguous."""
@@ -301,7 +308,57 @@ def _group(found: Iterable[tuple[str, str, str]], site_dir: str, index: Distribu
             embedded = embedded_openblas_version(os.path.join(site_dir, entry["path"]))
             if embedded is not None:
                 entry.update(version=embedded, version_source="embedded")
+    _set_releases(groups.values(), index)
     return list(groups.values())
+
+
+def _project_core(distribution: str) -> str:
+    """A distribution name as its libraries spell it: ``pyarrow`` -> ``arrow``, ``torch`` -> ``torch``."""
+    core = re.sub(r"[^a-z0-9]", "", distribution.lower())
+    for affix in ("python", "py"):
+        core = core.removeprefix(affix) if len(core) > len(affix) + 2 else core
+        core = core.removesuffix(affix) if len(core) > len(affix) + 2 else core
+    return core
+
+
+def _own_build(entry: Mapping[str, Any]) -> bool:
+    """Not grafted by auditwheel: no hash in the file name, not in a ``*.libs`` directory."""
+    path = str(entry.get("path") or "")
+    return not _AUDITWHEEL_HASH.search(os.path.basename(path)) and not path.split("/", 1)[0].endswith(".libs")
+
+
+def _set_releases(entries: Iterable[dict[str, Any]], index: DistributionIndex) -> None:
+    """Give a library the owning distribution's version when it is that distribution's own build.
+
+    A file name carries the soname version, not the release: pyarrow 20.0.0 ships ``libarrow.so.2000``
+    and ``libparquet.so.2000``, torch ships ``libtorch_cpu.so`` and ``libc10.so`` with none. A library is
+    the wheel's own when it is named after the project (``arrow`` for pyarrow) or sits beside such a
+    library with the same soname version; a CUDA library of an ``nvidia-*`` wheel is that wheel's, whose
+    version is the library's own. Anything else a wheel ships unhashed (ray's ``libjemalloc.so``) is a
+    third party's, whose release the wheel's version does not say.
+    """
+    by_directory: dict[str, list[dict[str, Any]]] = {}
+    for entry in entries:
+        owner = entry.get("distribution")
+        if owner and _own_build(entry):
+            by_directory.setdefault(os.path.dirname(str(entry["path"])), []).append(entry)
+    for group in by_directory.values():
+        owner = str(group[0]["distribution"])
+        release = index.version(owner)
+        if release is None:
+            continue
+        if str(group[0].get("package") or "").startswith("nvidia/"):
+            chosen = group
+        else:
+            core = _project_core(owner)
+            named = {
+                e["version"]
+                for e in group
+                if core and re.sub(r"[^a-z0-9]", "", str(e["name"]).lower()).startswith(core)
+            }
+            chosen = [e for e in group if e["version"] in named]
+        for entry in chosen:
+            entry.update(release=release, release_source="distribution")
 
 
 _OPENBLAS_BANNER = re.compile(rb"OpenBLAS (\d+\.\d+\.\d+(?:\.dev)?)")

@@ -22,6 +22,7 @@ OS packages (dpkg) are left out: the 710 of this Debian image cost 55 ms through
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Iterable, Mapping
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from envsnap._version import __version__
 from envsnap.capture.base import CaptureContext, Probe, register
+from envsnap.capture.declared import declared_fields
 from envsnap.capture.packages import package_records, public_url
 from envsnap.core.naming import normalize_name
 
@@ -67,6 +69,16 @@ def _source_url(url: Any) -> str | None:
     return public if "<redacted" not in public else None
 
 
+@functools.lru_cache(maxsize=1)
+def spdx_ids() -> dict[str, str]:
+    """Known SPDX license and exception ids, lower-case -> spelled as SPDX does (the list cyclonedx ships)."""
+    from cyclonedx.schema._res import SPDX_JSON
+
+    with open(SPDX_JSON, encoding="utf-8") as fh:
+        ids = json.load(fh).get("enum") or []
+    return {str(i).lower(): str(i) for i in ids}
+
+
 def python_ref(record: Mapping[str, Any], purl: Any) -> str:
     """bom-ref of a distribution: its purl, or ``python-local:NAME@VERSION`` for unpublished ones."""
     return (
@@ -90,7 +102,8 @@ def _purl(record: Mapping[str, Any]) -> Any:
         qualifiers["download_url"] = url
     return PackageURL(
         type="pypi",
-        name=str(record["normalized_name"]),
+        # The purl spec's pypi rule (lower case, "_" -> "-"), not PEP 503's: "boolean.py" keeps its dot.
+        name=str(record["name"]).lower().replace("_", "-"),
         version=str(record["version"]) or None,
         qualifiers=qualifiers or None,
         subpath=direct.get("subdirectory") or None,
@@ -98,7 +111,11 @@ def _purl(record: Mapping[str, Any]) -> Any:
 
 
 def python_component(record: Mapping[str, Any], purl: Any, ref: str) -> Component:
-    """A ``library`` component for one record of ``env/packages.json`` (``purl``/``ref`` precomputed)."""
+    """A ``library`` component for one record of ``env/packages.json`` (``purl``/``ref`` precomputed).
+
+    Its declared licenses and metadata URLs are added to the serialised component by
+    :func:`declared_fields`.
+    """
     from cyclonedx.model import ExternalReference, ExternalReferenceType, XsUri
     from cyclonedx.model.component import Component, ComponentType
 
@@ -109,7 +126,7 @@ def python_component(record: Mapping[str, Any], purl: Any, ref: str) -> Componen
         commit = f"#{direct['commit_id']}" if direct.get("source") == "vcs" and direct.get("commit_id") else ""
         references.append(
             ExternalReference(
-                type=ExternalReferenceType.DISTRIBUTION,
+                type=ExternalReferenceType.VCS if direct.get("source") == "vcs" else ExternalReferenceType.DISTRIBUTION,
                 url=XsUri(url + commit),
                 comment=f"PEP 610 direct_url ({direct.get('source') or record['location_kind']})",
                 hashes=_hash_types(direct.get("hashes") or ()),
@@ -146,11 +163,24 @@ def native_entries(libraries: Iterable[Any]) -> list[tuple[str, dict[str, Any]]]
     for lib in libraries:
         if not isinstance(lib, Mapping) or not isinstance(lib.get("name"), str) or not lib["name"]:
             continue
-        version = lib.get("version") if isinstance(lib.get("version"), str) and lib.get("version") else None
+        soversion = lib.get("version") if isinstance(lib.get("version"), str) and lib.get("version") else None
+        # The release (pyarrow's libarrow.so.2000 is arrow 20.0.0) when known, else the file name's version.
+        release = lib.get("release") if isinstance(lib.get("release"), str) and lib.get("release") else None
+        version = release or soversion
         ref = f"native:{lib['name']}@{version}" if version else f"native:{lib['name']}"
         entry = merged.setdefault(
-            ref, {"name": lib["name"], "version": version, "paths": set(), "owners": set(), "kinds": set()}
+            ref,
+            {
+                "name": lib["name"],
+                "version": version,
+                "paths": set(),
+                "owners": set(),
+                "kinds": set(),
+                "sonames": set(),
+            },
         )
+        if release and soversion and soversion != release:
+            entry["sonames"].add(soversion)
         for key, into in (("path", "paths"), ("filepath", "paths"), ("distribution", "owners"), ("kind", "kinds")):
             if isinstance(lib.get(key), str) and lib[key]:
                 entry[into].add(lib[key])
@@ -171,6 +201,7 @@ def native_component(ref: str, entry: Mapping[str, Any]) -> Component:
         properties=_properties(
             [("envsnap:native:path", path) for path in sorted(entry["paths"])]
             + [("envsnap:native:kind", kind) for kind in sorted(entry["kinds"])]
+            + [("envsnap:native:soversion", soversion) for soversion in sorted(entry.get("sonames") or ())]
         ),
     )
 
@@ -212,8 +243,12 @@ def build_sbom(
     reproducible: bool = False,
     environ: Mapping[str, str] | None = None,
     native_problem: str | None = None,
+    inspected: Iterable[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The CycloneDX 1.6 document as a dict (the caller serialises it canonically)."""
+    """The CycloneDX 1.6 document as a dict (the caller serialises it canonically).
+
+    ``inspected``: the distributions as the target inspected them (licenses, URLs), matched by name.
+    """
     from cyclonedx.model.bom import Bom, BomMetaData
     from cyclonedx.model.component import Component, ComponentType
     from cyclonedx.output.json import JsonV1Dot6
@@ -269,6 +304,19 @@ def build_sbom(
     document: dict[str, Any] = json.loads(JsonV1Dot6(Bom(metadata=metadata)).output_as_string())
     view = SchemaVersion1Dot6
     serialised = [json.loads(c.as_json(view_=view)) for c in components]  # type: ignore[attr-defined]
+    known = spdx_ids()
+    declared = {
+        refs[str(m["normalized_name"])]: declared_fields(m, known)
+        for m in inspected
+        if isinstance(m, Mapping) and str(m.get("normalized_name")) in refs
+    }
+    for component in serialised:
+        fields = declared.get(str(component.get("bom-ref")))
+        if fields:
+            references = fields.pop("externalReferences", [])
+            component.update(fields)
+            if references:
+                component["externalReferences"] = component.get("externalReferences", []) + references
     document["components"] = sorted(serialised, key=lambda c: str(c["bom-ref"]))
     document["dependencies"] = [
         {"ref": ref, "dependsOn": deps} if deps else {"ref": ref} for ref, deps in sorted(graph.items())
@@ -318,6 +366,7 @@ class SbomProbe(Probe):
             reproducible=ctx.options.reproducible,
             environ=ctx.options.environ,
             native_problem=problem,
+            inspected=ctx.target.distributions,
         )
 
 
@@ -331,4 +380,5 @@ __all__ = [
     "python_component",
     "python_ref",
     "runtime_component",
+    "spdx_ids",
 ]

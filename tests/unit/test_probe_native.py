@@ -156,6 +156,46 @@ def test_site_walk_finds_vendored_libraries(tmp_path: Path) -> None:
     assert libs == scan_site_dir(str(site), DistributionIndex(DISTRIBUTIONS))  # stable order
 
 
+def test_a_wheels_own_libraries_carry_its_release(tmp_path: Path) -> None:
+    # pyarrow 20.0.0 names its libraries after the soname (2000), not the release; torch names none.
+    site = tmp_path / "site-packages"
+    for rel in (
+        "pyarrow/libarrow.so.2000",
+        "pyarrow/libparquet.so.2000",
+        "pyarrow/libarrow_python.so.2000.0.0",
+        "torch/lib/libtorch_cpu.so",
+        "torch/lib/libc10.so",
+        "torch/lib/libgomp-a34b3233.so.1",
+        "ray/core/libjemalloc.so",
+        "nvidia/cublas/lib/libcublas.so.12",
+        "numpy.libs/libgfortran-040039e1.so.5.0.0",
+    ):
+        _touch(site / rel)
+    index = DistributionIndex(
+        [
+            {"normalized_name": "pyarrow", "version": "20.0.0", "top_level": ["pyarrow"]},
+            {"normalized_name": "torch", "version": "2.7.1", "top_level": ["torch"]},
+            {"normalized_name": "ray", "version": "2.40.0", "top_level": ["ray"]},
+            {"normalized_name": "nvidia-cublas-cu12", "version": "12.6.4.1", "top_level": ["nvidia"]},
+            {"normalized_name": "numpy", "version": "2.2.6", "top_level": ["numpy"]},
+        ]
+    )
+    libs = {lib["name"]: lib for lib in scan_site_dir(str(site), index)}
+    releases = {name: (lib["version"], lib.get("release")) for name, lib in libs.items()}
+    assert releases == {
+        "arrow": ("2000", "20.0.0"),
+        "parquet": ("2000", "20.0.0"),  # beside arrow, same soname: the same build
+        "arrow_python": ("2000.0.0", "20.0.0"),
+        "torch_cpu": (None, "2.7.1"),
+        "c10": (None, "2.7.1"),
+        "gomp": ("1", None),  # grafted by auditwheel: a third party's library
+        "jemalloc": (None, None),  # shipped unhashed, but not named after ray: release unknown
+        "cublas": ("12", "12.6.4.1"),  # an nvidia-* wheel's version is the library's
+        "gfortran": ("5.0.0", None),
+    }
+    assert libs["arrow"]["release_source"] == "distribution"
+
+
 def test_only_site_packages_directories_are_walked(tmp_path: Path) -> None:
     site = _fake_site(tmp_path)
     project = tmp_path / "project"

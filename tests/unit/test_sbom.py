@@ -259,3 +259,107 @@ def test_the_validator_really_checks_formats(venv_sbom: dict[str, Any]) -> None:
     component = next(c for c in broken["components"] if c["bom-ref"].startswith("pkg:pypi/"))
     component["externalReferences"] = [{"type": "website", "url": "http://exa mple.org/<not an iri>"}]
     assert _validator().validate_str(json.dumps(broken)) is not None
+
+
+def _with_headers(site: Path, name: str, headers: list[str], version: str = "1.0") -> None:
+    """A dist-info whose METADATA also carries ``headers`` (licenses, URLs) as a build backend writes them."""
+    dist_info = write_dist(site, name, version)
+    metadata = dist_info / "METADATA"
+    head, _, body = metadata.read_text(encoding="utf-8").partition("\n\n")
+    metadata.write_text(head + "\n" + "\n".join(headers) + "\n\n" + body, encoding="utf-8")
+
+
+def test_declared_licenses_become_cyclonedx_licenses(tmp_path: Path) -> None:
+    _with_headers(
+        tmp_path,
+        "modern",
+        ["License-Expression: Apache-2.0 OR MIT", "Classifier: License :: OSI Approved :: MIT License"],
+    )
+    _with_headers(
+        tmp_path,
+        "classic",
+        [
+            "License: MIT OR Apache-2.0",
+            "Classifier: License :: OSI Approved :: MIT License",
+            "Classifier: Programming Language :: Python :: 3",
+        ],
+    )
+    _with_headers(
+        tmp_path,
+        "legacy",
+        [
+            "Classifier: License :: OSI Approved :: BSD License",
+            "Classifier: License :: OSI Approved :: Python Software Foundation License",
+            "License: Copyright (c) someone",
+            "        Permission is hereby granted, free of charge, ...",
+        ],
+    )
+    _with_headers(tmp_path, "vague", ["License: UNKNOWN"])
+    _with_headers(tmp_path, "lowercase-id", ["License: mit"])
+    document = sbom_of(target_of(tmp_path), {"libraries": []})
+    assert_valid(document)
+    by_name = {c["name"]: c for c in document["components"]}
+    declared = {"acknowledgement": "declared"}
+    # License-Expression wins: nothing else is consulted (PEP 639).
+    assert by_name["modern"]["licenses"] == [{**declared, "expression": "Apache-2.0 OR MIT"}]
+    assert "evidence" not in by_name["modern"]
+    # An expression is the only license CycloneDX allows beside nothing: the classifier moves to evidence.
+    assert by_name["classic"]["licenses"] == [{**declared, "expression": "MIT OR Apache-2.0"}]
+    assert by_name["classic"]["evidence"]["licenses"] == [{"license": {**declared, "id": "MIT"}}]
+    # A classifier that names no single version stays a name; a license text is not an identifier.
+    assert by_name["legacy"]["licenses"] == [
+        {"license": {**declared, "name": "License :: OSI Approved :: BSD License"}},
+        {"license": {**declared, "id": "Python-2.0"}},
+    ]
+    assert "licenses" not in by_name["vague"]
+    assert by_name["lowercase-id"]["licenses"] == [{"license": {**declared, "id": "MIT"}}]
+
+
+def test_metadata_urls_become_external_references(tmp_path: Path) -> None:
+    _with_headers(
+        tmp_path,
+        "linked",
+        [
+            "Home-page: https://example.org/linked",
+            "Download-URL: https://example.org/linked/downloads",
+            "Project-URL: Bug Tracker, https://example.org/linked/issues",
+            "Project-URL: Source Code, https://example.org/linked/src",
+            "Project-URL: Repository, https://user:s3cr3t-token@git.example.org/linked.git",
+            "Project-URL: Documentation, not a url at all",
+        ],
+    )
+    document = sbom_of(target_of(tmp_path), {"libraries": []})
+    assert_valid(document)
+    (linked,) = (c for c in document["components"] if c["name"] == "linked")
+    references = {(r["type"], r["url"]) for r in linked["externalReferences"]}
+    assert {
+        ("website", "https://example.org/linked"),
+        ("distribution", "https://example.org/linked/downloads"),
+        ("issue-tracker", "https://example.org/linked/issues"),
+        ("other", "https://example.org/linked/src"),
+        ("vcs", "https://git.example.org/linked.git"),  # credentials never enter the SBOM
+    } <= references
+    assert "s3cr3t" not in json.dumps(document)
+
+
+def test_a_native_library_carries_its_release_not_its_soname(tmp_path: Path) -> None:
+    write_dist(tmp_path, "pyarrow", "20.0.0")
+    native = {
+        "libraries": [
+            {
+                "name": "arrow",
+                "version": "2000",
+                "release": "20.0.0",
+                "release_source": "distribution",
+                "path": "pyarrow/libarrow.so.2000",
+                "distribution": "pyarrow",
+                "kind": "other",
+            }
+        ]
+    }
+    document = sbom_of(target_of(tmp_path), native)
+    assert_valid(document)
+    arrow = components(document)["native:arrow@20.0.0"]
+    assert arrow["version"] == "20.0.0"
+    assert {"name": "envsnap:native:soversion", "value": "2000"} in arrow["properties"]
+    assert "native:arrow@20.0.0" in depends(document)["pkg:pypi/pyarrow@20.0.0"]
