@@ -88,9 +88,11 @@ def _same_version(pinned: str, installed: str, prefix: bool) -> bool:
     from packaging.version import InvalidVersion, Version
 
     try:
-        return Version(pinned) == Version(installed)
+        want, have = Version(pinned), Version(installed)
     except InvalidVersion:
         return False
+    # PEP 440: ``==2.1.2`` matches ``2.1.2+cu121`` (a pin without a local label ignores the candidate's)
+    return want == have or (not want.local and want == Version(have.public))
 
 
 def _marker_applies(marker: str | None, environment: Mapping[str, Any] | None) -> bool:
