@@ -69,6 +69,19 @@ class ParsedLock:
     #: name is here once one of them has a marker, so the drift check can pick the entry that applies.
     pin_markers: dict[str, dict[str, str]] = field(default_factory=dict)
     _conditions: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
+    #: name -> where a non-registry entry comes from: ``git+URL@COMMIT``, ``path:DIR``, ``editable:DIR``,
+    #: ``url:URL`` (URLs without credentials); forks from several sources joined with " || ".
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def source(self, name: str, where: str | None) -> None:
+        """Record a non-registry source of ``name`` (None: a registry, not recorded)."""
+        if not where:
+            return
+        key = normalize_name(name)
+        known = self.sources.get(key)
+        listed = set(known.split(FORK_SEPARATOR)) if known else set()
+        listed.add(where)
+        self.sources[key] = FORK_SEPARATOR.join(sorted(listed))
 
     def pin(self, name: str, version: str, marker: str | None = None) -> None:
         """Add a pin, applying under ``marker`` (None: always); a second, different version of the same name
@@ -107,6 +120,7 @@ class ParsedLock:
             "requirements": dict(sorted(self.requirements.items())),
             "markers": dict(sorted(self.markers.items())),
             "pin_markers": {name: self.pin_markers[name] for name in sorted(self.pin_markers)},
+            "sources": dict(sorted(self.sources.items())),
             "notes": list(self.notes),
         }
 
@@ -195,6 +209,7 @@ def _add_requirement(parsed: ParsedLock, text: str) -> None:
     req = split_requirement(text)
     if req.url is not None:
         parsed.require(req.name, f"@ {req.url}")
+        parsed.source(req.name, _url_source(req.url))
     elif req.exact is not None:
         parsed.pin(req.name, req.exact, req.marker)
     else:
@@ -302,6 +317,62 @@ def parse_pyproject(text: str) -> ParsedLock:
     return parsed
 
 
+def git_source(url: str, commit: str | None) -> str:
+    """``git+URL@COMMIT`` with the URL's credentials, query and fragment removed (``git+`` not doubled)."""
+    from envsnap.core.redact import scrub_url
+
+    base = url.strip().removeprefix("git+").split("#", 1)[0].split("?", 1)[0]
+    return f"git+{scrub_url(base)}" + (f"@{commit}" if commit else "")
+
+
+def _url_source(url: str) -> str:
+    """A requirement's or entry's URL as a source: ``git+URL@REV`` for git, else ``url:URL``."""
+    from envsnap.core.redact import scrub_url
+
+    text = url.strip()
+    if text.startswith("git+"):
+        rest = text[4:].split("#", 1)[0]
+        scheme, sep, path = rest.partition("://")
+        head, at, rev = path.rpartition("@") if "@" in path.partition("/")[2] else ("", "", "")
+        if at and "/" not in rev:
+            return git_source(f"{scheme}{sep}{head}", rev)
+        return git_source(rest, None)
+    return f"url:{scrub_url(text)}"
+
+
+def _entry_source(entry: dict[str, Any]) -> str | None:
+    """The source of one lock entry: uv's ``source`` table, Poetry's ``[package.source]``, pylock's ``vcs`` /
+    ``directory`` / ``archive``; None for a registry (an index)."""
+    source = entry.get("source")
+    if isinstance(source, dict):
+        if isinstance(source.get("git"), str):  # uv: "https://github.com/o/r?rev=main#<commit>"
+            url = source["git"]
+            commit = url.split("#", 1)[1] if "#" in url else None
+            return git_source(url, commit)
+        if source.get("type") == "git" and isinstance(source.get("url"), str):  # Poetry
+            commit = source.get("resolved_reference") or source.get("reference")
+            return git_source(source["url"], str(commit) if commit else None)
+        for key, prefix in (("editable", "editable"), ("path", "path"), ("directory", "path")):
+            if isinstance(source.get(key), str):
+                return f"{prefix}:{source[key]}"
+        if source.get("type") in ("directory", "file") and isinstance(source.get("url"), str):
+            return f"{'editable' if entry.get('develop') else 'path'}:{source['url']}"
+        if isinstance(source.get("url"), str) and source.get("type") in (None, "url"):
+            return _url_source(source["url"])
+        return None
+    vcs = entry.get("vcs")
+    if isinstance(vcs, dict) and isinstance(vcs.get("url"), str):  # pylock
+        commit = vcs.get("commit-id") or vcs.get("requested-revision")
+        return git_source(vcs["url"], str(commit) if commit else None)
+    directory = entry.get("directory")
+    if isinstance(directory, dict) and isinstance(directory.get("path"), str):
+        return f"{'editable' if directory.get('editable') else 'path'}:{directory['path']}"
+    archive = entry.get("archive")
+    if isinstance(archive, dict) and isinstance(archive.get("url"), str):
+        return _url_source(archive["url"])
+    return None
+
+
 def _marker_text(value: object) -> str:
     """A ``marker`` / ``markers`` value: a string, or Poetry 2's per-group table (any group's marker)."""
     if isinstance(value, str):
@@ -334,6 +405,7 @@ def _packages_table(data: dict[str, Any], key: str, kind: str) -> ParsedLock:
             parsed.pin(name, version, marker)
         else:
             parsed.require(name, "")  # a virtual/dynamic project in uv.lock has no version
+        parsed.source(name, _entry_source(entry))
         if marker:
             parsed.markers[normalize_name(name)] = marker
     return parsed
@@ -400,6 +472,10 @@ def parse_pipfile_lock(text: str) -> ParsedLock:
                 parsed.require(name, version if isinstance(version, str) else "")
             if marker:
                 parsed.markers[normalize_name(name)] = marker
+            if isinstance(entry, dict) and isinstance(entry.get("git"), str):
+                parsed.source(name, git_source(entry["git"], str(entry.get("ref") or "") or None))
+            elif isinstance(entry, dict) and isinstance(entry.get("path"), str):
+                parsed.source(name, f"{'editable' if entry.get('editable') else 'path'}:{entry['path']}")
     return parsed
 
 
@@ -561,6 +637,7 @@ __all__ = [
     "all_of",
     "any_of",
     "detect_kind",
+    "git_source",
     "parse_conda_environment",
     "parse_conda_lock",
     "parse_lockfile",

@@ -82,7 +82,8 @@ def installed_versions(ctx: CaptureContext) -> dict[str, str]:
     return out
 
 
-def _same_version(pinned: str, installed: str, prefix: bool) -> bool:
+def same_version(pinned: str, installed: str, prefix: bool) -> bool:
+    """Whether ``installed`` is the pinned version (PEP 440 equality; ``prefix``: conda's ``=1.26``)."""
     if pinned == installed or (prefix and installed.startswith(pinned + ".")):
         return True
     from packaging.version import InvalidVersion, Version
@@ -138,7 +139,7 @@ def disagreements(
         if conditions is None and name in parsed.markers:
             conditions = dict.fromkeys(pinned.split(FORK_SEPARATOR), parsed.markers[name])
         versions = applicable_versions(pinned.split(FORK_SEPARATOR), conditions or {}, environment)
-        if not versions or any(_same_version(v, have, parsed.prefix_pins) for v in versions):
+        if not versions or any(same_version(v, have, parsed.prefix_pins) for v in versions):
             continue
         message = f"{path} pins {name} {' or '.join(versions)}; the job ran {have}"
         shown = FORK_SEPARATOR.join(versions)
@@ -165,6 +166,7 @@ def _entry(path: str, kind: str | None) -> dict[str, Any]:
         "requirements": {},
         "markers": {},
         "pin_markers": {},
+        "sources": {},
         "notes": [],
         "error": None,
     }
@@ -258,4 +260,5 @@ __all__ = [
     "discover",
     "installed_versions",
     "record_lockfile",
+    "same_version",
 ]

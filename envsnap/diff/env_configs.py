@@ -11,8 +11,9 @@ A file that could not be read on one side is one change naming both errors.
 
 **lockfiles** — files matched by path; each package keyed ``PATH:NAME`` with its pin (``1.26.4``) or
 requirement (``>=1.2``), a file whose content changed while its pins did not, and the disagreements between
-the environment and a lock (``uv.lock:numpy (installed)``) that are new, gone or different in ``b``. A
-disagreement present on both sides is not a difference; it is stated in the section's note.
+the environment and a lock (``uv.lock:numpy (installed)``) that are new, gone or different in ``b`` because
+the installed package changed (a disagreement that only the lock's own pin change made or ended is that pin
+change's row). A disagreement present on both sides is not a difference; it is stated in the section's note.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from envsnap.errors import EnvsnapError, IntegrityError, UnsafeArchiveError
 if TYPE_CHECKING:
     from envsnap.snapshot.model import Snapshot
 
+FORK = " || "
 MEMBERS = {"configs": "project/configs.json", "lockfiles": "project/lockfiles.json"}
 #: How many disagreements present on both sides the lockfiles note spells out.
 NOTE_DISAGREEMENTS = 3
@@ -209,6 +211,65 @@ def _disagreements(data: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     }
 
 
+def _pinned(files: Mapping[str, Mapping[str, Any]], drift: Mapping[str, Any]) -> list[str] | None:
+    """The versions the lock of a disagreement pins for its package on that side (None: not pinned)."""
+    entry = files.get(str(drift.get("file")))
+    pins = entry.get("pins") if entry is not None else None
+    pinned = pins.get(str(drift.get("name"))) if isinstance(pins, Mapping) else None
+    return str(pinned).split(" || ") if pinned else None
+
+
+def _installed_moved(
+    old: Mapping[str, Any] | None,
+    new: Mapping[str, Any] | None,
+    files_a: Mapping[str, Mapping[str, Any]],
+    files_b: Mapping[str, Mapping[str, Any]],
+) -> bool:
+    """Whether a disagreement that differs between the runs is (also) a change of the installed package, not
+    only of the lock: an "(installed)" row is shown only then."""
+    from envsnap.capture.lockfiles import same_version
+
+    if old is not None and new is not None:
+        return old.get("installed") != new.get("installed")
+    drift = new if new is not None else old
+    if drift is None:
+        return False
+    pins_a, pins_b = _pinned(files_a, drift), _pinned(files_b, drift)
+    if pins_a == pins_b:
+        return True  # the lock did not move for this package: the installed one did
+    installed = str(drift.get("installed"))
+    if new is not None:  # new in b: did the job run what a's lock pinned (so only the lock moved)?
+        return pins_a is not None and not any(same_version(v, installed, False) for v in pins_a)
+    # gone in b: the lock dropped the package, or moved to the version a ran
+    return pins_b is not None and not any(same_version(v, installed, False) for v in pins_b)
+
+
+def _git_commit(source: str) -> tuple[str, str] | None:
+    """(repository, commit) of a ``git+URL@COMMIT`` source, else None."""
+    if not source.startswith("git+") or FORK in source:
+        return None
+    repo, at, commit = source.rpartition("@")
+    return (repo, commit) if at and "/" not in commit and "://" in repo else None
+
+
+def _source_changes(out: SectionChanges, path: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> int:
+    """A source that moved for a package both sides list, keyed ``PATH:NAME (source)``: a git commit bump
+    names both commits; how many were added."""
+    added = 0
+    for name in sorted(set(old) & set(new)):
+        before, after = str(old[name]), str(new[name])
+        if before == after:
+            continue
+        git_a, git_b = _git_commit(before), _git_commit(after)
+        if git_a and git_b and git_a[0] == git_b[0]:
+            note = f"git commit bump of {name}: {git_a[0].removeprefix('git+')}"
+            out.add(f"{path}:{name} (source)", "changed", git_a[1][:12], git_b[1][:12], note=note)
+        else:
+            out.add(f"{path}:{name} (source)", "changed", before, after, note=f"source of {name} changed")
+        added += 1
+    return added
+
+
 def diff_lockfiles(a: Mapping[str, Any], b: Mapping[str, Any]) -> SectionDiff:
     """The ``lockfiles`` section: lockfiles added/removed, pins changed, disagreements new/gone (docstring)."""
     out = SectionChanges("lockfiles")
@@ -225,12 +286,18 @@ def diff_lockfiles(a: Mapping[str, Any], b: Mapping[str, Any]) -> SectionDiff:
             continue
         before, after = _packages(old), _packages(new)
         out.keyed(f"{path}:", before, after)
+        moved = _source_changes(out, path, old.get("sources") or {}, new.get("sources") or {})
         sha_a, sha_b = old.get("sha256"), new.get("sha256")
-        if before == after and sha_a and sha_b and sha_a != sha_b:
+        if before == after and not moved and sha_a and sha_b and sha_a != sha_b:
             out.add(path, "changed", sha_a[:12], sha_b[:12], note="content changed; same pins")
     drift_a, drift_b = _disagreements(a), _disagreements(b)
+    explained: list[str] = []
     for key in sorted(set(drift_a) | set(drift_b)):
         old, new = drift_a.get(key), drift_b.get(key)
+        if not _installed_moved(old, new, files_a, files_b):
+            if new is not None and (old is None or dict(old) != dict(new)):
+                explained.append(str(new.get("message")))
+            continue  # only the lock moved: its pin change is the row that says so
         if new is None and old is not None:
             out.add(key, "removed", old.get("installed"), None, note=f"only in a: {old.get('message')}")
         elif old is None and new is not None:
@@ -243,6 +310,11 @@ def diff_lockfiles(a: Mapping[str, Any], b: Mapping[str, Any]) -> SectionDiff:
         shown = "; ".join(both[:NOTE_DISAGREEMENTS])
         more = f" (and {len(both) - NOTE_DISAGREEMENTS} more)" if len(both) > NOTE_DISAGREEMENTS else ""
         note = f"both runs disagree with their lock: {shown}{more}"
+    if explained:
+        shown = "; ".join(explained[:NOTE_DISAGREEMENTS])
+        more = f" (and {len(explained) - NOTE_DISAGREEMENTS} more)" if len(explained) > NOTE_DISAGREEMENTS else ""
+        lock_note = f"with the lock's own changes, b disagrees: {shown}{more}"
+        note = f"{note}; {lock_note}" if note else lock_note
     return out.result(note)
 
 

@@ -268,6 +268,8 @@ def _change_prior(change: Change, ctx: _Context) -> tuple[float, str, str]:
     if section == "lockfiles":
         if key.endswith(" (installed)"):
             return MEDIUM, f"lockfile {key}", "the environment disagrees with the lock"
+        if key.endswith(" (source)"):
+            return LOW * 0.5, f"lockfile {key}", "lockfile source (git commit, path, URL)"
         return LOW * 0.5, f"lockfile {key}", "lockfile entry"
     if section == "packages":
         return LOW, key, "package metadata"
@@ -422,7 +424,7 @@ def _renamed(
 def _lockfile_package(key: str) -> str | None:
     """The package of a lockfiles change key (``uv.lock:numpy``, ``uv.lock:numpy (installed)``)."""
     _, sep, name = key.rpartition(":")
-    return normalize_name(name.removesuffix(" (installed)")) if sep else None
+    return normalize_name(name.removesuffix(" (installed)").removesuffix(" (source)")) if sep else None
 
 
 def _fmt(value: Any) -> str:

@@ -37,3 +37,17 @@ cp "$HERE/projects/pip-tools/requirements.in" "$WORK/requirements.in"
 (cd "$WORK" && "$T/pip-compile" -q --generate-hashes --no-header --strip-extras --no-emit-index-url --no-emit-find-links -o requirements.txt requirements.in)
 cp "$WORK/requirements.txt" "$HERE/requirements-hashes.txt"
 cp "$WORK/versions.txt" "$HERE/tool-versions.txt"
+
+# A git dependency whose commit moves: two uv.lock revisions of one project (the diff names the bump).
+# The repository is local (file://), so no network beyond the index is needed.
+GIT="$WORK/gitdep"
+mkdir -p "$GIT/src/gitdep" && cd "$GIT"
+printf '[project]\nname = "gitdep"\nversion = "0.1.0"\n[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n' >pyproject.toml
+echo 'VALUE = 1' >src/gitdep/__init__.py
+git init -q && git add -A && git -c user.name=t -c user.email=t@example.invalid commit -qm one
+mkdir -p "$WORK/uvgit" && cd "$WORK/uvgit"
+printf '[project]\nname = "gituser"\nversion = "0.1.0"\nrequires-python = ">=3.10"\ndependencies = ["gitdep @ git+file://%s", "six==1.17.0"]\n' "$GIT" >pyproject.toml
+"$T/uv" lock -q && cp uv.lock "$HERE/uv-git-a.lock"
+cd "$GIT" && echo 'VALUE = 2' >src/gitdep/__init__.py && git -c user.name=t -c user.email=t@example.invalid commit -qam two
+cd "$WORK/uvgit" && "$T/uv" lock -q --upgrade-package gitdep && cp uv.lock "$HERE/uv-git-b.lock"
+cd "$HERE"
