@@ -56,6 +56,7 @@ PROBE_MODULES = (
     "lock",
     "system",
     "native",
+    "os_packages",
     "gpu",
     "threads",
     "envvars",

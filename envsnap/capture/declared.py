@@ -24,7 +24,15 @@ from typing import Any
 
 from envsnap.capture.packages import public_url
 
-__all__ = ["TROVE_TO_SPDX", "DeclaredLicense", "declared_fields", "declared_licenses", "is_spdx_expression", "spdx_id"]
+__all__ = [
+    "TROVE_TO_SPDX",
+    "DeclaredLicense",
+    "declared_fields",
+    "declared_licenses",
+    "is_spdx_expression",
+    "license_json",
+    "spdx_id",
+]
 
 _OSI = "License :: OSI Approved :: "
 
@@ -202,7 +210,8 @@ def _public(url: str) -> str | None:
     return public if "<redacted" not in public else None
 
 
-def _license_json(item: DeclaredLicense) -> dict[str, Any]:
+def license_json(item: DeclaredLicense) -> dict[str, Any]:
+    """A CycloneDX ``licenses`` entry for a declared license (acknowledged as declared)."""
     if item.expression is not None:
         return {"acknowledgement": "declared", "expression": item.expression}
     key, value = ("id", item.id) if item.id is not None else ("name", item.name)
@@ -250,12 +259,12 @@ def declared_fields(metadata: Mapping[str, Any], known: Mapping[str, str]) -> di
     )
     expression = next((d for d in declared if d.expression is not None), None)
     if expression is not None:
-        out["licenses"] = [_license_json(expression)]
-        moved = [_license_json(d) for d in declared if d is not expression]
+        out["licenses"] = [license_json(expression)]
+        moved = [license_json(d) for d in declared if d is not expression]
         if moved:
             out["evidence"] = {"licenses": moved}
     elif declared:
-        out["licenses"] = [_license_json(d) for d in declared]
+        out["licenses"] = [license_json(d) for d in declared]
     found: list[tuple[str, str, str]] = []  # (type, url, comment)
     for key, header, kind in (("home_page", "Home-page", "website"), ("download_url", "Download-URL", "distribution")):
         url = _text_or_none(metadata.get(key))

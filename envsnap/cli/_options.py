@@ -202,6 +202,12 @@ CAPTURE_FLAGS: tuple[CaptureFlag, ...] = (
         typer.Option(False, "--hashes", help="Resolve --hash values for the lock from the index."),
         "hashes",
     ),
+    CaptureFlag(
+        "os_packages",
+        bool,
+        typer.Option(False, "--os-packages", help="Record the system's dpkg/apk packages (and list them in the SBOM)."),
+        "os_packages",
+    ),
 )
 
 #: The default of the parameter that :func:`with_capture_flags` replaces with :data:`CAPTURE_FLAGS`.

@@ -81,8 +81,10 @@ _PRIVATE_KEY = re.compile(
 # a host, so an unencoded ``@`` or ``/`` in a password cannot leak its tail; ``host:8443/path`` is a port.
 # A URL with credentials *and* a later ``@ref`` loses its host too (over-redaction). The scheme is read
 # back from the text before the match.
+# NUL ends a match: scrub_data scans a structure's strings joined by NUL, and a URL in one string must not
+# reach the "@" of a later one (a purl's "pkg:pypi/x@1.0"), which sent every capture down the slow path.
 _URL_USERINFO = re.compile(
-    r"://(?P<user>[^\s/?#@:\"'<>]*)(?P<password>:(?!\d{1,5}(?:[/?#\s\"'<>]|$))[^\s\"'<>]*)?@(?=[A-Za-z0-9\[\]._\-])"
+    r"://(?P<user>[^\s/?#@:\"'<>\x00]*)(?P<password>:(?!\d{1,5}(?:[/?#\s\"'<>]|$))[^\s\"'<>\x00]*)?@(?=[A-Za-z0-9\[\]._\-])"
 )
 _SCHEME_TAIL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*\Z")
 _URL_PARAM = re.compile(

@@ -29,6 +29,7 @@ SECTIONS: Mapping[str, str] = MappingProxyType(
         "sbom": "env/sbom.cdx.json",
         "system": "env/system.json",
         "native": "env/native.json",
+        "os-packages": "env/os-packages.json",
         "gpu": "env/gpu.json",
         "threads": "env/threads.json",
         "envvars": "env/envvars.json",

@@ -33,6 +33,7 @@ SAMPLES: dict[str, tuple[Any, Any]] = {
     "git": (False, False),
     "reproducible": (True, True),
     "hashes": (True, True),
+    "os_packages": (True, True),
     "cwd": (Path("/srv/job"), "/srv/job"),
     "argv": (["train.py", "--epochs", "3"], ("train.py", "--epochs", "3")),
     "inputs": ({"events": "events.parquet"}, (InputSpec("events", "events.parquet"),)),
@@ -124,7 +125,7 @@ def test_capture_and_run_take_every_flag(monkeypatch: pytest.MonkeyPatch, tmp_pa
         *("--python", "/opt/venv", "--input", "events=events.parquet", "--rows", "5", "--seed", "7"),
         *("--method", "row-groups", "--columns", "a,b", "--mask", "user"),
         *("--artifact", "model.pkl", "--lockfile", "uv.lock", "--config-file", "conf/*.yaml"),
-        *("--label", "nightly", "--env-allow", "APP_*", "--no-git", "--reproducible"),
+        *("--label", "nightly", "--env-allow", "APP_*", "--no-git", "--reproducible", "--os-packages"),
     ]
     want = {
         "python": "/opt/venv",
@@ -137,6 +138,7 @@ def test_capture_and_run_take_every_flag(monkeypatch: pytest.MonkeyPatch, tmp_pa
         "env_allow": ("APP_*",),
         "git": False,
         "reproducible": True,
+        "os_packages": True,
     }
     assert set(want) | {"hashes"} | NOT_FLAGS == set(argument_names())
     calls: list[CaptureOptions] = []

@@ -273,3 +273,17 @@ def test_a_canary_anywhere_in_arbitrary_text_never_survives(prefix: str, suffix:
 def test_scrubbing_is_idempotent(text: str) -> None:
     once = scrub_text(text)
     assert scrub_text(once) == once
+
+
+def test_a_url_in_one_string_never_reaches_the_at_sign_of_a_later_one() -> None:
+    # scrub_data scans the strings joined by NUL: an SBOM's metadata URL followed by a purl's "@" once
+    # matched as userinfo across the join, which sent every capture down the per-string slow path.
+    from envsnap.core import redact
+
+    data = {"url": "https://tzdata.python.org", "purl": "pkg:pypi/uri-template@1.3.0"}
+    strings: list[str] = []
+    redact._copy(data, strings)
+    joined = redact._JOIN.join(strings)
+    assert scrub_text(joined) == joined
+    assert scrub_data(data) == data
+    assert scrub_text("https://user:s3cr3t-pass@example.org/x") == "https://<redacted-url-userinfo>@example.org/x"
