@@ -51,6 +51,11 @@ REQUIREMENTS_DIR_PATTERNS = ("*.txt", "*.in")
 
 _NAME = re.compile(r"\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(\[[^\]]*\])?\s*")
 _EXACT = re.compile(r"^\s*(===?)\s*([^\s,;=<>!~*]+)\s*$")
+_OP = r"(?:===?|~=|!=|<=|>=|<|>)\s*[^\s,;]+"
+#: A line of pip's format that is surely a requirement (what :func:`sniff_kind` accepts).
+_REQUIREMENT_LINE = re.compile(
+    rf"^[A-Za-z0-9][A-Za-z0-9._-]*\s*(\[[^\]]*\])?\s*(\(?\s*{_OP}(\s*,\s*{_OP})*\s*\)?|@\s*\S+)?\s*(;.*)?$"
+)
 _CONDA_SPEC = re.compile(r"^([A-Za-z0-9_.\-]+)\s*(.*)$")
 
 
@@ -433,14 +438,28 @@ def _uv_references(packages: list[Any]) -> dict[str, dict[str | None, list[str]]
 
 def parse_poetry_lock(text: str) -> ParsedLock:
     """``poetry.lock``: every ``[[package]]`` name and version, applying under its ``markers`` (Poetry 2)
-    and its ``python-versions``."""
-    return _packages_table(_toml(text), "package", "poetry.lock")
+    and its ``python-versions``. Poetry writes ``[metadata]`` last: a lock without it was cut short."""
+    data = _toml(text)
+    parsed = _packages_table(data, "package", "poetry.lock")
+    if not isinstance(data.get("metadata"), dict):
+        raise ValueError("no [metadata] table (Poetry writes it last): truncated? run `poetry lock` again")
+    return parsed
 
 
 def parse_uv_lock(text: str) -> ParsedLock:
     """``uv.lock``: every ``[[package]]`` name and version (forks give several versions of one name), each
-    applying under its ``resolution-markers`` and the markers of the dependency edges that reach it."""
-    return _packages_table(_toml(text), "package", "uv.lock")
+    applying under its ``resolution-markers`` and the markers of the dependency edges that reach it. A
+    dependency edge to a package the file does not list means the file was cut short."""
+    data = _toml(text)
+    parsed = _packages_table(data, "package", "uv.lock")
+    listed = {normalize_name(e["name"]) for e in data["package"] if isinstance(e, dict)}
+    dangling = sorted(set(_uv_references(data["package"])) - listed)
+    if dangling:
+        more = f" (+{len(dangling) - 3} more)" if len(dangling) > 3 else ""
+        raise ValueError(
+            f"depends on {', '.join(dangling[:3])}{more} without a [[package]] entry: truncated? run `uv lock` again"
+        )
+    return parsed
 
 
 def parse_pylock(text: str) -> ParsedLock:
@@ -606,6 +625,36 @@ def parse_conda_lock(text: str) -> ParsedLock:
     return parsed
 
 
+def sniff_kind(text: str) -> str | None:
+    """The lockfile kind of a file's content, for a file named with ``--lockfile`` whose name says nothing
+    (``deps.lock``, ``locked.txt``): Pipfile.lock JSON, a TOML lock or manifest, a conda YAML file, or pip's
+    requirements format. None when it is none of them."""
+    head = text.lstrip()[:4096]
+    if head.startswith("{"):
+        return "pipfile.lock" if '"_meta"' in text or '"default"' in text else None
+    if re.search(r"^lock-version\s*=", head, re.M) and "[[packages]]" in text:
+        return "pylock"
+    if "[[package]]" in text:
+        if re.search(r"^\[metadata\]", text, re.M) or re.search(r"^(python-versions|content-hash)\s*=", text, re.M):
+            return "poetry.lock"
+        return "uv.lock"
+    if re.search(r"^\[(project|tool\.poetry|dependency-groups)\]", text, re.M):
+        return "pyproject"
+    if re.search(r"^package:\s*$", text, re.M) and re.search(r"^\s*manager:", text, re.M):
+        return "conda-lock"
+    if re.search(r"^dependencies:", text, re.M):
+        return "conda-environment"
+    found = False
+    for _, line in _logical_lines(text):
+        words = [w for w in line.split() if not w.startswith("--hash")]
+        if not words or words[0].startswith("-"):
+            continue  # an option: -r, -e, --index-url
+        if _REQUIREMENT_LINE.match(" ".join(words)) is None:
+            return None
+        found = True
+    return "requirements" if found else None
+
+
 PARSERS = {
     "requirements": parse_requirements,
     "pyproject": parse_pyproject,
@@ -649,5 +698,6 @@ __all__ = [
     "parse_requirements_lines",
     "parse_uv_lock",
     "python_marker",
+    "sniff_kind",
     "split_requirement",
 ]

@@ -176,15 +176,21 @@ def record_lockfile(
     resolved: str, shown: str, kind: str | None
 ) -> tuple[dict[str, Any], bytes | None, ParsedLock | None]:
     """One lockfile's entry, its raw bytes when they scan clean, and its parsed form (None on error)."""
-    from envsnap.capture.lockfile_parsers import parse_lockfile
+    from envsnap.capture.lockfile_parsers import parse_lockfile, sniff_kind
 
     entry = _entry(shown, kind)
-    if kind is None:
-        entry["error"] = f"{shown}: not a known lockfile kind ({KNOWN_KINDS})"
-        return entry, None, None
     try:
         raw, text = read_small_text(resolved, MAX_LOCK_BYTES)
-        entry["size"] = len(raw)
+    except ValueError as exc:
+        entry["error"] = f"{shown}: {' '.join(str(exc).split())}"[:500]
+        return entry, None, None
+    entry["size"] = len(raw)
+    if kind is None:  # a file named with --lockfile whose name says nothing: its content decides
+        kind = entry["kind"] = sniff_kind(text) or detect_kind(os.path.basename(resolved), loose=True)
+    if kind is None:
+        entry["error"] = f"{shown}: neither its name nor its content is a known lockfile kind ({KNOWN_KINDS})"
+        return entry, None, None
+    try:
         parsed = parse_lockfile(kind, text)
     except ValueError as exc:
         entry["error"] = f"{shown}: {' '.join(str(exc).split())}"[:500]
@@ -218,7 +224,7 @@ class LockfilesProbe(Probe):
         environment = ctx.target.markers
         records: dict[str, tuple[dict[str, Any], bytes | None]] = {}
         disagree: list[dict[str, Any]] = []
-        for resolved, pattern, named, error in candidates:
+        for resolved, pattern, _named, error in candidates:
             shown: str = display_path(resolved, root, cwd) if error is None else str(pattern)
             if shown in records:
                 continue
@@ -227,7 +233,7 @@ class LockfilesProbe(Probe):
                 entry["error"] = f"{shown}: {error}"
                 records[shown] = (entry, None)
                 continue
-            kind = detect_kind(os.path.basename(resolved), loose=named)
+            kind = detect_kind(os.path.basename(resolved))  # None: a named file's content decides
             entry, raw, parsed = record_lockfile(resolved, shown, kind)
             records[shown] = (entry, raw)
             if parsed is not None:

@@ -90,13 +90,17 @@ def capture(
 def project_lines(snap: Snapshot) -> list[str]:
     """Where the environment disagrees with the project's lockfiles, and the lockfiles and config files
     that could not be recorded (each one line naming the file)."""
+    from envsnap.snapshot.summary import lockfile_problems
+
     lines: list[str] = []
     for member, prefix in (("project/lockfiles.json", "lockfile"), ("project/configs.json", "config")):
         data = snap.section(member) if member in snap else None
         if not isinstance(data, dict):
             continue
-        lines += [str(d["message"]) for d in data.get("disagreements") or ()]
-        lines += [f"{prefix} {f['error']}" for f in data.get("files") or () if f.get("error")]
+        if prefix == "lockfile":  # parse errors first, then the first disagreements
+            lines += lockfile_problems(data)
+        else:
+            lines += [f"{prefix} {f['error']}" for f in data.get("files") or () if f.get("error")]
         if data.get("settings_error"):
             lines.append(f"envsnap config: {data['settings_error']}")
     return list(dict.fromkeys(lines))

@@ -24,11 +24,15 @@ def show(
 ) -> None:
     """Summarise a snapshot, or print one of its sections."""
     from envsnap.snapshot.reader import open_snapshot
-    from envsnap.snapshot.summary import summarize
+    from envsnap.snapshot.summary import lockfiles_table, summarize
 
     with open_snapshot(snap) as snapshot:
         if section is not None:
             data = snapshot.section(section)
+            readable = section in ("lockfiles", "project/lockfiles.json") and not as_json
+            if readable and isinstance(data, dict) and set(data) != {"error"}:
+                sys.stdout.write(lockfiles_table(data))  # a table; --json for the member itself
+                return
             sys.stdout.write(data if isinstance(data, str) and not as_json else _dump(data))
             return
         summary = summarize(snapshot)

@@ -12,7 +12,7 @@ from typing import Any
 
 from envsnap.snapshot.model import SECTIONS, Snapshot
 
-__all__ = ["summarize"]
+__all__ = ["SHOWN_DISAGREEMENTS", "lockfile_problems", "lockfiles_table", "summarize"]
 
 
 def _g(data: Any, *keys: str, default: Any = None) -> Any:
@@ -148,9 +148,68 @@ def _lockfiles(d: Any) -> str:
     if not files:
         return "none found"
     names = ", ".join(str(f.get("path")) for f in files[:4]) + (f", +{len(files) - 4}" if len(files) > 4 else "")
+    errors = sum(1 for f in files if isinstance(f, Mapping) and f.get("error"))
     disagreements = _g(d, "disagreements", default=[]) or []
-    tail = f"; {len(disagreements)} pin(s) disagree with the environment" if disagreements else ""
+    tail = f"; {errors} could not be parsed" if errors else ""
+    tail += f"; {len(disagreements)} pin(s) disagree with the environment" if disagreements else ""
     return f"{names}{tail}"
+
+
+#: How many disagreements the capture summary prints before pointing at ``envsnap show``.
+SHOWN_DISAGREEMENTS = 10
+
+
+def lockfile_problems(d: Any, *, limit: int | None = SHOWN_DISAGREEMENTS) -> list[str]:
+    """The lockfiles that could not be parsed (first, one line each), then where the environment disagrees
+    with a lock: the first ``limit`` and "and N more: envsnap show --section lockfiles" (None: all)."""
+    files = [f for f in _g(d, "files", default=[]) or [] if isinstance(f, Mapping)]
+    lines = [f"lockfile {f['error']}" for f in files if f.get("error")]
+    drift = [str(x.get("message")) for x in _g(d, "disagreements", default=[]) or [] if isinstance(x, Mapping)]
+    shown = drift if limit is None else drift[:limit]
+    lines += shown
+    if len(drift) > len(shown):
+        lines.append(f"and {len(drift) - len(shown)} more: envsnap show --section lockfiles")
+    return lines
+
+
+def lockfiles_table(d: Any) -> str:
+    """``envsnap show --section lockfiles``: files that failed first, then one row per file (kind, pins,
+    requirements, notes) and every disagreement."""
+    files = [f for f in _g(d, "files", default=[]) or [] if isinstance(f, Mapping)]
+    if not files:
+        return "no lockfiles found\n"
+    lines: list[str] = []
+    failed = [f for f in files if f.get("error")]
+    if failed:
+        lines.append("could not be parsed:")
+        lines += [f"  {f['error']}" for f in failed]
+        lines.append("")
+    rows = [("file", "kind", "pins", "requirements", "conditional", "sources")]
+    for f in files:
+        if f.get("error"):
+            continue
+        rows.append(
+            (
+                str(f.get("path")),
+                str(f.get("kind")),
+                str(len(f.get("pins") or {})),
+                str(len(f.get("requirements") or {})),
+                str(len(f.get("pin_markers") or f.get("markers") or {})),
+                str(len(f.get("sources") or {})),
+            )
+        )
+    if len(rows) > 1:
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    notes = [(str(f.get("path")), str(n)) for f in files for n in f.get("notes") or ()]
+    if notes:
+        lines += ["", "notes:"] + [f"  {path}: {note}" for path, note in notes]
+    drift = [str(x.get("message")) for x in _g(d, "disagreements", default=[]) or [] if isinstance(x, Mapping)]
+    if drift:
+        lines += ["", "disagreements with the environment:"] + [f"  {m}" for m in drift]
+    else:
+        lines += ["", "no disagreements with the environment"]
+    return "\n".join(lines) + "\n"
 
 
 def _configs(d: Any) -> str:

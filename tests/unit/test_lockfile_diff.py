@@ -81,7 +81,7 @@ def test_sources_of_every_kind() -> None:
     poetry = parse_lockfile(
         "poetry.lock",
         '[[package]]\nname = "c"\nversion = "1.0"\n[package.source]\ntype = "git"\n'
-        'url = "https://example.com/c.git"\nreference = "main"\nresolved_reference = "def456"\n',
+        'url = "https://example.com/c.git"\nreference = "main"\nresolved_reference = "def456"\n[metadata]\n',
     )
     assert poetry.sources == {"c": "git+https://example.com/c.git@def456"}
     reqs = parse_lockfile("requirements", "d @ git+https://example.com/d.git@0123abcd\n")

@@ -96,7 +96,7 @@ def test_poetry_1_8_lock_bounds_entries_by_python_versions() -> None:
 def test_poetry_2_per_group_markers_and_requirements_lines() -> None:
     lock = (
         '[[package]]\nname = "attrs"\nversion = "24.2.0"\ngroups = ["main", "dev"]\n'
-        "markers = {main = \"sys_platform == 'win32'\", dev = \"sys_platform == 'darwin'\"}\n"
+        "markers = {main = \"sys_platform == 'win32'\", dev = \"sys_platform == 'darwin'\"}\n[metadata]\n"
     )
     parsed = parse_lockfile("poetry.lock", lock)
     assert parsed.pin_markers == {"attrs": {"24.2.0": "sys_platform == 'win32' or sys_platform == 'darwin'"}}

@@ -104,7 +104,7 @@ def test_pyproject_poetry_pylock_pipfile_conda() -> None:
     )
     assert pyproject.pins == {"numpy": "1.26.4", "ruff": "0.5.0", "scipy": "1.13.0"}
     assert pyproject.requirements == {"pandas": ">=2", "pytest": ">=8", "rich": "^13"}
-    poetry = parse_lockfile("poetry.lock", '[[package]]\nname = "Six"\nversion = "1.16.0"\n')
+    poetry = parse_lockfile("poetry.lock", '[[package]]\nname = "Six"\nversion = "1.16.0"\n[metadata]\n')
     assert poetry.pins == {"six": "1.16.0"}
     pylock = parse_lockfile(
         "pylock",
@@ -215,7 +215,7 @@ def test_credentials_keep_the_raw_copy_out(tmp_path: Path) -> None:
 
 def test_bad_lockfiles_are_recorded_and_capture_goes_on(tmp_path: Path) -> None:
     (tmp_path / "uv.lock").write_text("[[package]\nname = 'broken'\n")
-    (tmp_path / "poetry.lock").write_text('[[package]]\nname = "six"\nversion = "1.16.0"\n')
+    (tmp_path / "poetry.lock").write_text('[[package]]\nname = "six"\nversion = "1.16.0"\n[metadata]\n')
     (tmp_path / "Pipfile.lock").write_bytes(b"\x00\x01binary\xff")
     data, extra = _collect(tmp_path, lockfiles=(str(tmp_path / "missing.txt"),))
     uv = _file(data, "uv.lock")
