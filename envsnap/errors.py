@@ -15,6 +15,7 @@ __all__ = [
     "IntegrityError",
     "InterpreterError",
     "NotFoundError",
+    "OptionError",
     "OutputError",
     "SchemaError",
     "SnapshotError",
@@ -88,6 +89,12 @@ class InterpreterError(EnvsnapError, ValueError):
 
 class OutputError(EnvsnapError, ValueError):
     """The destination of a write is unusable (exists, not writable, parent missing)."""
+
+
+class OptionError(EnvsnapError, ValueError):
+    """An option has a value envsnap does not know (``--lockfile-kind nonsense``): a usage error."""
+
+    exit_code = 2
 
 
 class NotFoundError(EnvsnapError, ValueError):

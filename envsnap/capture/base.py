@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from typing import Unpack
 
 __all__ = [
+    "LOCKFILE_KINDS",
     "CaptureArguments",
     "CaptureContext",
     "CaptureOptions",
@@ -67,6 +68,28 @@ class InputSpec:
 
 def _paths(values: Iterable[str | os.PathLike[str]]) -> tuple[str, ...]:
     return tuple(os.fspath(value) for value in values)
+
+
+#: The kinds ``--lockfile-kind`` accepts: the keys of ``lockfile_parsers.PARSERS`` (a test keeps them equal;
+#: listed here because the parsers sit above this module).
+LOCKFILE_KINDS = (
+    "conda-environment",
+    "conda-lock",
+    "pipfile.lock",
+    "poetry.lock",
+    "pylock",
+    "pyproject",
+    "requirements",
+    "uv.lock",
+)
+
+
+def _lockfile_kind(kind: str | None) -> str | None:
+    from envsnap.errors import OptionError
+
+    if kind is not None and kind not in LOCKFILE_KINDS:
+        raise OptionError(f"unknown lockfile kind {kind!r}", hint=f"use one of: {', '.join(LOCKFILE_KINDS)}")
+    return kind
 
 
 def _inputs(inputs: Mapping[str, Any]) -> tuple[InputSpec, ...]:
@@ -107,6 +130,7 @@ class CaptureArguments(TypedDict, total=False):
     sampling: SampleOptions | None
     artifacts: Iterable[str | os.PathLike[str]]
     lockfiles: Iterable[str | os.PathLike[str]]
+    lockfile_kind: str | None
     config_files: Iterable[str | os.PathLike[str]]
 
 
@@ -135,6 +159,8 @@ class CaptureOptions:
     artifacts: tuple[str, ...] = field(default=(), metadata=_option("artifacts", convert=_paths))
     #: ``--lockfile PATH`` and ``--config-file PATH_OR_GLOB`` (the lockfiles and configs probes).
     lockfiles: tuple[str, ...] = field(default=(), metadata=_option("lockfiles", convert=_paths))
+    #: ``--lockfile-kind KIND``: read every ``--lockfile`` file as this kind, whatever its name and content.
+    lockfile_kind: str | None = field(default=None, metadata=_option("lockfiles", convert=_lockfile_kind))
     config_files: tuple[str, ...] = field(default=(), metadata=_option("configs", convert=_paths))
     #: The failure being recorded (``on_failure``, a failing ``run``): {type, message, traceback}.
     failure: Mapping[str, Any] | None = field(default=None, metadata=_option("job", argument=False))

@@ -220,11 +220,12 @@ class LockfilesProbe(Probe):
             candidates.extend((os.path.realpath(p), None, False, None) for p in sorted(discover(directory)))
         for given, found, problem in expand([*ctx.options.lockfiles, *settings.lockfiles], cwd):
             candidates.append((found or given, given, True, problem))
+        cli_named = {str(p) for p in ctx.options.lockfiles}  # --lockfile-kind applies to these only
         installed = installed_versions(ctx)
         environment = ctx.target.markers
         records: dict[str, tuple[dict[str, Any], bytes | None]] = {}
         disagree: list[dict[str, Any]] = []
-        for resolved, pattern, _named, error in candidates:
+        for resolved, pattern, named, error in candidates:
             shown: str = display_path(resolved, root, cwd) if error is None else str(pattern)
             if shown in records:
                 continue
@@ -233,7 +234,8 @@ class LockfilesProbe(Probe):
                 entry["error"] = f"{shown}: {error}"
                 records[shown] = (entry, None)
                 continue
-            kind = detect_kind(os.path.basename(resolved))  # None: a named file's content decides
+            forced = ctx.options.lockfile_kind if named and pattern in cli_named else None
+            kind = forced or detect_kind(os.path.basename(resolved))  # None: a named file's content decides
             entry, raw, parsed = record_lockfile(resolved, shown, kind)
             records[shown] = (entry, raw)
             if parsed is not None:

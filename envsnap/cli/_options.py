@@ -170,6 +170,18 @@ CAPTURE_FLAGS: tuple[CaptureFlag, ...] = (
         "lockfiles",
     ),
     CaptureFlag(
+        "lockfile_kind",
+        str,
+        typer.Option(
+            None,
+            "--lockfile-kind",
+            metavar="KIND",
+            help="Read every lockfile named on the command line as this kind (requirements, uv.lock, "
+            "poetry.lock, pylock, pipfile.lock, pyproject, conda-environment, conda-lock), not by its name.",
+        ),
+        "lockfile_kind",
+    ),
+    CaptureFlag(
         "config_files",
         list[str],
         typer.Option(

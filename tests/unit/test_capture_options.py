@@ -40,6 +40,7 @@ SAMPLES: dict[str, tuple[Any, Any]] = {
     "sampling": (SampleOptions(rows=5), SampleOptions(rows=5)),
     "artifacts": ([Path("model.pkl")], ("model.pkl",)),
     "lockfiles": ([Path("uv.lock")], ("uv.lock",)),
+    "lockfile_kind": ("requirements", "requirements"),
     "config_files": (["conf/*.yaml"], ("conf/*.yaml",)),
 }
 #: Capture options the command line does not set: the command runs from a directory, with its own argv.
@@ -124,7 +125,8 @@ def test_capture_and_run_take_every_flag(monkeypatch: pytest.MonkeyPatch, tmp_pa
     args = [
         *("--python", "/opt/venv", "--input", "events=events.parquet", "--rows", "5", "--seed", "7"),
         *("--method", "row-groups", "--columns", "a,b", "--mask", "user"),
-        *("--artifact", "model.pkl", "--lockfile", "uv.lock", "--config-file", "conf/*.yaml"),
+        *("--artifact", "model.pkl", "--lockfile", "uv.lock", "--lockfile-kind", "uv.lock"),
+        *("--config-file", "conf/*.yaml"),
         *("--label", "nightly", "--env-allow", "APP_*", "--no-git", "--reproducible", "--os-packages"),
     ]
     want = {
@@ -133,6 +135,7 @@ def test_capture_and_run_take_every_flag(monkeypatch: pytest.MonkeyPatch, tmp_pa
         "sampling": SampleOptions(rows=5, seed=7, method="row-groups", columns=("a", "b"), mask=("user",)),
         "artifacts": ("model.pkl",),
         "lockfiles": ("uv.lock",),
+        "lockfile_kind": "uv.lock",
         "config_files": ("conf/*.yaml",),
         "label": "nightly",
         "env_allow": ("APP_*",),

@@ -110,3 +110,37 @@ def test_capture_summary_caps_disagreements() -> None:
     assert lines[-1] == "and 15 more: envsnap show --section lockfiles"
     assert len(lockfile_problems(data, limit=None)) == 26
     assert "p24" in lockfiles_table(data)
+
+
+def test_lockfile_kind_forces_the_kind_of_named_files(tmp_path: Path) -> None:
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    # a requirements file under a name that reads as a uv.lock: only --lockfile-kind can say what it is
+    (proj / "uv.lock").write_text("six==0.0.1\n")
+    (proj / "locks").mkdir()
+    (proj / "locks" / "uv.lock").write_text("six==0.0.2\n")
+    out = tmp_path / "snap"
+    args = ["capture", "--no-git", "-q", "-o", str(out), "--lockfile", "locks/uv.lock", "--lockfile-kind"]
+    cwd = os.getcwd()
+    os.chdir(proj)
+    try:
+        result = runner.invoke(app, [*args, "requirements"])
+        bad = runner.invoke(app, [*args, "nonsense", "-o", str(tmp_path / "other")])
+    finally:
+        os.chdir(cwd)
+    assert result.exit_code == 0, result.output
+    table = runner.invoke(app, ["show", str(out), "--section", "lockfiles"]).stdout
+    assert "locks/uv.lock  requirements" in table  # forced
+    assert "  uv.lock: not valid TOML" in table  # the discovered one is still read by its name
+    assert bad.exit_code == 2
+    assert bad.output.strip().splitlines()[-1] == (
+        "envsnap: error: unknown lockfile kind 'nonsense'; use one of: conda-environment, conda-lock, "
+        "pipfile.lock, poetry.lock, pylock, pyproject, requirements, uv.lock"
+    )
+
+
+def test_lockfile_kinds_are_the_parsers() -> None:
+    from envsnap.capture.base import LOCKFILE_KINDS
+    from envsnap.capture.lockfile_parsers import PARSERS
+
+    assert set(LOCKFILE_KINDS) == set(PARSERS)
