@@ -48,13 +48,32 @@ def six_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_every_probe_succeeds_and_every_member_validates(tmp_path: Path) -> None:
     snap = capture(tmp_path / "s.envsnap", git=False)
     statuses = {name: s.status for name, s in snap.manifest.probes.items()}
-    skipped = {"git", "data", "artifacts"}  # --no-git; no inputs or artifacts were asked for
+    # --no-git; no inputs, artifacts or OS packages were asked for
+    skipped = {"git", "data", "artifacts", "os_packages"}
     assert statuses == {name: ("skipped" if name in skipped else "ok") for name in PROBE_MODULES}
     loaded = envsnap.load(tmp_path / "s.envsnap")
     assert set(loaded.members()) >= EXPECTED_MEMBERS
     report = loaded.verify()  # re-hashes and schema-validates every JSON member
     assert report.members == len(loaded.members())
     assert loaded.fingerprint == snap.fingerprint
+
+
+def test_os_packages_when_asked(tmp_path: Path) -> None:
+    snap = capture(tmp_path / "s.envsnap", git=False, os_packages=True)
+    assert snap.manifest.probes["os_packages"].status == "ok"
+    loaded = envsnap.load(tmp_path / "s.envsnap")
+    loaded.verify()  # env/os-packages.json against its schema
+    managers = loaded.section("os-packages")["managers"]
+    if not Path("/var/lib/dpkg/status").is_file() and not Path("/lib/apk/db/installed").is_file():
+        assert managers == []
+        return
+    packages = {row[0] for manager in managers for row in manager["packages"]}
+    system = [c for c in loaded.section("sbom")["components"] if c["type"] == "operating-system"]
+    assert len(system) == 1
+    os_refs = [
+        c for c in loaded.section("sbom")["components"] if c.get("purl", "").startswith(("pkg:deb/", "pkg:apk/"))
+    ]
+    assert len(os_refs) == sum(len(m["packages"]) for m in managers) and {c["name"] for c in os_refs} == packages
 
 
 def test_in_process_capture_sees_envsnap_itself() -> None:
