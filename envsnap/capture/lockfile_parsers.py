@@ -77,6 +77,23 @@ class ParsedLock:
     #: name -> where a non-registry entry comes from: ``git+URL@COMMIT``, ``path:DIR``, ``editable:DIR``,
     #: ``url:URL`` (URLs without credentials); forks from several sources joined with " || ".
     sources: dict[str, str] = field(default_factory=dict)
+    #: name -> ``sha256:...`` hashes the lock records for it (every file of every pinned version).
+    hashes: dict[str, set[str]] = field(default_factory=dict)
+    #: name -> extras requested of it (``requests[socks]``, uv's ``extra = [...]`` on an edge).
+    extras: dict[str, set[str]] = field(default_factory=dict)
+    #: name -> the groups / categories it is locked for (Pipfile default/develop, Poetry groups, uv
+    #: dependency groups, conda-lock categories).
+    groups: dict[str, set[str]] = field(default_factory=dict)
+    #: The Pythons the whole file is for (``requires-python``, Poetry's ``python-versions``).
+    requires_python: str | None = None
+    #: conda-lock: the platforms the file was solved for.
+    platforms: list[str] = field(default_factory=list)
+
+    def tag(self, table: dict[str, set[str]], name: str, values: Iterable[object]) -> None:
+        """Add the string ``values`` to ``table[name]`` (hashes, extras or groups)."""
+        strings = {str(v) for v in values if isinstance(v, str) and v}
+        if strings:
+            table.setdefault(normalize_name(name), set()).update(strings)
 
     def source(self, name: str, where: str | None) -> None:
         """Record a non-registry source of ``name`` (None: a registry, not recorded)."""
@@ -126,6 +143,11 @@ class ParsedLock:
             "markers": dict(sorted(self.markers.items())),
             "pin_markers": {name: self.pin_markers[name] for name in sorted(self.pin_markers)},
             "sources": dict(sorted(self.sources.items())),
+            "hashes": {k: sorted(v) for k, v in sorted(self.hashes.items())},
+            "extras": {k: sorted(v) for k, v in sorted(self.extras.items())},
+            "groups": {k: sorted(v) for k, v in sorted(self.groups.items())},
+            "requires_python": self.requires_python,
+            "platforms": list(self.platforms),
             "notes": list(self.notes),
         }
 
@@ -189,6 +211,7 @@ class Requirement:
     specifier: str
     url: str | None
     marker: str | None
+    extras: tuple[str, ...] = ()
 
     @property
     def exact(self) -> str | None:
@@ -207,11 +230,14 @@ def split_requirement(text: str) -> Requirement:
     url = None
     if rest.startswith("@"):
         url, rest = rest[1:].strip(), ""
-    return Requirement(match.group(1), rest.strip("() "), url, marker.strip() or None)
+    extras = tuple(sorted(e.strip() for e in (match.group(2) or "").strip("[]").split(",") if e.strip()))
+    return Requirement(match.group(1), rest.strip("() "), url, marker.strip() or None, extras)
 
 
-def _add_requirement(parsed: ParsedLock, text: str) -> None:
+def _add_requirement(parsed: ParsedLock, text: str, hashes: Iterable[str] = ()) -> None:
     req = split_requirement(text)
+    parsed.tag(parsed.extras, req.name, req.extras)
+    parsed.tag(parsed.hashes, req.name, hashes)
     if req.url is not None:
         parsed.require(req.name, f"@ {req.url}")
         parsed.source(req.name, _url_source(req.url))
@@ -254,11 +280,12 @@ def parse_requirements_lines(lines: Iterable[str], parsed: ParsedLock) -> None:
         if line.startswith("-"):
             continue
         spec = " ".join(w for w in words if not w.startswith("--"))
+        hashes = [w.split("=", 1)[1] for w in words if w.startswith("--hash=")]
         if "://" in spec and not re.match(r"^[A-Za-z0-9._-]+(\[[^\]]*\])?\s*@", spec):
             parsed.notes.append(f"line {number}: URL requirement not compared")
             continue
         try:
-            _add_requirement(parsed, spec)
+            _add_requirement(parsed, spec, hashes)
         except ValueError as exc:
             raise ValueError(f"line {number}: {exc}") from None
 
@@ -293,6 +320,8 @@ def parse_pyproject(text: str) -> ParsedLock:
     data = _toml(text)
     parsed = ParsedLock("pyproject")
     project: dict[str, Any] = data["project"] if isinstance(data.get("project"), dict) else {}
+    wanted = project.get("requires-python")
+    parsed.requires_python = wanted if isinstance(wanted, str) else None
     for spec in _strings(project.get("dependencies"), "project.dependencies"):
         _add_requirement(parsed, spec)
     extras = project.get("optional-dependencies") or {}
@@ -411,9 +440,45 @@ def _packages_table(data: dict[str, Any], key: str, kind: str) -> ParsedLock:
         else:
             parsed.require(name, "")  # a virtual/dynamic project in uv.lock has no version
         parsed.source(name, _entry_source(entry))
+        parsed.tag(parsed.hashes, name, _entry_hashes(entry))
+        groups = entry.get("groups")  # Poetry 2
+        parsed.tag(parsed.groups, name, groups if isinstance(groups, list) else [entry.get("category")])
         if marker:
             parsed.markers[normalize_name(name)] = marker
     return parsed
+
+
+def _entry_hashes(entry: dict[str, Any]) -> list[str]:
+    """``ALG:HEX`` of every file of an entry: uv's ``sdist`` / ``wheels`` ``hash``, Poetry's ``files``,
+    pylock's ``hashes`` tables (``sdist``, ``wheels``, ``archive``)."""
+    files: list[Any] = [entry.get("sdist"), entry.get("archive"), *(entry.get("wheels") or ())]
+    files += list(entry.get("files") or ())
+    out: list[str] = []
+    for item in files:
+        if not isinstance(item, dict):
+            continue
+        if isinstance(item.get("hash"), str):
+            out.append(item["hash"])
+        table = item.get("hashes")
+        if isinstance(table, dict):
+            out += [f"{alg}:{value}" for alg, value in table.items() if isinstance(value, str)]
+    return out
+
+
+def _uv_tags(parsed: ParsedLock, packages: list[Any]) -> None:
+    """uv.lock: extras requested on dependency edges, and the dependency groups naming each package."""
+    for entry in packages:
+        if not isinstance(entry, dict):
+            continue
+        edges: list[tuple[str | None, Any]] = [(None, e) for e in entry.get("dependencies") or ()]
+        groups = entry.get("dev-dependencies")
+        for group, listed in groups.items() if isinstance(groups, dict) else ():
+            edges += [(str(group), e) for e in (listed if isinstance(listed, list) else ())]
+        for group, edge in edges:
+            if isinstance(edge, dict) and isinstance(edge.get("name"), str):
+                extra = edge.get("extra")
+                parsed.tag(parsed.extras, edge["name"], extra if isinstance(extra, list) else ())
+                parsed.tag(parsed.groups, edge["name"], [group])
 
 
 def _uv_references(packages: list[Any]) -> dict[str, dict[str | None, list[str]]]:
@@ -443,6 +508,8 @@ def parse_poetry_lock(text: str) -> ParsedLock:
     parsed = _packages_table(data, "package", "poetry.lock")
     if not isinstance(data.get("metadata"), dict):
         raise ValueError("no [metadata] table (Poetry writes it last): truncated? run `poetry lock` again")
+    wanted = data["metadata"].get("python-versions")
+    parsed.requires_python = wanted if isinstance(wanted, str) else None
     return parsed
 
 
@@ -452,6 +519,9 @@ def parse_uv_lock(text: str) -> ParsedLock:
     dependency edge to a package the file does not list means the file was cut short."""
     data = _toml(text)
     parsed = _packages_table(data, "package", "uv.lock")
+    _uv_tags(parsed, data["package"])
+    wanted = data.get("requires-python")
+    parsed.requires_python = wanted if isinstance(wanted, str) else None
     listed = {normalize_name(e["name"]) for e in data["package"] if isinstance(e, dict)}
     dangling = sorted(set(_uv_references(data["package"])) - listed)
     if dangling:
@@ -464,7 +534,11 @@ def parse_uv_lock(text: str) -> ParsedLock:
 
 def parse_pylock(text: str) -> ParsedLock:
     """PEP 751 ``pylock.toml``: every ``[[packages]]`` name and version, with its marker."""
-    return _packages_table(_toml(text), "packages", "pylock")
+    data = _toml(text)
+    parsed = _packages_table(data, "packages", "pylock")
+    wanted = data.get("requires-python")
+    parsed.requires_python = wanted if isinstance(wanted, str) else None
+    return parsed
 
 
 def parse_pipfile_lock(text: str) -> ParsedLock:
@@ -476,6 +550,14 @@ def parse_pipfile_lock(text: str) -> ParsedLock:
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
     parsed = ParsedLock("pipfile.lock")
+    meta = data.get("_meta")
+    requires = meta.get("requires") if isinstance(meta, dict) else None
+    if isinstance(requires, dict):
+        full, minor = requires.get("python_full_version"), requires.get("python_version")
+        if isinstance(full, str):
+            parsed.requires_python = f"=={full}"
+        elif isinstance(minor, str):
+            parsed.requires_python = f"=={minor}.*"
     for section in ("default", "develop"):
         entries = data.get(section) or {}
         if not isinstance(entries, dict):
@@ -491,6 +573,10 @@ def parse_pipfile_lock(text: str) -> ParsedLock:
                 parsed.require(name, version if isinstance(version, str) else "")
             if marker:
                 parsed.markers[normalize_name(name)] = marker
+            parsed.tag(parsed.groups, name, [section])
+            if isinstance(entry, dict):
+                parsed.tag(parsed.hashes, name, entry.get("hashes") or ())
+                parsed.tag(parsed.extras, name, entry.get("extras") or ())
             if isinstance(entry, dict) and isinstance(entry.get("git"), str):
                 parsed.source(name, git_source(entry["git"], str(entry.get("ref") or "") or None))
             elif isinstance(entry, dict) and isinstance(entry.get("path"), str):
@@ -622,6 +708,13 @@ def parse_conda_lock(text: str) -> ParsedLock:
             parsed.require(name, "")
         else:
             parsed.pin(name, str(version) if is_pip else pypi_version(str(version)), marker)
+        parsed.tag(parsed.groups, name, [entry.get("category")])
+        digests = entry.get("hash")
+        if isinstance(digests, dict):
+            parsed.tag(parsed.hashes, name, [f"{k}:{v}" for k, v in digests.items() if k == "sha256"])
+    metadata = data.get("metadata")
+    platforms = metadata.get("platforms") if isinstance(metadata, dict) else None
+    parsed.platforms = sorted(str(p) for p in platforms) if isinstance(platforms, list) else []
     return parsed
 
 

@@ -116,6 +116,13 @@ def _fits(specifier: str, installed: str) -> bool | None:
         return None  # Poetry's ^1.2 / ~1.2 and other non-PEP 440 constraints: not judged
 
 
+def assumed_note(environment: Mapping[str, Any]) -> str:
+    """What the markers of a file were evaluated for: the interpreter, and no extras or groups."""
+    python = environment.get("python_full_version", "?")
+    where = f"{environment.get('sys_platform', '?')} {environment.get('platform_machine', '?')}"
+    return f"markers evaluated for Python {python} on {where}; extras and dependency groups assumed not installed"
+
+
 def applicable_versions(
     versions: list[str], conditions: Mapping[str, str], environment: Mapping[str, Any] | None
 ) -> list[str]:
@@ -167,6 +174,11 @@ def _entry(path: str, kind: str | None) -> dict[str, Any]:
         "markers": {},
         "pin_markers": {},
         "sources": {},
+        "hashes": {},
+        "extras": {},
+        "groups": {},
+        "requires_python": None,
+        "platforms": [],
         "notes": [],
         "error": None,
     }
@@ -240,6 +252,8 @@ class LockfilesProbe(Probe):
             records[shown] = (entry, raw)
             if parsed is not None:
                 disagree.extend(disagreements(shown, parsed, installed, environment))
+                if (parsed.pin_markers or parsed.markers) and environment:
+                    entry["notes"] = [*entry["notes"], assumed_note(environment)]
         ordered = sorted(records)
         names = unique_member_names(RAW_PREFIX, ordered)
         files: list[dict[str, Any]] = []
@@ -264,6 +278,7 @@ class LockfilesProbe(Probe):
 __all__ = [
     "LockfilesProbe",
     "applicable_versions",
+    "assumed_note",
     "disagreements",
     "discover",
     "installed_versions",
