@@ -20,6 +20,7 @@ marker does not apply to the captured interpreter is not a disagreement.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import os
 from collections.abc import Mapping
@@ -99,11 +100,18 @@ def same_version(pinned: str, installed: str, prefix: bool) -> bool:
 def _marker_applies(marker: str | None, environment: Mapping[str, Any] | None) -> bool:
     if not marker or not environment:
         return True
-    from packaging.markers import InvalidMarker, Marker, UndefinedComparison, UndefinedEnvironmentName
+    return _evaluate(marker, tuple(sorted((str(k), str(v)) for k, v in environment.items())))
+
+
+@functools.lru_cache(maxsize=1024)
+def _evaluate(marker: str, environment: tuple[tuple[str, str], ...]) -> bool:
+    """A marker against an environment; True when it cannot be evaluated (a check is never dropped
+    silently). Cached: a lock repeats a few markers (``python_full_version < '3.11'``) over many entries."""
+    from packaging.markers import Marker
 
     try:
-        return bool(Marker(marker).evaluate({str(k): str(v) for k, v in environment.items()}))
-    except (InvalidMarker, UndefinedComparison, UndefinedEnvironmentName):
+        return bool(Marker(marker).evaluate(dict(environment)))
+    except (ValueError, KeyError):  # InvalidMarker, UndefinedComparison, InvalidVersion; UndefinedEnvironmentName
         return True
 
 
@@ -142,6 +150,8 @@ def disagreements(
         have = installed.get(name)
         if have is None:
             continue
+        if FORK_SEPARATOR not in pinned and same_version(pinned, have, parsed.prefix_pins):
+            continue  # one entry, and the job runs it: whatever its marker says, nothing disagrees
         conditions = parsed.pin_markers.get(name)
         if conditions is None and name in parsed.markers:
             conditions = dict.fromkeys(pinned.split(FORK_SEPARATOR), parsed.markers[name])
