@@ -51,3 +51,8 @@ printf '[project]\nname = "gituser"\nversion = "0.1.0"\nrequires-python = ">=3.1
 cd "$GIT" && echo 'VALUE = 2' >src/gitdep/__init__.py && git -c user.name=t -c user.email=t@example.invalid commit -qam two
 cd "$WORK/uvgit" && "$T/uv" lock -q --upgrade-package gitdep && cp uv.lock "$HERE/uv-git-b.lock"
 cd "$HERE"
+
+# Poetry 2 with the same git dependency ([package.source] type = "git", resolved_reference = the commit).
+mkdir -p "$WORK/poetrygit" && sed "s|GITDEP|$GIT|" "$HERE/projects/poetry-git/pyproject.toml" >"$WORK/poetrygit/pyproject.toml"
+(cd "$WORK/poetrygit" && "$T/poetry" lock -q)
+cp "$WORK/poetrygit/poetry.lock" "$HERE/poetry-git.lock"

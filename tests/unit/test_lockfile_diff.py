@@ -94,3 +94,11 @@ def test_disagreement_made_by_the_lock_is_in_the_note() -> None:
     section = diff_lockfiles(_side({}, []), _side({"psutil": "5.9.0"}, [("psutil", "5.9.0", "5.8.0")]))
     assert _rows(section) == {("uv.lock:psutil", "added", None, "5.9.0")}
     assert section.note == "with the lock's own changes, b disagrees: uv.lock pins psutil 5.9.0; the job ran 5.8.0"
+
+
+def test_poetry_git_dependency_source() -> None:
+    poetry = parse_lockfile("poetry.lock", (FIXTURES / "poetry-git.lock").read_text())
+    uv_b = parse_lockfile("uv.lock", (FIXTURES / "uv-git-b.lock").read_text())
+    commit = uv_b.sources["gitdep"].rpartition("@")[2]
+    assert poetry.sources["gitdep"].startswith("git+file://") and poetry.sources["gitdep"].endswith(f"@{commit}")
+    assert poetry.pins["gitdep"] == "0.1.0" and poetry.groups["gitdep"] == {"main"}
