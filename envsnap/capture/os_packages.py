@@ -17,16 +17,20 @@ capture: the probe runs only with ``--os-packages`` (``os_packages=True``).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 from envsnap._target.host import read_text
 from envsnap.capture.base import CaptureContext, Probe, register
+from envsnap.capture.declared import declared_licenses, license_json
 
 __all__ = [
     "COLUMNS",
     "DATABASES",
     "OsPackagesProbe",
+    "os_components",
     "os_packages",
     "package_rows",
     "parse_apk_installed",
@@ -155,6 +159,65 @@ def package_rows(data: Any) -> list[tuple[str, Mapping[str, Any]]]:
         for row in entry["packages"]:
             if isinstance(row, list) and row and isinstance(row[0], str):
                 out.append((str(entry.get("manager")), dict(zip(columns, row, strict=False))))
+    return out
+
+
+_PURL_TYPES = {"dpkg": ("deb", "debian"), "apk": ("apk", "alpine")}
+
+
+_UNRESERVED = re.compile(r"[A-Za-z0-9.\-_~]*")
+
+
+def _purl_part(text: str) -> str:
+    # The purl spec percent-encodes what is not unreserved: "libstdc++6" -> "libstdc%2B%2B6", epochs' ":".
+    # quote() costs ~2 µs a call; most names and versions need nothing.
+    return text if _UNRESERVED.fullmatch(text) else quote(text, safe=".-_~")
+
+
+def os_components(os_packages: Any, os_release: Mapping[str, Any], known: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The operating system and its packages as CycloneDX component JSON (empty without packages).
+
+    Built as JSON, not through the library's model: a Debian image has ~850 packages, which the model
+    serialises in ~55 ms. purls as the purl spec writes them: ``pkg:deb/debian/NAME@VERSION?arch=amd64&
+    distro=debian-12`` (``pkg:apk/alpine/...`` for apk); the namespace is the os-release ``ID``.
+    ``known`` maps lower-case SPDX ids to their spelling (apk records a license per package).
+    """
+    rows = package_rows(os_packages)
+    if not rows:
+        return []
+    os_id = str(os_release.get("id") or "").lower() or None
+    version_id = str(os_release.get("version_id") or "") or None
+    system_ref = f"os:{os_id or 'unknown'}@{version_id}" if version_id else f"os:{os_id or 'unknown'}"
+    system: dict[str, Any] = {"bom-ref": system_ref, "type": "operating-system", "name": os_id or "unknown"}
+    if version_id:
+        system["version"] = version_id
+    if os_release.get("pretty_name"):
+        system["description"] = str(os_release["pretty_name"])
+    out = [system]
+    seen: set[str] = set()
+    for manager, row in rows:
+        purl_type, default_namespace = _PURL_TYPES.get(manager, ("generic", None))
+        namespace = os_id or default_namespace
+        name, version, arch = row.get("name"), row.get("version"), row.get("arch")
+        qualifiers = []
+        if arch:
+            qualifiers.append(f"arch={_purl_part(str(arch))}")
+        if namespace and version_id:
+            qualifiers.append(f"distro={_purl_part(namespace)}-{_purl_part(version_id)}")
+        purl = f"pkg:{purl_type}/{_purl_part(namespace) + '/' if namespace else ''}{_purl_part(str(name))}"
+        purl += f"@{_purl_part(str(version))}" if version else ""
+        purl += "?" + "&".join(qualifiers) if qualifiers else ""
+        if purl in seen:
+            continue
+        seen.add(purl)
+        component: dict[str, Any] = {"bom-ref": purl, "type": "library", "name": name, "purl": purl}
+        if version:
+            component["version"] = version
+        if row.get("license"):
+            declared = declared_licenses(None, str(row["license"]), (), known)
+            if declared:
+                component["licenses"] = [license_json(d) for d in declared]
+        out.append(component)
     return out
 
 

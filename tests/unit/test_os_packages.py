@@ -11,8 +11,14 @@ from test_sbom import assert_valid, sbom_of  # tests/unit is on sys.path
 
 from envsnap.capture import target as target_mod
 from envsnap.capture.base import CaptureContext, CaptureOptions
-from envsnap.capture.os_packages import OsPackagesProbe, os_packages, parse_apk_installed, parse_dpkg_status
-from envsnap.capture.sbom import os_components
+from envsnap.capture.os_packages import (
+    OsPackagesProbe,
+    os_components,
+    os_packages,
+    parse_apk_installed,
+    parse_dpkg_status,
+)
+from envsnap.capture.sbom import spdx_ids
 
 # Stanzas of this Debian 12 image's /var/lib/dpkg/status, long descriptions cut; then a removed package.
 DPKG_STATUS = """\
@@ -168,7 +174,7 @@ DEBIAN = {"id": "debian", "version_id": "12", "pretty_name": "Debian GNU/Linux 1
 
 def test_os_components_have_purls_as_the_purl_spec_writes_them(tmp_path: Path) -> None:
     data = os_packages(str(_root_with(tmp_path, "/var/lib/dpkg/status", DPKG_STATUS)))
-    system, *packages = os_components(data, DEBIAN)
+    system, *packages = os_components(data, DEBIAN, spdx_ids())
     assert system == {
         "bom-ref": "os:debian@12",
         "type": "operating-system",
@@ -198,7 +204,7 @@ def test_os_components_have_purls_as_the_purl_spec_writes_them(tmp_path: Path) -
 
 def test_apk_packages_carry_their_license(tmp_path: Path) -> None:
     data = os_packages(str(_root_with(tmp_path, "/lib/apk/db/installed", APK_INSTALLED)))
-    _, libcrypto, musl = os_components(data, {"id": "alpine", "version_id": "3.19.1"})
+    _, libcrypto, musl = os_components(data, {"id": "alpine", "version_id": "3.19.1"}, spdx_ids())
     assert musl["purl"] == "pkg:apk/alpine/musl@1.2.4-r2?arch=x86_64&distro=alpine-3.19.1"
     assert musl["licenses"] == [{"license": {"acknowledgement": "declared", "id": "MIT"}}]
     assert libcrypto["licenses"] == [{"license": {"acknowledgement": "declared", "id": "Apache-2.0"}}]
