@@ -4,6 +4,7 @@ below installed changes."""
 
 from __future__ import annotations
 
+import importlib.metadata
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from envsnap.capture.lockfile_parsers import parse_lockfile
 from envsnap.diff.env_configs import diff_lockfiles
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures_lockfiles"
+SIX = importlib.metadata.version("six")
 
 
 def _side(pins: dict[str, str], drift: list[tuple[str, str, str]], **extra: Any) -> dict[str, Any]:
@@ -102,3 +104,31 @@ def test_poetry_git_dependency_source() -> None:
     commit = uv_b.sources["gitdep"].rpartition("@")[2]
     assert poetry.sources["gitdep"].startswith("git+file://") and poetry.sources["gitdep"].endswith(f"@{commit}")
     assert poetry.pins["gitdep"] == "0.1.0" and poetry.groups["gitdep"] == {"main"}
+
+
+def test_two_captures_with_lock_revisions_rank_no_installed_row(tmp_path: Path) -> None:
+    """The same installed environment under two uv.lock revisions (uv's own, a git commit bump and a pin
+    this environment does not meet on one side): pin and source rows only, ranked as project changes."""
+    from envsnap.capture import capture
+    from envsnap.diff import diff
+
+    snaps = []
+    for side in "ab":
+        work = tmp_path / side
+        work.mkdir()
+        text = (FIXTURES / f"uv-git-{side}.lock").read_text()
+        # a pins the six installed here; b moves it to a version nobody installed
+        pinned = SIX if side == "a" else "0.0.1"
+        text = text.replace('name = "six"\nversion = "1.17.0"', f'name = "six"\nversion = "{pinned}"')
+        (work / "uv.lock").write_text(text)
+        snaps.append(capture(cwd=work, git=False, reproducible=True))
+    result = diff(snaps[0], snaps[1])
+    section = result.env.section("lockfiles")
+    assert section is not None
+    keys = {c.key for c in section.changes}
+    assert "uv.lock:gitdep (source)" in keys and "uv.lock:six" in keys
+    assert not any(k.endswith(" (installed)") for k in keys)
+    assert f"b disagrees: uv.lock pins six 0.0.1; the job ran {SIX}" in (section.note or "")
+    lock_suspects = [s for s in result.suspects if s.kind == "lockfiles"]
+    assert {s.subject for s in lock_suspects} >= {"lockfile uv.lock:gitdep (source)", "lockfile uv.lock:six"}
+    assert all(s.score <= 0.5 for s in lock_suspects)
