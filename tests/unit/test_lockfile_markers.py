@@ -139,3 +139,15 @@ def test_probe_uses_the_captured_interpreter(tmp_path: Path) -> None:
     validate_member("<test>", "project/lockfiles.json", out.data)
     assert [d["message"] for d in out.data["disagreements"]] == ["pylock.toml pins numpy 1.0.0; the job ran 2.0.0"]
     assert out.data["files"][0]["pin_markers"]["numpy"]["1.0.0"] == f"python_full_version == '{version}'"
+
+
+def test_pip_compile_lock_of_one_python_applies_to_that_python() -> None:
+    # pip-compile's header names the Python it resolved for (jax keeps one such lock per Python)
+    fixture = "requirements-pip-compile-header.txt"
+    assert _drift(fixture, "requirements", {"six": "1.16.0"}, PY311) == {
+        "six": f"{fixture} pins six 1.17.0; the job ran 1.16.0"
+    }
+    assert _drift(fixture, "requirements", {"six": "1.16.0"}, PY310) == {}
+    parsed = parse_lockfile("requirements", (FIXTURES / fixture).read_text())
+    assert parsed.requires_python == "==3.11.*"
+    assert "compiled by pip-compile for Python 3.11: its pins apply to that Python" in parsed.notes
