@@ -151,3 +151,23 @@ def test_pip_compile_lock_of_one_python_applies_to_that_python() -> None:
     parsed = parse_lockfile("requirements", (FIXTURES / fixture).read_text())
     assert parsed.requires_python == "==3.11.*"
     assert "compiled by pip-compile for Python 3.11: its pins apply to that Python" in parsed.notes
+
+
+def test_extra_markers_assume_no_extra_installed() -> None:
+    # uv writes conflicting extras as extra == 'extra-N-project-name': a pin for an extra is not compared
+    text = (
+        'version = 1\nrequires-python = ">=3.10"\n'
+        '[[package]]\nname = "torch"\nversion = "2.4.0+cu121"\nsource = { registry = "https://download.pytorch.org" }\n'
+        "resolution-markers = [\"extra == 'extra-7-project-cu121'\"]\n"
+        '[[package]]\nname = "torch"\nversion = "2.3.1"\nsource = { registry = "https://pypi.org/simple" }\n'
+        "resolution-markers = [\"extra != 'extra-7-project-cu121'\"]\n"
+    )
+    assert _drift_text("uv.lock", text, {"torch": "2.4.0+cu121"}) == {
+        "torch": "uv.lock pins torch 2.3.1; the job ran 2.4.0+cu121"
+    }
+    assert _drift_text("uv.lock", text, {"torch": "2.3.1"}) == {}
+
+
+def _drift_text(kind: str, text: str, installed: dict[str, str]) -> dict[str, str]:
+    parsed = parse_lockfile(kind, text)
+    return {d["name"]: d["message"] for d in disagreements(kind, parsed, installed, PY311)}
