@@ -145,7 +145,7 @@ class CaptureOptions:
     git: bool = field(default=True, metadata=_option("git"))
     reproducible: bool = field(default=False, metadata=_option(None))
     hashes: bool = field(default=False, metadata=_option("lock"))
-    #: ``--os-packages``: record the dpkg/apk packages (env/os-packages.json, and in the SBOM). Off by
+    #: ``--os-packages``: record the dpkg/apk/rpm packages (env/os-packages.json, and in the SBOM). Off by
     #: default: ~850 packages cost ~30 ms of credential scanning, a sixth of a whole capture.
     os_packages: bool = field(default=False, metadata=_option("os_packages"))
     cwd: str = field(default_factory=os.getcwd, metadata=_option(None, convert=os.fspath, none_is_default=True))

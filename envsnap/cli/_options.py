@@ -217,7 +217,9 @@ CAPTURE_FLAGS: tuple[CaptureFlag, ...] = (
     CaptureFlag(
         "os_packages",
         bool,
-        typer.Option(False, "--os-packages", help="Record the system's dpkg/apk packages (and list them in the SBOM)."),
+        typer.Option(
+            False, "--os-packages", help="Record the system's dpkg/apk/rpm packages (and list them in the SBOM)."
+        ),
         "os_packages",
     ),
 )

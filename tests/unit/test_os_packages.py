@@ -159,13 +159,14 @@ def _root_with(tmp_path: Path, path: str, text: str) -> Path:
 def test_os_packages_document(tmp_path: Path) -> None:
     root = _root_with(tmp_path, "/var/lib/dpkg/status", DPKG_STATUS)
     (root / "var/lib/rpm").mkdir()
+    (root / "var/lib/rpm" / "Packages").write_bytes(b"\0" * 64)  # a Berkeley DB: not readable here
     data = os_packages(str(root))
     assert data["columns"] == ["name", "version", "arch", "source", "license"]
     (dpkg,) = data["managers"]
     assert dpkg["manager"] == "dpkg"
     assert dpkg["path"] == "/var/lib/dpkg/status"
     assert [row[0] for row in dpkg["packages"]] == ["bsdutils", "ca-certificates", "libstdc++6"]
-    assert data["unsupported"] == ["rpm (/var/lib/rpm): its database needs rpm's own reader"]
+    assert data["unsupported"] == ["rpm (/var/lib/rpm): a Berkeley DB or NDB database needs rpm's own reader"]
     assert os_packages(str(tmp_path / "empty")) == {"columns": data["columns"], "managers": [], "unsupported": []}
 
 
@@ -244,3 +245,82 @@ def test_the_sbom_lists_the_os_and_its_packages(tmp_path: Path, monkeypatch: pyt
     assert "pkg:deb/debian/libstdc%2B%2B6@12.2.0-14%2Bdeb12u1?arch=amd64&distro=debian-12" in refs
     root = next(d for d in document["dependencies"] if d["ref"] == sbom.ROOT_REF)
     assert "os:debian@12" in root["dependsOn"]
+
+
+def _rpm_header(fields: list[tuple[int, int, bytes]]) -> bytes:
+    """An rpm header blob as rpm exports it: il, dl, (tag, type, offset, count) entries, then the data."""
+    import struct
+
+    entries, data = b"", b""
+    for tag, kind, value in fields:
+        if kind == 4:
+            data += b"\0" * (-len(data) % 4)  # int32 data is aligned
+        entries += struct.pack(">iIiI", tag, kind, len(data), 1)
+        data += value
+    return struct.pack(">ii", len(fields), len(data)) + entries + data
+
+
+def _rpmdb(path: Path, headers: list[bytes]) -> None:
+    import sqlite3
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL)")
+        connection.executemany("INSERT INTO Packages (blob) VALUES (?)", [(h,) for h in headers])
+    connection.close()
+
+
+def test_rpm_sqlite_database(tmp_path: Path) -> None:
+    import struct
+
+    def text(value: str) -> bytes:
+        return value.encode() + b"\0"
+
+    bash = _rpm_header(
+        [
+            (63, 7, b"\0" * 16),  # the immutable region marker every installed header starts with
+            (1000, 6, text("bash")),
+            (1001, 6, text("5.2.26")),
+            (1002, 6, text("3.fc40")),
+            (1014, 6, text("GPL-3.0-or-later")),
+            (1022, 6, text("x86_64")),
+            (1044, 6, text("bash-5.2.26-3.fc40.src.rpm")),
+        ]
+    )
+    openssl = _rpm_header(
+        [
+            (1000, 6, text("openssl-libs")),
+            (1003, 4, struct.pack(">i", 1)),
+            (1001, 6, text("3.2.2")),
+            (1002, 6, text("3.fc40")),
+            (1014, 6, text("Apache-2.0")),
+            (1022, 6, text("x86_64")),
+            (1044, 6, text("openssl-3.2.2-3.fc40.src.rpm")),
+        ]
+    )
+    key = _rpm_header([(1000, 6, text("gpg-pubkey")), (1001, 6, text("a15b79cc"))])
+    _rpmdb(tmp_path / "usr/lib/sysimage/rpm/rpmdb.sqlite", [bash, openssl, key, b"\0\0\0\5garbage"])
+    (tmp_path / "var/lib").mkdir(parents=True)
+    (tmp_path / "var/lib/rpm").symlink_to(tmp_path / "usr/lib/sysimage/rpm")  # as Fedora links it
+    data = os_packages(str(tmp_path))
+    assert data["unsupported"] == []
+    (rpm,) = data["managers"]
+    assert rpm["path"] == "/var/lib/rpm/rpmdb.sqlite"
+    assert rpm["packages"] == [
+        ["bash", "5.2.26-3.fc40", "x86_64", None, "GPL-3.0-or-later"],
+        ["openssl-libs", "1:3.2.2-3.fc40", "x86_64", "openssl", "Apache-2.0"],
+    ]
+    _, bash_component, openssl_component = os_components(data, {"id": "fedora", "version_id": "40"}, spdx_ids())
+    assert bash_component["purl"] == "pkg:rpm/fedora/bash@5.2.26-3.fc40?arch=x86_64&distro=fedora-40"
+    assert openssl_component["purl"] == "pkg:rpm/fedora/openssl-libs@3.2.2-3.fc40?arch=x86_64&distro=fedora-40&epoch=1"
+    assert bash_component["licenses"] == [{"license": {"acknowledgement": "declared", "id": "GPL-3.0-or-later"}}]
+
+
+def test_an_unreadable_rpm_database_is_named(tmp_path: Path) -> None:
+    database = tmp_path / "var/lib/rpm/rpmdb.sqlite"
+    database.parent.mkdir(parents=True)
+    database.write_bytes(b"not a database at all" * 10)
+    data = os_packages(str(tmp_path))
+    assert data["managers"] == []
+    (line,) = data["unsupported"]
+    assert line.startswith("rpm (/var/lib/rpm/rpmdb.sqlite): unreadable (DatabaseError")
