@@ -244,6 +244,16 @@ def _installed_moved(
     return pins_b is not None and not any(same_version(v, installed, False) for v in pins_b)
 
 
+def _same_pins_note(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """What changed in a lockfile whose pins did not: the packages whose recorded hashes moved, if any."""
+    hashes_a, hashes_b = old.get("hashes") or {}, new.get("hashes") or {}
+    moved = sorted(n for n in set(hashes_a) & set(hashes_b) if sorted(hashes_a[n]) != sorted(hashes_b[n]))
+    if not moved:
+        return "content changed; same pins"
+    more = f" (+{len(moved) - NOTE_DISAGREEMENTS} more)" if len(moved) > NOTE_DISAGREEMENTS else ""
+    return f"content changed; same pins; hashes changed for {', '.join(moved[:NOTE_DISAGREEMENTS])}{more}"
+
+
 def _git_commit(source: str) -> tuple[str, str] | None:
     """(repository, commit) of a ``git+URL@COMMIT`` source, else None."""
     if not source.startswith("git+") or FORK in source:
@@ -289,7 +299,7 @@ def diff_lockfiles(a: Mapping[str, Any], b: Mapping[str, Any]) -> SectionDiff:
         moved = _source_changes(out, path, old.get("sources") or {}, new.get("sources") or {})
         sha_a, sha_b = old.get("sha256"), new.get("sha256")
         if before == after and not moved and sha_a and sha_b and sha_a != sha_b:
-            out.add(path, "changed", sha_a[:12], sha_b[:12], note="content changed; same pins")
+            out.add(path, "changed", sha_a[:12], sha_b[:12], note=_same_pins_note(old, new))
     drift_a, drift_b = _disagreements(a), _disagreements(b)
     explained: list[str] = []
     for key in sorted(set(drift_a) | set(drift_b)):

@@ -132,3 +132,10 @@ def test_two_captures_with_lock_revisions_rank_no_installed_row(tmp_path: Path) 
     lock_suspects = [s for s in result.suspects if s.kind == "lockfiles"]
     assert {s.subject for s in lock_suspects} >= {"lockfile uv.lock:gitdep (source)", "lockfile uv.lock:six"}
     assert all(s.score <= 0.5 for s in lock_suspects)
+
+
+def test_same_pins_with_moved_hashes_names_the_packages() -> None:
+    a = _side({"six": "1.17.0"}, [], sha256="a" * 64, hashes={"six": ["sha256:aa"]})
+    b = _side({"six": "1.17.0"}, [], sha256="b" * 64, hashes={"six": ["sha256:bb"]})
+    (change,) = diff_lockfiles(a, b).changes
+    assert change.key == "uv.lock" and change.note == "content changed; same pins; hashes changed for six"
