@@ -522,6 +522,9 @@ def parse_poetry_lock(text: str) -> ParsedLock:
         raise ValueError("no [metadata] table (Poetry writes it last): truncated? run `poetry lock` again")
     wanted = data["metadata"].get("python-versions")
     parsed.requires_python = wanted if isinstance(wanted, str) else None
+    files = data["metadata"].get("files")  # Poetry <= 1.2 kept the hashes here, by package name
+    for name, listed in files.items() if isinstance(files, dict) else ():
+        parsed.tag(parsed.hashes, str(name), _entry_hashes({"files": listed if isinstance(listed, list) else []}))
     return parsed
 
 

@@ -82,3 +82,16 @@ def test_probe_records_fields_and_what_markers_assumed(tmp_path: Path) -> None:
     assert SIX_SDIST in entry["hashes"]["six"] and entry["groups"] == {"iniconfig": ["dev"]}
     assert entry["requires_python"] == ">=3.10" and entry["platforms"] == []
     assert any(n.startswith("markers evaluated for Python 3.") and "assumed not installed" in n for n in entry["notes"])
+
+
+def test_poetry_1_1_metadata_files_hashes_and_category() -> None:
+    # Poetry 1.1's layout (its lock-version 1.1): category per package, hashes under [metadata.files]
+    text = (
+        '[[package]]\nname = "six"\nversion = "1.16.0"\ndescription = ""\ncategory = "main"\noptional = false\n'
+        'python-versions = ">=2.7, !=3.0.*, !=3.1.*, !=3.2.*"\n\n'
+        '[metadata]\nlock-version = "1.1"\npython-versions = "^3.8"\ncontent-hash = "abc"\n\n'
+        '[metadata.files]\nsix = [\n    {file = "six-1.16.0-py2.py3-none-any.whl", hash = "sha256:8abb"},\n]\n'
+    )
+    parsed = parse_lockfile("poetry.lock", text)
+    assert parsed.hashes == {"six": {"sha256:8abb"}} and parsed.groups == {"six": {"main"}}
+    assert parsed.requires_python == "^3.8"
