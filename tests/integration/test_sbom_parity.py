@@ -24,9 +24,30 @@ from envsnap.capture.packages import parse_requirement
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS_LOCK = REPO / "bench" / "requirements" / "tools.lock.txt"
-#: Installed into the compared venv: requests pulls certifi (a classifier SPDX cannot map), charset-normalizer,
-#: idna, urllib3; jsonschema pulls attrs, referencing, rpds-py and optional, marker-guarded extras.
-PACKAGES = ("requests", "six", "python-dateutil", "jsonschema", "boolean.py", "typing_extensions", "packaging")
+DEV_LOCK = REPO / "requirements" / "dev.txt"
+#: Installed into the compared venv, each at its pin in our own hashed dev lock (a release on the index never
+#: changes this test): requests with certifi (a classifier SPDX cannot map), charset-normalizer, idna, urllib3;
+#: jsonschema with attrs, referencing, rpds-py and optional, marker-guarded extras.
+PACKAGES = (
+    "requests", "six", "python-dateutil", "jsonschema", "boolean-py", "typing-extensions", "packaging",
+    "certifi", "charset-normalizer", "idna", "urllib3", "attrs", "jsonschema-specifications", "referencing", "rpds-py",
+)  # fmt: skip
+
+
+def _locked(lock: Path, names: tuple[str, ...]) -> str:
+    """The entries (pin and ``--hash`` lines) of ``names`` in a uv/pip-compile style hashed lock."""
+    blocks: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in lock.read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith((" ", "#")):
+            current = blocks.setdefault(line.split("==")[0].lower(), [])
+        elif not line.lstrip().startswith("--hash") or current is None:
+            continue
+        current.append(line)
+    missing = [n for n in names if n not in blocks]
+    assert not missing, f"not in {lock.name}: {missing}"
+    return "\n".join(line for n in names for line in blocks[n]) + "\n"
+
 
 pytestmark = pytest.mark.slow  # two venvs filled from the index
 
@@ -41,14 +62,17 @@ def _cyclonedx_bom_pin() -> str:
 def cyclonedx_py(tmp_path_factory: pytest.TempPathFactory, venv_tools: Any) -> Path:
     """The ``cyclonedx-py`` script of a throwaway venv (never the compared one: it would add itself)."""
     python = venv_tools.make_venv(tmp_path_factory.mktemp("cdx-tools") / "venv")
-    venv_tools.pip_install(python, _cyclonedx_bom_pin())
+    assert _cyclonedx_bom_pin()  # the bench tools lock holds cyclonedx-bom and all it needs, hashed
+    venv_tools.pip_install(python, "--require-hashes", "--no-deps", "-r", TOOLS_LOCK)
     return python.parent / "cyclonedx-py"
 
 
 @pytest.fixture(scope="session")
 def compared_venv(tmp_path_factory: pytest.TempPathFactory, venv_tools: Any) -> Path:
     python = venv_tools.make_venv(tmp_path_factory.mktemp("sbom-parity") / "venv")
-    venv_tools.pip_install(python, *PACKAGES)
+    requirements = tmp_path_factory.mktemp("sbom-parity-lock") / "requirements.txt"
+    requirements.write_text(_locked(DEV_LOCK, PACKAGES), encoding="utf-8")
+    venv_tools.pip_install(python, "--require-hashes", "--no-deps", "-r", requirements)
     return python
 
 
