@@ -115,7 +115,8 @@ def _evaluate(marker: str, environment: tuple[tuple[str, str], ...]) -> bool:
         return True
 
 
-def _fits(specifier: str, installed: str) -> bool | None:
+def fits(specifier: str, installed: str) -> bool | None:
+    """Whether ``installed`` meets a PEP 440 specifier; None when it is not one (Poetry's ``^1.2``)."""
     from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
     try:
@@ -165,7 +166,7 @@ def disagreements(
         have = installed.get(name)
         if have is None or not specifier or specifier.startswith("@"):
             continue
-        if _fits(specifier, have) is not False or not _marker_applies(parsed.markers.get(name), environment):
+        if fits(specifier, have) is not False or not _marker_applies(parsed.markers.get(name), environment):
             continue
         message = f"{path} requires {name}{specifier}; the job ran {have}"
         out.append({"file": path, "name": name, "pinned": specifier, "installed": have, "message": message})
@@ -291,6 +292,7 @@ __all__ = [
     "assumed_note",
     "disagreements",
     "discover",
+    "fits",
     "installed_versions",
     "record_lockfile",
     "same_version",

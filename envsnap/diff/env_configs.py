@@ -211,12 +211,27 @@ def _disagreements(data: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     }
 
 
-def _pinned(files: Mapping[str, Mapping[str, Any]], drift: Mapping[str, Any]) -> list[str] | None:
-    """The versions the lock of a disagreement pins for its package on that side (None: not pinned)."""
+def _wanted(files: Mapping[str, Mapping[str, Any]], drift: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """What the lock of a disagreement asks of its package on that side: its pinned versions, or
+    ``("spec", SPECIFIER)`` for a requirement; None when the lock does not name the package."""
     entry = files.get(str(drift.get("file")))
+    name = str(drift.get("name"))
     pins = entry.get("pins") if entry is not None else None
-    pinned = pins.get(str(drift.get("name"))) if isinstance(pins, Mapping) else None
-    return str(pinned).split(" || ") if pinned else None
+    pinned = pins.get(name) if isinstance(pins, Mapping) else None
+    if pinned:
+        return tuple(str(pinned).split(FORK))
+    requirements = entry.get("requirements") if entry is not None else None
+    specifier = requirements.get(name) if isinstance(requirements, Mapping) else None
+    return ("spec", str(specifier)) if specifier is not None else None
+
+
+def _accepts(wanted: tuple[str, ...], installed: str) -> bool:
+    """Whether a lock asking ``wanted`` (:func:`_wanted`) is content with ``installed``."""
+    from envsnap.capture.lockfiles import fits, same_version
+
+    if wanted[0] == "spec":
+        return not wanted[1] or fits(wanted[1], installed) is not False
+    return any(same_version(v, installed, False) for v in wanted)
 
 
 def _installed_moved(
@@ -227,21 +242,19 @@ def _installed_moved(
 ) -> bool:
     """Whether a disagreement that differs between the runs is (also) a change of the installed package, not
     only of the lock: an "(installed)" row is shown only then."""
-    from envsnap.capture.lockfiles import same_version
-
     if old is not None and new is not None:
         return old.get("installed") != new.get("installed")
     drift = new if new is not None else old
     if drift is None:
         return False
-    pins_a, pins_b = _pinned(files_a, drift), _pinned(files_b, drift)
-    if pins_a == pins_b:
+    wanted_a, wanted_b = _wanted(files_a, drift), _wanted(files_b, drift)
+    if wanted_a == wanted_b:
         return True  # the lock did not move for this package: the installed one did
     installed = str(drift.get("installed"))
-    if new is not None:  # new in b: did the job run what a's lock pinned (so only the lock moved)?
-        return pins_a is not None and not any(same_version(v, installed, False) for v in pins_a)
-    # gone in b: the lock dropped the package, or moved to the version a ran
-    return pins_b is not None and not any(same_version(v, installed, False) for v in pins_b)
+    if new is not None:  # new in b: was a's lock content with what b ran (so only the lock moved)?
+        return wanted_a is not None and not _accepts(wanted_a, installed)
+    # gone in b: the lock dropped the package, or moved to accept what a ran
+    return wanted_b is not None and not _accepts(wanted_b, installed)
 
 
 def _same_pins_note(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:

@@ -139,3 +139,17 @@ def test_same_pins_with_moved_hashes_names_the_packages() -> None:
     b = _side({"six": "1.17.0"}, [], sha256="b" * 64, hashes={"six": ["sha256:bb"]})
     (change,) = diff_lockfiles(a, b).changes
     assert change.key == "uv.lock" and change.note == "content changed; same pins; hashes changed for six"
+
+
+def test_requirement_specifier_change_alone_is_no_installed_row() -> None:
+    def side(spec: str, drift: list[tuple[str, str, str]]) -> dict[str, Any]:
+        data = _side({}, drift)
+        data["files"][0].update(path="uv.lock", requirements={"numpy": spec})
+        return data
+
+    # pyproject-style requirement tightened from <3 to <2 while numpy 2.2.6 stays installed
+    rows = _rows(diff_lockfiles(side("<3", []), side("<2", [("numpy", "<2", "2.2.6")])))
+    assert rows == {("uv.lock:numpy", "changed", "<3", "<2")}
+    # the same requirement, and the installed numpy moved past it
+    rows = _rows(diff_lockfiles(side("<3", []), side("<3", [("numpy", "<3", "3.0.0")])))
+    assert rows == {("uv.lock:numpy (installed)", "added", None, "3.0.0")}
