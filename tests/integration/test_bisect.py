@@ -31,9 +31,7 @@ def _names(report: BisectReport) -> set[str]:
 
 def test_one_package_among_many_flips_the_output(good_snap: Path, bad_snap: Path) -> None:  # noqa: F811
     seen: list[tuple[str, str]] = []
-    report = bisect(
-        good_snap, bad_snap, engine="venv", stage="localize", progress=lambda k, m: seen.append((k, m))
-    )
+    report = bisect(good_snap, bad_snap, engine="venv", stage="localize", progress=lambda k, m: seen.append((k, m)))
     assert report.status == "found", report.message
     assert [c.describe() for c in report.culprit] == ["pytz 2025.2 → 2019.1"]
     changed = {c.name for c in report.delta.changes}

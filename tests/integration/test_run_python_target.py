@@ -74,8 +74,7 @@ def test_stages_run_in_the_target_venv(arrow_venv: Path, setup: tuple[Path, Path
     assert document["runner"]["mode"] == "subprocess"
     assert document["runner"]["python"].startswith(str(arrow_venv.parent.parent))
     assert document["runner"]["added_by_runner"] == [
-        "_envsnap_target (the stage runner, stdlib only; its private directory is appended at the end of "
-        "sys.path)"
+        "_envsnap_target (the stage runner, stdlib only; its private directory is appended at the end of sys.path)"
     ]
     assert document["runner"]["preloaded_distributions"] == ["pyarrow"]
     six_stage = snap.read_json("pipeline/stages/02-six.json")

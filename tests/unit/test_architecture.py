@@ -198,7 +198,6 @@ def test_only_the_cli_and_integrations_import_integrations() -> None:
         f"{module} -> {target}"
         for module, targets in graph.items()
         for target in targets
-        if target.startswith("envsnap.integrations")
-        and not module.startswith(("envsnap.integrations", "envsnap.cli"))
+        if target.startswith("envsnap.integrations") and not module.startswith(("envsnap.integrations", "envsnap.cli"))
     )
     assert not reaching, reaching

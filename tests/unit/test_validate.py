@@ -86,9 +86,7 @@ def _pipeline(fail: bool) -> envsnap.pipeline.Pipeline:
 def cases(tmp_path_factory: pytest.TempPathFactory) -> list[Case]:
     tmp = tmp_path_factory.mktemp("members")
     (tmp / "model.json").write_text(json.dumps({"n_features": 3, "labels": ["a", "b"]}), encoding="utf-8")
-    captured = capture(
-        tmp / "captured", git=False, inputs={"events": _events()}, artifacts=["model.json"], cwd=tmp
-    )
+    captured = capture(tmp / "captured", git=False, inputs={"events": _events()}, artifacts=["model.json"], cwd=tmp)
     ran = envsnap.run_pipeline(_pipeline(fail=False), inputs={"events": _events()}, output=tmp / "ran", git=False)
     failed = envsnap.run_pipeline(_pipeline(fail=True), inputs={"events": _events()}, output=tmp / "failed", git=False)
     assert failed.status != ran.status  # the failing run really recorded a failure
