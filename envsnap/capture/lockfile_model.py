@@ -8,10 +8,11 @@ Nothing here imports ``packaging``: requirement strings are split with a small P
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from envsnap.core.lock_text import logical_lines
 from envsnap.core.naming import normalize_name
 
 #: Version strings of several entries for one name (forks) are joined with this separator.
@@ -204,24 +205,6 @@ def add_requirement(parsed: ParsedLock, text: str, hashes: Iterable[str] = ()) -
         parsed.markers[key] = any_of([known, req.marker]) if known else req.marker
 
 
-def logical_lines(text: str) -> Iterator[tuple[int, str]]:
-    """(line number, line) with ``\\`` continuations joined and comments removed."""
-    pending, start = "", 0
-    for number, raw in enumerate(text.splitlines(), 1):
-        if not pending:
-            start = number
-        line = f"{pending} {raw.strip()}" if pending else raw
-        if line.rstrip().endswith("\\"):
-            pending = line.rstrip()[:-1].rstrip()
-            continue
-        pending = ""
-        line = re.sub(r"(^|\s)#.*$", "", line).strip()
-        if line:
-            yield start, line
-    if pending.strip():
-        yield start, pending.strip()
-
-
 def parse_requirements_lines(lines: Iterable[str], parsed: ParsedLock) -> None:
     """Requirement lines of pip's format into ``parsed``: options (``--index-url``, ``-r``, ``--hash``) are
     skipped, editables and bare URLs are noted, every other line must be a requirement."""
@@ -292,7 +275,6 @@ __all__ = [
     "all_of",
     "any_of",
     "git_source",
-    "logical_lines",
     "parse_requirements",
     "parse_requirements_lines",
     "python_marker",

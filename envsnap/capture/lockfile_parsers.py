@@ -32,13 +32,13 @@ from envsnap.capture.lockfile_model import (
     all_of,
     any_of,
     git_source,
-    logical_lines,
     parse_requirements,
     parse_requirements_lines,
     python_marker,
     split_requirement,
     url_source,
 )
+from envsnap.core.lock_text import logical_lines
 from envsnap.core.naming import normalize_name
 
 #: Lockfiles looked for at the project root, by name pattern (lower-cased), with their kind.

@@ -7,12 +7,21 @@ emits and the reader recognises are defined here, once.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from envsnap.core.naming import normalize_name
 
-__all__ = ["NOTE_INDEX", "NOTE_INSTALLED", "NOTE_LOCAL", "UNSAFE_HEADER", "LockedRequirement", "parse_lock"]
+__all__ = [
+    "NOTE_INDEX",
+    "NOTE_INSTALLED",
+    "NOTE_LOCAL",
+    "UNSAFE_HEADER",
+    "LockedRequirement",
+    "logical_lines",
+    "parse_lock",
+]
 
 #: The heading of the trailing section of pip, setuptools and wheel, as ``pip-compile --allow-unsafe`` writes it.
 UNSAFE_HEADER = "# The following packages are considered to be unsafe in a requirements file:"
@@ -124,3 +133,25 @@ def parse_lock(text: str) -> list[LockedRequirement]:
             )
         )
     return out
+
+
+def logical_lines(text: str) -> Iterator[tuple[int, str]]:
+    """(line number, line) of a requirements-format text: ``\\`` continuations joined, comments removed.
+
+    The number is the first physical line of each logical line (for messages that name a line).
+    """
+    pending, start = "", 0
+    for number, raw in enumerate(text.splitlines(), 1):
+        if not pending:
+            start = number
+        line = f"{pending} {raw.strip()}" if pending else raw
+        if line.rstrip().endswith("\\"):
+            pending = line.rstrip()[:-1].rstrip()
+            continue
+        pending = ""
+        line = re.sub(r"(^|\s)#.*$", "", line).strip()
+        if line:
+            yield start, line
+    last = re.sub(r"(^|\s)#.*$", "", pending).strip()
+    if last:
+        yield start, last

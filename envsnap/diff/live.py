@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from envsnap.core.lock_text import logical_lines
 from envsnap.core.naming import normalize_name
 from envsnap.diff.env_packages import package_deltas, packages_section
 from envsnap.diff.model import Change, EnvDiff, SectionDiff
@@ -48,22 +49,6 @@ class FileRequirement:
     editable: bool = False
 
 
-def _logical_lines(text: str) -> Iterator[str]:
-    """Lines with ``\\`` continuations joined and comments (``#`` at the start or after a space) removed."""
-    pending = ""
-    for raw in text.splitlines():
-        line = raw if not pending else pending + " " + raw.strip()
-        if line.rstrip().endswith("\\"):
-            pending = line.rstrip()[:-1].rstrip()
-            continue
-        pending = ""
-        line = re.sub(r"(^|\s)#.*$", "", line).strip()
-        if line:
-            yield line
-    if pending:
-        yield re.sub(r"(^|\s)#.*$", "", pending).strip()
-
-
 def parse_requirements(text: str, markers: Mapping[str, Any] | None = None) -> tuple[list[FileRequirement], list[str]]:
     """Requirements of a pip requirements/lock file, and notes on what was skipped or not understood.
 
@@ -76,7 +61,7 @@ def parse_requirements(text: str, markers: Mapping[str, Any] | None = None) -> t
     out: list[FileRequirement] = []
     notes: list[str] = []
     skipped_markers = 0
-    for line in _logical_lines(text):
+    for _, line in logical_lines(text):
         words = line.split()
         if words[0] in ("-e", "--editable") or words[0].startswith("--editable="):
             url = line.split("=", 1)[1] if words[0].startswith("--editable=") else " ".join(words[1:])
