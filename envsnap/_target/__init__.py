@@ -11,7 +11,7 @@ The shipped modules travel as one package, ``_envsnap_target``, in one of two fo
 * **files**, where the target shares a file system: :func:`install` copies them into a directory, and
   ``python -c BOOTSTRAP DIR MODULE ARGS...`` (:func:`command`) appends that directory at the END of
   ``sys.path``, so that it can never shadow one of the target's packages, and runs ``MODULE.main(ARGS)``.
-  :func:`launch` and :func:`run_json` do this in a private temporary directory (``--python`` inspection,
+  :class:`Launched` and :func:`run_json` do this in a private temporary directory (``--python`` inspection,
   the model loader); the stage runner is installed where the job's files go (``--python`` runs, replays,
   where the directory is mounted into the container);
 * **sources**, where there is none (Ray and Spark workers): :func:`sources` hands their text to the
@@ -183,7 +183,7 @@ def answer(
 class Launched:
     """A shipped program running in another interpreter from a private copy of the package.
 
-    Started by :func:`launch`; :meth:`wait` collects and checks its answer (stdout) and removes the copy.
+    Started on construction; :meth:`wait` collects and checks its answer (stdout) and removes the copy.
     The caller does other work in between (capture imports its probes while the target answers).
     """
 
@@ -236,19 +236,6 @@ class Launched:
         shutil.rmtree(self._directory, ignore_errors=True)
 
 
-def launch(
-    what: str,
-    python: str,
-    module: str,
-    args: Sequence[str] = (),
-    *,
-    environ: Mapping[str, str] | None = None,
-    cwd: str | None = None,
-) -> Launched:
-    """Start ``module.main(args)`` in ``python`` (see :class:`Launched`); :class:`TargetStartError` if it cannot."""
-    return Launched(what, python, module, args, environ=environ, cwd=cwd)
-
-
 def run_json(
     what: str,
     python: str,
@@ -261,7 +248,7 @@ def run_json(
     cwd: str | None = None,
 ) -> dict[str, Any]:
     """Run ``module.main(args)`` in ``python`` and return its checked JSON answer (:func:`answer`)."""
-    return launch(what, python, module, args, environ=environ, cwd=cwd).wait(timeout, expect)
+    return Launched(what, python, module, args, environ=environ, cwd=cwd).wait(timeout, expect)
 
 
 def detached(module: str) -> dict[str, Any]:

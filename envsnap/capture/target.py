@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from envsnap._target import TargetError, interpreter, launch
+from envsnap._target import Launched, TargetError, interpreter
 from envsnap.capture.numpy_config import numpy_build_config
 from envsnap.errors import InterpreterError
 
@@ -89,7 +89,7 @@ class PendingInspection:
         self.python = str(python)
         exe = resolve_interpreter(python)
         try:
-            self._running = launch("the interpreter inspection", exe, "interpreter")
+            self._running = Launched("the interpreter inspection", exe, "interpreter")
         except TargetError as exc:
             raise InterpreterError(self.python, exc.problem) from exc
 
