@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 from envsnap._target.host import read_text
 from envsnap.capture.base import CaptureContext, Probe, register
+from envsnap.core.image_ref import repository
 
 __all__ = [
     "ContainerProbe",
@@ -150,8 +151,8 @@ def image_from_docker_inspect(container: Mapping[str, Any], image: Mapping[str, 
     if isinstance(reference, str) and "@" in reference:
         digest = reference.rsplit("@", 1)[1]
     elif repo_digests:
-        repository = _repository(reference) if isinstance(reference, str) else None
-        chosen = next((d for d in sorted(repo_digests) if d.split("@", 1)[0] == repository), sorted(repo_digests)[0])
+        repo = repository(reference) if isinstance(reference, str) else None
+        chosen = next((d for d in sorted(repo_digests) if d.split("@", 1)[0] == repo), sorted(repo_digests)[0])
         digest = chosen.split("@", 1)[1]
     return {
         "reference": reference if isinstance(reference, str) else None,
@@ -159,14 +160,6 @@ def image_from_docker_inspect(container: Mapping[str, Any], image: Mapping[str, 
         "id": image_id if isinstance(image_id, str) else None,
         "source": "engine",
     }
-
-
-def _repository(reference: str) -> str:
-    """``python:3.11-slim`` → ``python`` (the tag is cut, a registry port is kept)."""
-    name = reference.split("@", 1)[0]
-    slash = name.rfind("/")
-    colon = name.rfind(":")
-    return name[:colon] if colon > slash else name
 
 
 def _unix_connection(path: str, timeout: float) -> http.client.HTTPConnection:

@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from envsnap.core.image_ref import display_reference
 from envsnap.snapshot.model import SECTIONS, Snapshot
 
 __all__ = ["SHOWN_DISAGREEMENTS", "lockfile_problems", "lockfiles_table", "summarize"]
@@ -103,7 +104,7 @@ def _container(d: Any) -> str:
     if not _g(d, "in_container"):
         return "not in a container"
     image = _g(d, "image") or {}
-    ref = f", image {image.get('reference') or '?'}@{image.get('digest') or '?'}" if image else ""
+    ref = f", image {display_reference(image)}" if image else ""
     cid = str(_g(d, "container_id") or "")[:12] or "(container id unknown)"
     return f"{_g(d, 'runtime') or 'container'} {cid}{ref}"
 
@@ -111,7 +112,9 @@ def _container(d: Any) -> str:
 def _git(d: Any) -> str:
     if not _g(d, "present"):
         return f"not recorded ({_g(d, 'reason', default='not a git repository')})"
-    dirty = ", dirty" if _g(d, "dirty") else ", clean"
+    dirty = ", dirty" if _g(d, "dirty") else ""
+    code = _g(d, "untracked_code")
+    dirty += f", untracked code ({code})" if code else ("" if dirty else ", clean")
     return f"{str(_g(d, 'commit', default='?'))[:12]} on {_g(d, 'branch') or '(detached)'}{dirty}"
 
 
