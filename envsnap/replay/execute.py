@@ -307,7 +307,7 @@ def execute(
             seconds_to_first_stage=first,
             seconds_total=time.time() - started,
             output_tail=exit_.output,
-            notes=prepared.notes,
+            notes=prepared.notes + fidelity_mod.supply_notes(snap, plan, tree),
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)

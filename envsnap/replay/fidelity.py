@@ -13,10 +13,15 @@ Left out, because a replay changes them by design: the interpreter's path, prefi
 replay runs in its own venv), a package's installer and location (versions are compared), and the
 cgroup layout, cpuset and raw CPU quota and period (a container gets a cgroup of the engine's making; the
 limits a replay mirrors are compared, as ``cgroup.memory.limit_bytes`` and ``cgroup.cpu.effective_cpus``).
+
+:func:`supply_notes` names, from the snapshot and the code tree alone, every captured thing the replay
+cannot supply: variables whose values were redacted at capture, configuration files and artifacts that are
+not in the replay (or differ there), and the files git did not track.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,16 +29,20 @@ from typing import Any, TypeVar
 
 from envsnap._target import answer, command
 from envsnap._target.system import system_section
+from envsnap.capture.envvars import NEVER_KEEP
+from envsnap.core.hashing import hash_file
 from envsnap.core.naming import normalize_name
+from envsnap.core.redact import is_secret_name
 from envsnap.diff.env_packages import package_deltas
 from envsnap.diff.env_sections import diff_python, diff_system
 from envsnap.diff.model import Change
 from envsnap.errors import SchemaError
-from envsnap.replay.plan import ReplayPlan
+from envsnap.replay.plan import HOST_PATH_VARIABLES, ReplayPlan
+from envsnap.replay.source import SourceTree
 from envsnap.snapshot.model import Snapshot
 from envsnap.snapshot.sections import PythonSection, SystemSection
 
-__all__ = ["FACTS_FILE", "Difference", "differences", "probe_command", "read_facts"]
+__all__ = ["FACTS_FILE", "SHOWN_NAMES", "Difference", "differences", "probe_command", "read_facts", "supply_notes"]
 
 #: The shipped module that reads the replayed runtime, and the file it writes under the output directory.
 PROBE = "fidelity_probe"
@@ -182,3 +191,159 @@ def differences(snap: Snapshot, plan: ReplayPlan, facts: Mapping[str, Any], *, e
     if facts["uid"] == 0 and engine == "docker":
         out.append(Difference("isolation", "uid", "non-root", "0", "the replay ran as root"))
     return out
+
+
+#: How many variables (one note each) and untracked files (by name) the notes name before counting the rest.
+SHOWN_NAMES = 20
+#: The shell's and the login session's own variables: no job is configured by them, and a replay has its own.
+_SESSION_VARIABLES = frozenset(
+    {
+        "_", "HOME", "PWD", "OLDPWD", "SHELL", "SHLVL", "TERM", "USER", "LOGNAME", "HOSTNAME", "MAIL",
+        "DISPLAY", "LS_COLORS", "COLORTERM", "TERM_PROGRAM", "TERM_PROGRAM_VERSION", "LESSOPEN", "LESSCLOSE",
+        "EDITOR", "VISUAL", "PAGER", "TMUX", "TMUX_PANE", "STY", "WINDOWID", "DBUS_SESSION_BUS_ADDRESS",
+        "MOTD_SHOWN", "HISTFILE", "HISTSIZE", "HISTCONTROL", "COLUMNS", "LINES",
+    }
+)  # fmt: skip
+_SESSION_PREFIXES = ("SSH_", "XDG_", "GPG_")
+
+
+def _redacted_variables(snap: Snapshot, plan: ReplayPlan) -> list[str]:
+    variables = _section(snap, "envvars", "env/envvars.json").get("variables") or {}
+    redacted = sorted(
+        key
+        for key, entry in variables.items()
+        if isinstance(entry, Mapping)
+        and (entry.get("redacted") or "value" not in entry)
+        and key not in plan.env
+        and key not in HOST_PATH_VARIABLES
+    )
+    session = [k for k in redacted if k in _SESSION_VARIABLES or k.startswith(_SESSION_PREFIXES)]
+    job = [k for k in redacted if k not in session]
+    notes = []
+    for key in job[:SHOWN_NAMES]:
+        if key in NEVER_KEEP or is_secret_name(key):
+            notes.append(
+                f"{key} was redacted at capture (a credential); the replay runs without it; "
+                f"pass --set-env {key}=... if the job needs it"
+            )
+        else:
+            notes.append(f"{key} was redacted at capture; the replay runs without it; recapture with --env-allow {key}")
+    if len(job) > SHOWN_NAMES:
+        rest = job[SHOWN_NAMES:]
+        notes.append(
+            f"{len(rest)} more variable(s) redacted at capture are not in the replay: {', '.join(rest)} "
+            "(recapture with --env-allow NAME to keep one)"
+        )
+    if session:
+        notes.append(f"the capture's shell/session variables are not carried: {', '.join(session)}")
+    return notes
+
+
+def _host_path(tree: SourceTree | None, recorded: str) -> str | None:
+    """Where the code tree has the recorded path, or None when it is outside the recorded code."""
+    if tree is None or not tree.original:
+        return None
+    rel = os.path.relpath(recorded, tree.original)
+    if rel == os.pardir or rel.startswith(os.pardir + os.sep):
+        return None
+    return os.path.normpath(os.path.join(tree.host, rel))
+
+
+def _check_file(what: str, recorded: str, sha256: Any, tree: SourceTree | None, placed: frozenset[str]) -> str | None:
+    """A note when the replay lacks the file recorded at ``recorded``, or has another version of it."""
+    host = recorded if recorded in placed else _host_path(tree, recorded)
+    if host is None:
+        return f"{what} ({recorded}, outside the recorded code) is not in the replay; the job runs without it"
+    if not os.path.lexists(host):
+        return f"{what} ({recorded}) is not in the replayed code; the job runs without it"
+    if isinstance(sha256, str) and os.path.isfile(host) and hash_file(host)[0] != sha256:
+        return f"{what} ({recorded}) differs in the replay from the captured one (sha256 {sha256[:12]}…)"
+    return None
+
+
+def _configs(snap: Snapshot, tree: SourceTree | None, placed: frozenset[str], git_root: str | None) -> list[str]:
+    files = _section(snap, "configs", "project/configs.json").get("files") or []
+    job = snap.read_json("job/command.json") if "job/command.json" in snap else {}
+    cwd = job.get("cwd") if isinstance(job, Mapping) else None
+    notes = []
+    for entry in files:
+        if not isinstance(entry, Mapping) or entry.get("error") or not entry.get("path"):
+            continue  # not read at capture: the job did not have it either
+        path, repo_path = str(entry["path"]), entry.get("repo_path")
+        if os.path.isabs(path):
+            recorded = path
+        elif repo_path and git_root:
+            recorded = os.path.join(git_root, str(repo_path))
+        elif isinstance(cwd, str) and os.path.isabs(cwd):
+            recorded = os.path.join(cwd, path)
+        else:
+            continue
+        note = _check_file(f"config file {path}", recorded, entry.get("sha256"), tree, placed)
+        if note is not None:
+            notes.append(note)
+    return notes
+
+
+def _artifacts(snap: Snapshot, tree: SourceTree | None, placed: frozenset[str]) -> list[str]:
+    if "artifacts/index.json" not in snap:
+        return []
+    index = snap.read_json("artifacts/index.json").get("artifacts") or {}
+    said = tuple(tree.notes) if tree is not None else ()
+    notes = []
+    for name, entry in sorted(index.items()):
+        if any(n.startswith(f"artifact {name}:") for n in said):
+            continue  # the code tree already said what became of it
+        record = snap.read_json(entry["member"]) if isinstance(entry, Mapping) and entry.get("member") in snap else {}
+        resolved = str(record.get("resolved") or "")
+        if resolved:
+            note = _check_file(f"artifact {name}", resolved, record.get("sha256"), tree, placed)
+            if note is not None:
+                notes.append(note)
+    return notes
+
+
+def _untracked(git: Mapping[str, Any], tree: SourceTree | None, placed: frozenset[str]) -> list[str]:
+    root = git.get("root")
+    untracked = [str(u) for u in git.get("untracked") or []]
+    if not (isinstance(root, str) and untracked):
+        return []
+    missing = []
+    for name in untracked:
+        recorded = os.path.join(root, name.rstrip("/"))
+        host = recorded if recorded in placed else _host_path(tree, recorded)
+        if host is None or not os.path.lexists(host):
+            missing.append(name)
+    if not missing and not git.get("untracked_truncated"):
+        return []
+    shown = ", ".join(missing[:SHOWN_NAMES])
+    more = len(missing) - SHOWN_NAMES
+    tail = f" and {more} more" if more > 0 else ""
+    tail += " (the capture listed only the first ones)" if git.get("untracked_truncated") else ""
+    notes = []
+    code = git.get("untracked_code")
+    if isinstance(code, str) and code in missing:
+        notes.append(f"the job's own file {code} was not tracked by git: the replay does not have it")
+    notes.append(f"{len(missing)} file(s) git did not track at capture are not in the replay: {shown}{tail}")
+    return notes
+
+
+def supply_notes(
+    snap: Snapshot, plan: ReplayPlan, tree: SourceTree | None = None, *, placed: Iterable[str] = ()
+) -> tuple[str, ...]:
+    """One line for each captured thing the replay cannot supply.
+
+    ``tree`` is the code the replay runs (None: no code); ``placed`` are recorded absolute paths the replay
+    puts in place besides it (recorded inputs, config files). Named: variables whose values were redacted at
+    capture (the first :data:`SHOWN_NAMES` one per line, with what to do), configuration files and artifacts
+    that are not in the replay or differ there, and the files git did not track (the first
+    :data:`SHOWN_NAMES` by name, then a count).
+    """
+    at = frozenset(placed)
+    git = _section(snap, "git", "env/git.json")
+    git_root = git.get("root") if isinstance(git.get("root"), str) else None
+    notes = _redacted_variables(snap, plan)
+    notes += _configs(snap, tree, at, git_root)
+    notes += _artifacts(snap, tree, at)
+    if git.get("present"):
+        notes += _untracked(git, tree, at)
+    return tuple(notes)

@@ -151,7 +151,5 @@ def prepare_source(snap: Snapshot, workdir: Path, *, source: str | None = None, 
                 hint="pass --source DIR with the code as it ran",
             )
         how += " plus the recorded uncommitted changes"
-    if git.get("untracked"):
-        notes.append(f"{len(git['untracked'])} untracked file(s) at capture time are not part of the replay")
     notes += _copy_artifacts(snap, original, dest)
     return SourceTree(dest, original, how, tuple(notes))
