@@ -141,15 +141,8 @@ class _Recorder:
 
     @staticmethod
     def _interpreter_dirs():
-        import sysconfig
-
         dirs = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
-        for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-            try:
-                dirs.append(sysconfig.get_paths()[key])
-            except Exception:
-                pass
-        return dirs + site_dirs()
+        return dirs + stdlib_dirs() + site_dirs()
 
     # -- the exception ---------------------------------------------------------------------------------
     def chain_excepthook(self):
@@ -263,9 +256,15 @@ def site_dirs():
     return out
 
 
+def stdlib_dirs():
+    """The standard library's directory (``lib-dynload`` is inside it)."""
+    return [os.path.dirname(os.path.abspath(os.__file__))]
+
+
 def python_facts():
-    """``{executable, prefix, base_prefix, version, site_dirs}`` of this interpreter."""
+    """``{executable, prefix, base_prefix, version, site_dirs, stdlib_dirs}`` of this interpreter."""
     return {
+        "stdlib_dirs": stdlib_dirs(),
         "executable": sys.executable,
         "prefix": sys.prefix,
         "base_prefix": getattr(sys, "base_prefix", sys.prefix),
