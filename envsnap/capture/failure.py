@@ -16,6 +16,9 @@ the exception and traceback. Then the ORIGINAL exception propagates, with its ow
 of the capture itself never replaces it; it is reported as an :class:`EnvsnapCaptureWarning` and, on
 Python 3.11+, as a note on the user's exception (so is the path of the snapshot that was written).
 An exception already captured by an inner ``on_failure`` is not captured again by an outer one.
+
+An ``inputs=`` value may be a callable, called at failure time; one that raises is recorded as a failed
+input (``data/inputs.json`` names it and says why) and the snapshot is still written.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ __all__ = [
     "is_failure",
     "on_failure",
     "record_failure",
+    "resolve_input",
     "snapshot_name",
 ]
 
@@ -95,7 +99,7 @@ def capture_failure(
     """Capture this interpreter with ``exc`` recorded as the failure; return the snapshot's path.
 
     ``arguments`` are :func:`envsnap.capture.capture`'s. Input values may be callables, called now: what
-    to sample is often only known at failure time.
+    to sample is often only known at failure time; one that raises becomes a failed input.
     """
     from envsnap.capture import capture
     from envsnap.capture.job import exception_record
@@ -104,9 +108,24 @@ def capture_failure(
     folder.mkdir(parents=True, exist_ok=True)
     inputs = arguments.get("inputs")
     if inputs:
-        arguments["inputs"] = {name: source() if callable(source) else source for name, source in inputs.items()}
+        arguments["inputs"] = {name: resolve_input(source) for name, source in inputs.items()}
     snap = capture(_free_path(folder, snapshot_name(exc, tag=tag)), failure=exception_record(exc), **arguments)
     return Path(snap.path)
+
+
+def resolve_input(source: Any) -> Any:
+    """An input's value: a callable is called now; one that raises gives an
+    :class:`~envsnap.capture.sample.UnavailableInput` saying why (the capture records it as failed)."""
+    if not callable(source):
+        return source
+    try:
+        return source()
+    except Exception as exc:  # noqa: BLE001 - the user's callable may raise anything; it is recorded
+        from envsnap.capture.sample import UnavailableInput
+        from envsnap.core.redact import scrub_text
+
+        name = getattr(source, "__qualname__", None) or type(source).__name__
+        return UnavailableInput(scrub_text(f"the inputs= callable raised {type(exc).__name__}: {exc}"), f"<{name}()>")
 
 
 def _note(exc: BaseException, text: str) -> None:
@@ -136,8 +155,9 @@ def record_failure(exc: BaseException, directory: str | os.PathLike[str], **opti
 class on_failure:  # lower case: it reads like a function, `with envsnap.on_failure(dir):`
     """Context manager and decorator: capture a snapshot when an exception escapes, then re-raise it.
 
-    ``label``, ``inputs`` (name -> path, DataFrame, Arrow table, or a callable returning one),
-    ``artifacts``, ``env_allow`` and ``git`` are passed to the capture. After a captured failure,
+    ``label``, ``inputs`` (name -> path, pandas or polars DataFrame/LazyFrame, Arrow table, or a callable
+    returning one), ``artifacts``, ``config_files`` (paths or globs, parsed and redacted like
+    ``--config-file``), ``env_allow`` and ``git`` are passed to the capture. After a captured failure,
     :attr:`path` is where the snapshot was written.
     """
 
@@ -148,6 +168,7 @@ class on_failure:  # lower case: it reads like a function, `with envsnap.on_fail
         label: str | None = None,
         inputs: Mapping[str, Any] | None = None,
         artifacts: Iterable[str | os.PathLike[str]] = (),
+        config_files: Iterable[str | os.PathLike[str]] = (),
         env_allow: Iterable[str] = (),
         git: bool = True,
     ) -> None:
@@ -156,6 +177,7 @@ class on_failure:  # lower case: it reads like a function, `with envsnap.on_fail
             "label": label,
             "inputs": dict(inputs or {}),
             "artifacts": tuple(artifacts),
+            "config_files": tuple(config_files),
             "env_allow": tuple(env_allow),
             "git": git,
         }

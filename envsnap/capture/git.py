@@ -4,6 +4,9 @@ Recorded: the repository root, commit, branch (null when detached), ``git descri
 credentials removed, whether tracked files differ from HEAD, the diff against HEAD as ``env/git.patch``
 (text, value-scanned, capped at :data:`PATCH_CAP` bytes, cut at a line end) and the untracked list
 (capped at :data:`UNTRACKED_CAP` entries; untracked directories are listed once, with a trailing ``/``).
+``untracked_code`` is the file the job ran from (``argv[0]``: the script, ``-m``'s module, a console
+script) when git does not track it, relative to the root (absent otherwise; since format minor 3): such a
+job's code is in no commit, so the state is "untracked code", not "clean", even with no tracked change.
 Binary changes show as "Binary files ... differ": an encoded blob could carry a secret past the scanner.
 
 Not a repository, no ``git``, or a repository git refuses (dubious ownership) is a value:
@@ -130,6 +133,22 @@ def _status(raw: bytes) -> tuple[bool, list[str]]:
     return dirty, sorted(untracked)
 
 
+def _untracked_entry(root: str, cwd: str, entry: str | None, untracked: list[str]) -> str | None:
+    """``entry`` (a path, relative to ``cwd``) relative to ``root`` when it is a file git does not track."""
+    if not entry:
+        return None
+    path = os.path.realpath(os.path.join(cwd, entry))
+    if not os.path.isfile(path):
+        return None
+    relative = os.path.relpath(path, os.path.realpath(root))
+    if relative.startswith(os.pardir + os.sep) or os.path.isabs(relative):
+        return None
+    relative = relative.replace(os.sep, "/")
+    if relative in untracked or any(d.endswith("/") and relative.startswith(d) for d in untracked):
+        return scrub_text(relative)
+    return None
+
+
 def absent(reason: str) -> dict[str, Any]:
     """The value recorded when there is no git state to record."""
     return {"present": False, "reason": reason}
@@ -141,10 +160,12 @@ def collect_git(
     *,
     patch_cap: int = PATCH_CAP,
     untracked_cap: int = UNTRACKED_CAP,
+    entry: str | None = None,
 ) -> ProbeOutput | dict[str, Any]:
     """Git state of ``cwd``: a :class:`ProbeOutput` with the patch as a side member, or :func:`absent`.
 
     ``env`` is the environment git runs in (default: this process's), with prompts and locks turned off.
+    ``entry`` is the file the job ran from (relative to ``cwd``), checked for ``untracked_code``.
     """
     if not os.path.isdir(cwd):
         return absent(f"the working directory {cwd} does not exist")
@@ -198,6 +219,9 @@ def collect_git(
         "untracked": untracked[:untracked_cap],
         "untracked_truncated": len(untracked) > untracked_cap,
     }
+    ran_from = _untracked_entry(root, cwd, entry, untracked)
+    if ran_from is not None:  # since format minor 3; absent otherwise, so older readers still validate
+        data["untracked_code"] = ran_from
     return ProbeOutput(data, {PATCH_MEMBER: text}) if text else ProbeOutput(data)
 
 
@@ -212,4 +236,5 @@ class GitProbe(Probe):
         return ctx.options.git
 
     def collect(self, ctx: CaptureContext) -> ProbeOutput | dict[str, Any]:
-        return collect_git(ctx.options.cwd)
+        argv = ctx.options.argv
+        return collect_git(ctx.options.cwd, entry=argv[0] if argv else None)

@@ -2,8 +2,10 @@
 
 Sources: a parquet file; a directory (dataset) of parquet files, hive partitions included (partition keys
 become columns of the sample); a CSV file (``.csv``/``.tsv``, optionally ``.gz``/``.bz2``/``.zst``/``.lz4``);
-in-process, a pandas DataFrame, a pyarrow Table or RecordBatch, or any object exporting an Arrow stream.
-pandas is never imported here: a DataFrame is recognised by its type's module.
+in-process, a pandas DataFrame, a polars DataFrame or LazyFrame (collected), a pyarrow Table or RecordBatch,
+or any object exporting an Arrow stream. Neither pandas nor polars is imported here: a frame is recognised by
+its type's module. An :class:`UnavailableInput` stands for an input that could not be produced (``on_failure``'s
+``inputs=`` callable raised): it is recorded as a failed input with its reason.
 
 How rows are drawn (``record["algorithm"]``):
 
@@ -50,6 +52,7 @@ from envsnap.errors import InputError
 
 __all__ = [
     "SampledInput",
+    "UnavailableInput",
     "describe_source",
     "mask_salt",
     "mask_table",
@@ -70,6 +73,14 @@ class SampledInput:
     name: str
     table: pa.Table
     record: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class UnavailableInput:
+    """An input whose value could not be produced; sampling it fails with ``reason`` (``shown`` names it)."""
+
+    reason: str
+    shown: str = "<callable>"
 
 
 # -- masking ---------------------------------------------------------------------------------------------
@@ -155,12 +166,39 @@ def _is_dataframe(source: Any) -> bool:
     return kind.__name__ == "DataFrame" and kind.__module__.split(".")[0] == "pandas"
 
 
+def _polars_kind(source: Any) -> str | None:
+    """``"DataFrame"`` or ``"LazyFrame"`` for a polars frame, else None (polars is never imported)."""
+    kind = type(source)
+    if kind.__module__.split(".")[0] == "polars" and kind.__name__ in ("DataFrame", "LazyFrame"):
+        return kind.__name__
+    return None
+
+
+def _polars_table(name: str, source: Any, kind: str) -> pa.Table:
+    """A polars frame as an Arrow table: a LazyFrame is collected, then the Arrow C stream or ``to_arrow``."""
+    shown = f"<polars.{kind}>"
+    try:
+        frame = source.collect() if kind == "LazyFrame" else source
+        if hasattr(frame, "__arrow_c_stream__"):
+            return pa.table(frame)
+        return frame.to_arrow()
+    except Exception as exc:  # noqa: BLE001 - whatever polars raises, the input is named and kept out
+        raise InputError(
+            name, shown, f"cannot convert the polars {kind} to Arrow: {type(exc).__name__}: {exc}"
+        ) from None
+
+
 def describe_source(source: Any) -> str:
     """How an input's source is shown: its path, or ``<DataFrame>``/``<Table>``/``<TypeName>``."""
     if isinstance(source, (str, os.PathLike)):
         return os.fspath(source)
+    if isinstance(source, UnavailableInput):
+        return source.shown
     if _is_dataframe(source):
         return "<DataFrame>"
+    polars = _polars_kind(source)
+    if polars is not None:
+        return f"<polars.{polars}>"
     if isinstance(source, (pa.Table, pa.RecordBatch)):
         return "<Table>"
     return f"<{type(source).__name__}>"
@@ -181,7 +219,11 @@ def _sample_memory(name: str, source: Any, options: SampleOptions, rng: random.R
             raise InputError(name, shown, f"cannot convert the DataFrame to Arrow: {exc}") from None
         kind = "pandas"
     else:
-        if isinstance(source, pa.RecordBatch):
+        polars = _polars_kind(source)
+        kind = "arrow"  # a polars frame is read through Arrow, and recorded as such
+        if polars is not None:
+            source = _polars_table(name, source, polars)
+        elif isinstance(source, pa.RecordBatch):
             source = pa.Table.from_batches([source])
         elif not isinstance(source, pa.Table):
             if not hasattr(source, "__arrow_c_stream__"):
@@ -189,7 +231,7 @@ def _sample_memory(name: str, source: Any, options: SampleOptions, rng: random.R
                     name,
                     shown,
                     f"unsupported source of type {type(source).__name__}",
-                    hint="give a path, a pandas DataFrame or a pyarrow Table",
+                    hint="give a path, a pandas or polars DataFrame or a pyarrow Table",
                 )
             try:
                 source = pa.table(source)
@@ -198,7 +240,6 @@ def _sample_memory(name: str, source: Any, options: SampleOptions, rng: random.R
         total = source.num_rows
         check_columns(name, shown, source.column_names, options)
         table = source.take(int64_array(draw(rng, total, target_rows(options, total))))
-        kind = "arrow"
     schema = table.schema
     wanted = check_columns(name, shown, schema.names, options)
     table = table.select(wanted).combine_chunks()
@@ -268,6 +309,8 @@ def sample_input(
     """
     name = spec.name
     shown = describe_source(spec.source)
+    if isinstance(spec.source, UnavailableInput):
+        raise InputError(name, shown, spec.source.reason)
     _check_options(name, shown, options)
     rng = random.Random(options.seed)  # noqa: S311 - a reproducible sample, not a secret
     if isinstance(spec.source, (str, os.PathLike)):

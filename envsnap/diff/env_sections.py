@@ -260,7 +260,7 @@ def diff_git(a: Any, b: Any) -> SectionDiff:
     """Commit, branch, dirty flag and patch hash, remotes, untracked file count."""
     out = SectionChanges("git")
     out.field("present", get(a, "present"), get(b, "present"))
-    out.fields(a, b, ("commit", "branch", "dirty", "patch_sha256", "patch_truncated"))
+    out.fields(a, b, ("commit", "branch", "dirty", "patch_sha256", "patch_truncated", "untracked_code"))
     out.keyed("remote:", get(a, "remotes"), get(b, "remotes"))
     untracked_a, untracked_b = get(a, "untracked"), get(b, "untracked")
     out.field(
