@@ -1,8 +1,10 @@
-"""``envsnap replay``: rebuild a snapshot's runtime and rerun its stages there, comparing each output.
+"""``envsnap replay``: rebuild a snapshot's runtime and rerun its job there, comparing what it produced.
 
 Exit codes: 0 every replayed intermediate matches the recording; 1 a stage diverged or failed (the
-report names the first); 2 usage error; 3 envsnap error (no engine — try ``--engine venv`` —, a missing
-base image, a package with no wheel for the target, an unreadable snapshot).
+report names the first); 2 usage error (an environment-only snapshot replayed without ``--shell`` or
+``-- COMMAND``); 3 envsnap error (no engine — try ``--engine venv`` —, a missing base image, a package
+with no wheel for the target, an unreadable snapshot). ``replay SNAP -- COMMAND`` exits with the
+command's status.
 """
 
 from __future__ import annotations
@@ -34,9 +36,26 @@ def _progress(quiet: bool, verbose_build: bool) -> Callable[[str, str], None]:
     return say
 
 
+def _run_attached(argv: list[str], env: dict[str, str], cwd: str | None) -> int:
+    """Run ``argv`` on this terminal (stdin, stdout, stderr inherited); its exit status in the shell's form."""
+    from envsnap.errors import EnvsnapError
+
+    try:
+        code = subprocess.call(argv, env={**os.environ, **env}, cwd=cwd)
+    except OSError as exc:
+        message = f"cannot run {argv[0]}: {exc.strerror or exc}"
+        raise EnvsnapError(message, hint="is it installed in the replay?") from None
+    return 128 - code if code < 0 else code
+
+
 @cli_errors
 def replay(
-    snap: str = typer.Argument(..., metavar="SNAP", help="Snapshot recorded with `envsnap run`."),
+    snap: str = typer.Argument(..., metavar="SNAP", help="Snapshot (`envsnap run`, `envsnap capture`, on_failure)."),
+    command: list[str] = typer.Argument(  # noqa: B008
+        None,
+        metavar="[-- COMMAND [ARGS]...]",
+        help="Run this command in the rebuilt runtime instead (stdin/stdout/stderr and exit status pass through).",
+    ),
     engine: str = typer.Option("docker", "--engine", "-e", help="docker (hardened container) or venv (local)."),
     base_image: str = typer.Option(
         None,
@@ -82,6 +101,9 @@ def replay(
     if stage is not None and (until is not None or from_ is not None):
         err("envsnap: usage error: --stage replaces --until/--from; give one or the other")
         raise typer.Exit(EXIT_USAGE)
+    if command and shell:
+        err("envsnap: usage error: --shell opens a shell, `-- COMMAND` runs a command; give one or the other")
+        raise typer.Exit(EXIT_USAGE)
     say = _progress(quiet or as_json, build_log)
     with open_snapshot(snap) as snapshot:
         plan = build_plan(
@@ -98,13 +120,23 @@ def replay(
         if dry_run:
             sys.stdout.write(plan_json(plan) if as_json else render_plan(plan, engine=engine))
             return
+        if plan.mode == "environment" and not (shell or command):
+            err(
+                f"envsnap: usage error: {snap} records an environment, not a job to rerun (no pipeline, no command): "
+                f"open it with `envsnap replay {snap} --shell`, build it by hand with "
+                f"`envsnap export --dockerfile DIR {snap}`, or run a command in it with "
+                f"`envsnap replay {snap} -- COMMAND...`"
+            )
+            raise typer.Exit(EXIT_USAGE)
         runner = get_engine(engine)
-        if shell:
+        if shell or command:
             code = execute_mod.shell(
                 snapshot,
                 plan,
                 runner,
-                lambda argv, env: subprocess.call(argv, env={**os.environ, **env}),
+                _run_attached,
+                command=list(command) if command else None,
+                tty=sys.stdin.isatty() and sys.stdout.isatty(),
                 source=source,
                 repo=repo,
                 progress=say,

@@ -16,6 +16,7 @@ error, raised, never guessed at.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -33,7 +34,7 @@ from envsnap.replay import fidelity as fidelity_mod
 from envsnap.replay.engines.base import Engine, Exit, Prepared
 from envsnap.replay.layout import Layout, copy_runner, run_environment, write_job
 from envsnap.replay.plan import PlannedStage, ReplayPlan
-from envsnap.replay.source import prepare_source
+from envsnap.replay.source import SourceTree, prepare_source
 from envsnap.snapshot.model import Snapshot
 
 __all__ = ["Progress", "ReplayError", "ReplayReport", "StageReplay", "execute", "shell"]
@@ -313,33 +314,74 @@ def execute(
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _code_tree(snap: Snapshot, plan: ReplayPlan, work: Path, source: str | None, repo: str | None) -> SourceTree | None:
+    """The job's code for the replay; for an environment-only snapshot none is needed: without a recorded git
+    commit (and no ``--source``) the runtime runs without the code."""
+    if plan.mode != "environment" or source is not None:
+        return prepare_source(snap, work, source=source, repo=repo)
+    git = snap.section("git") if "env/git.json" in snap else {}
+    if not (isinstance(git, dict) and git.get("present") and git.get("commit") and git.get("root")):
+        return None
+    return prepare_source(snap, work, repo=repo)
+
+
+def _recorded_cwd(snap: Snapshot) -> str | None:
+    job = snap.read_json("job/command.json") if "job/command.json" in snap else {}
+    cwd = job.get("cwd") if isinstance(job, dict) else None
+    return cwd if isinstance(cwd, str) and cwd.startswith("/") else None
+
+
 def shell(
     snap: Snapshot,
     plan: ReplayPlan,
     engine: Engine,
-    run: Callable[[list[str], dict[str, str]], int],
+    run: Callable[[list[str], dict[str, str], str | None], int],
     *,
+    command: list[str] | None = None,
+    tty: bool = True,
     source: str | None = None,
     repo: str | None = None,
     progress: Progress | None = None,
 ) -> int:
-    """Prepare the replay as :func:`execute` does, then hand an interactive shell in it to ``run``.
+    """Prepare the replay as :func:`execute` does, then hand an interactive shell in it (or ``command``)
+    to ``run(argv, env, cwd)``, whose exit status is returned.
 
-    The job (inputs, runner, ``job.json``) is in place, so ``python -c "..."`` or the runner can be
-    started by hand; ``run(argv, env)`` is the caller's (the CLI runs it on the terminal).
+    For a pipeline the job (inputs, runner, ``job.json``) is in place, so ``python -c "..."`` or the runner
+    can be started by hand; ``run`` is the caller's (the CLI runs it on the terminal, stdin,
+    stdout and stderr passed through). An environment-only snapshot has no job: the working directory is
+    the recorded one inside the recorded code when there is code, else ``/tmp`` (containers) or the
+    caller's (venv).
     """
     say = progress or _quiet
     work = Path(tempfile.mkdtemp(prefix="envsnap-replay-"))
     try:
-        tree = prepare_source(snap, work, source=source, repo=repo)
+        tree = _code_tree(snap, plan, work, source, repo)
+        if tree is not None:
+            say("step", f"source: {tree.how}")
         prepared = engine.prepare(plan, work / "context", say)
         layout = Layout(work, engine.isolates, tree)
         copy_runner(layout)
-        job = write_job(snap, plan, layout)
         env = run_environment(plan, engine.isolates)
-        env["ENVSNAP_REPLAY_JOB"] = f"{layout.inner('job')}/job.json"
-        argv, shell_env = engine.shell_command(prepared, plan=plan, mounts=layout.mounts(), cwd=job["cwd"], env=env)
-        say("step", f"shell in {prepared.reference}; the job is at {env['ENVSNAP_REPLAY_JOB']}")
-        return run(argv, shell_env)
+        if plan.mode == "pipeline":
+            job = write_job(snap, plan, layout)
+            cwd = job["cwd"]
+            env["ENVSNAP_REPLAY_JOB"] = f"{layout.inner('job')}/job.json"
+            where = f"; the job is at {env['ENVSNAP_REPLAY_JOB']}"
+        else:
+            recorded = _recorded_cwd(snap) if plan.mode == "environment" else None
+            root = plan.pipeline_root or (tree.original if tree is not None else None)
+            if tree is not None:
+                inside = recorded is not None and root is not None and tree.map_path(recorded) != recorded
+                cwd = layout.recorded(recorded if inside and recorded is not None else (root or tree.original))
+            else:
+                cwd = "/tmp" if engine.isolates else os.getcwd()  # noqa: S108 - the container's tmpfs
+            where = f"; working directory {cwd}"
+        argv, shell_env = engine.shell_command(
+            prepared, plan=plan, mounts=layout.mounts(), cwd=cwd, env=env, command=command, tty=tty
+        )
+        what = "shell" if command is None else "command"
+        say("step", f"{what} in {prepared.reference}{where}")
+        # A container's working directory is in its argv; the venv engine runs here, in ``cwd``.
+        return run(argv, shell_env, None if engine.isolates else cwd)
     finally:
         shutil.rmtree(work, ignore_errors=True)

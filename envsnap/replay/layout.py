@@ -63,8 +63,12 @@ class Layout:
 
     work: Path
     isolates: bool
-    source: SourceTree
+    source: SourceTree | None
     src_inner: str = ""
+    #: Mount the code writable (a private copy: a command replay writes its outputs into it).
+    src_writable: bool = False
+    #: Recorded inputs outside the code tree (host file -> the recorded absolute path), containers only.
+    extra_files: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         for name in ("runner", "job", "out", "scratch"):
@@ -73,25 +77,30 @@ class Layout:
         # They live inside a private 0700 directory, so nobody else on the host can reach them.
         os.chmod(self.work / "out", 0o777)  # noqa: S103
         os.chmod(self.work / "scratch", 0o777)  # noqa: S103
-        self.src_inner = _inner_root(self.source.original) if self.isolates else str(self.source.host)
+        if self.source is not None:
+            self.src_inner = _inner_root(self.source.original) if self.isolates else str(self.source.host)
 
     def inner(self, name: str) -> str:
         return f"{INNER}/{name}" if self.isolates else str(self.work / name)
 
     def recorded(self, path: str) -> str:
         """A path as recorded at capture time, as the runtime sees it."""
-        return self.source.map_path(path, self.src_inner)
+        return path if self.source is None else self.source.map_path(path, self.src_inner)
 
     def mounts(self) -> list[Mount]:
         if not self.isolates:
             return []
-        return [
+        mounts = [
             Mount(str(self.work / "runner"), self.inner("runner")),
             Mount(str(self.work / "job"), self.inner("job")),
             Mount(str(self.work / "out"), self.inner("out"), writable=True),
             Mount(str(self.work / "scratch"), self.inner("scratch"), writable=True),
-            Mount(str(self.source.host), self.src_inner),
         ]
+        if self.source is not None:
+            mounts.append(Mount(str(self.source.host), self.src_inner, writable=self.src_writable))
+        for host, inner in sorted((self.extra_files or {}).items()):
+            mounts.append(Mount(host, inner))
+        return mounts
 
 
 def copy_runner(layout: Layout) -> None:
@@ -148,7 +157,7 @@ def write_job(snap: Snapshot, plan: ReplayPlan, layout: Layout) -> dict[str, Any
         }
         spec["run" if spec["kind"] == "run" else "call"] = entry.get("run") if spec["kind"] == "run" else entry["call"]
         specs.append(spec)
-    root = plan.pipeline_root or layout.source.original
+    root = plan.pipeline_root or (layout.source.original if layout.source is not None else "/")
     job = {
         "stages": specs,
         "inputs": inputs,

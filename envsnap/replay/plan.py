@@ -28,6 +28,7 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from envsnap.core.image_ref import pinned_reference
 from envsnap.core.naming import normalize_name
 from envsnap.errors import EnvsnapError
 from envsnap.snapshot.model import Snapshot
@@ -157,6 +158,14 @@ class ReplayPlan:
     with_packages: tuple[str, ...] = ()
     set_env: dict[str, str] = field(default_factory=dict)
     shell: bool = False
+    #: The captured interpreter, when the base image is the captured one: the replay uses it (and what the
+    #: image already has) where it exists in the image (``envsnap/replay/dockerfile.py``).
+    image_python: str | None = None
+    #: What the snapshot recorded to rerun: ``pipeline`` (stages), ``command`` (``envsnap run -- CMD``: one
+    #: stage named "command") or ``environment`` (no job: ``--shell`` or ``replay SNAP -- COMMAND``).
+    mode: str = "pipeline"
+    #: The recorded ``job/command.json`` "command" record (``mode == "command"``).
+    command: dict[str, Any] | None = None
 
     @property
     def requirements(self) -> str:
@@ -172,6 +181,8 @@ class ReplayPlan:
             "packages": sorted((p.normalized, p.version, p.source) for p in self.packages),
             "installer": installer,
         }
+        if self.image_python:
+            doc["image_python"] = self.image_python
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
     def image_tag(self, installer: str) -> str:
@@ -382,13 +393,20 @@ def build_plan(
     packages, excluded = _packages(snap, overrides)
     env, skipped = _environment(snap, extra_env)
     cpus, memory = _resources(snap)
-    stages, pipeline = _stages(snap, stage, until, from_stage)
+    job = snap.read_json("job/command.json") if "job/command.json" in snap else {}
+    command = job.get("command") if isinstance(job, dict) and isinstance(job.get("command"), dict) else None
+    if "pipeline/pipeline.json" not in snap:
+        for option, value in (("--stage", stage), ("--until", until), ("--from", from_stage)):
+            if value is not None:
+                what = "a command (one stage, 'command')" if command else "no job, only its environment"
+                raise PlanError(f"{option}: the snapshot has no pipeline stages (it records {what})")
+    stages: tuple[PlannedStage, ...] = ()
+    pipeline: PipelineSection | None = None
+    if "pipeline/pipeline.json" in snap:
+        stages, pipeline = _stages(snap, stage, until, from_stage)
     container = snap.section("container") if "env/container.json" in snap else None
     image = (container or {}).get("image") if isinstance(container, dict) else None
-    digest_ref = None
-    if isinstance(image, dict) and image.get("digest"):
-        repo = str(image.get("reference") or image.get("name") or "").split("@")[0].split(":")[0]
-        digest_ref = f"{repo}@{image['digest']}" if repo else None
+    digest_ref = pinned_reference(image) if isinstance(image, dict) else None
     if base_image:
         base, source = base_image, "--base-image"
     elif digest_ref:
@@ -416,13 +434,16 @@ def build_plan(
         memory_bytes=memory if match_resources else None,
         match_resources=match_resources,
         stages=stages,
-        inputs=pipeline.inputs,
-        pipeline_root=_pipeline_root(pipeline),
-        pythonpath=pipeline.pythonpath or (),
+        inputs=pipeline.inputs if pipeline is not None else (),
+        pipeline_root=_pipeline_root(pipeline) if pipeline is not None else (command or {}).get("root"),
+        pythonpath=(pipeline.pythonpath or ()) if pipeline is not None else (),
         git=dict(git) if isinstance(git, dict) and "error" not in git else {},
         with_packages=tuple(f"{n}=={v}" for n, v in overrides.values()),
         set_env=extra_env,
         shell=shell,
+        image_python=python.executable if source == "the captured image digest" and python.executable else None,
+        mode="pipeline" if pipeline is not None else "command" if command else "environment",
+        command=dict(command) if command and pipeline is None else None,
     )
 
 

@@ -62,8 +62,16 @@ def render_plan(plan: ReplayPlan, *, engine: str = "docker") -> str:
         lines.append(f"    {key}={value}{origin}")
     for key, why in sorted(plan.env_not_applied.items()):
         lines.append(f"    {key}: not applied ({why})")
-    lines.append(f"  inputs       {', '.join(plan.inputs) or 'none'} (the recorded samples, read-only)")
-    lines.append("  stages")
+    if plan.mode == "environment":
+        lines.append("  job          none recorded: --shell, or `-- COMMAND` to run a command in the runtime")
+    elif plan.mode == "command":
+        command = plan.command or {}
+        argv = " ".join(str(a) for a in command.get("argv") or [])
+        lines.append(f"  command      {argv}  (rerun as stage 'command', with the recorded inputs in place)")
+        lines.append(f"  directory    {command.get('root')} / {command.get('cwd') or '.'}")
+    else:
+        lines.append(f"  inputs       {', '.join(plan.inputs) or 'none'} (the recorded samples, read-only)")
+        lines.append("  stages")
     for stage in plan.stages:
         action = {"run": "run and compare", "recorded": "use the recorded intermediate", "skip": "skip"}[stage.action]
         lines.append(f"    {stage.index:>2} {stage.name:<16} {action}  [{stage.kind}: {stage.target}]")

@@ -94,10 +94,11 @@ def test_bad_options_are_one_line(recorded: Path, args: list[str], message: str)
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_capture_only_snapshot_is_refused(tmp_path: Path) -> None:
+def test_capture_only_snapshot_names_the_ways_in(tmp_path: Path) -> None:
     snap = tmp_path / "plain.envsnap"
     made = envsnap("capture", "-o", snap, "--no-git")
     assert made.returncode == 0, made.stderr
-    proc = envsnap("replay", snap, "--dry-run")
-    assert proc.returncode == 3
-    assert "has no pipeline" in proc.stderr and "envsnap run" in proc.stderr
+    assert envsnap("replay", snap, "--dry-run").returncode == 0
+    proc = envsnap("replay", snap)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert "--shell" in proc.stderr and "export --dockerfile" in proc.stderr and "-- COMMAND" in proc.stderr

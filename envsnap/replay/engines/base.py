@@ -103,7 +103,16 @@ class Engine(ABC):
         """Run ``argv`` in the runtime and wait for it."""
 
     def shell_command(
-        self, prepared: Prepared, *, plan: ReplayPlan, mounts: list[Mount], cwd: str, env: dict[str, str]
+        self,
+        prepared: Prepared,
+        *,
+        plan: ReplayPlan,
+        mounts: list[Mount],
+        cwd: str,
+        env: dict[str, str],
+        command: list[str] | None = None,
+        tty: bool = True,
     ) -> tuple[list[str], dict[str, str]]:
-        """An interactive shell in the runtime, as an argv (and its environment) for the CLI to run."""
+        """An interactive shell (or ``command``) in the runtime, as an argv (and its environment) for the CLI
+        to run with the terminal's stdin/stdout/stderr; ``tty`` asks for a terminal in the runtime."""
         raise EngineError(f"the {self.name} engine has no --shell")

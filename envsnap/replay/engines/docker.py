@@ -248,11 +248,21 @@ class DockerEngine(Engine):
         return Exit(code, output[-OUTPUT_TAIL:], oom, timed_out, plan.memory_bytes)
 
     def shell_command(
-        self, prepared: Prepared, *, plan: ReplayPlan, mounts: list[Mount], cwd: str, env: dict[str, str]
+        self,
+        prepared: Prepared,
+        *,
+        plan: ReplayPlan,
+        mounts: list[Mount],
+        cwd: str,
+        env: dict[str, str],
+        command: list[str] | None = None,
+        tty: bool = True,
     ) -> tuple[list[str], dict[str, str]]:
-        """``docker run -it`` with the same hardening; the CLI runs it with the terminal attached."""
+        """``docker run -i[t]`` with the same hardening; the CLI runs it with the terminal attached (stdin is
+        passed through; ``docker run`` exits with the command's status)."""
         opts = hardened_options(plan)
-        argv = ["docker", "run", "--rm", "-it", "--network", "none", "--read-only", "--tmpfs", f"/tmp:{TMPFS}"]  # noqa: S108
+        argv = ["docker", "run", "--rm", "-it" if tty else "-i", "--network", "none", "--read-only"]
+        argv += ["--tmpfs", f"/tmp:{TMPFS}"]  # noqa: S108 - the container's own /tmp
         argv += ["--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--user", USER]
         argv += ["--pids-limit", str(PIDS_LIMIT), "-w", cwd]
         if "mem_limit" in opts:
@@ -263,5 +273,5 @@ class DockerEngine(Engine):
             argv += ["-v", f"{m.host}:{m.inner}:{'rw' if m.writable else 'ro'}"]
         for key in sorted(env):
             argv += ["-e", key]  # the value comes from the environment handed to docker, not argv
-        argv += [prepared.reference, "bash"]
+        argv += ["--label", f"org.envsnap.replay={plan.snapshot_id}", prepared.reference, *(command or ["bash"])]
         return argv, dict(env)

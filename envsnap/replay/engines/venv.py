@@ -229,7 +229,15 @@ class VenvEngine(Engine):
         return Exit(proc.returncode, (proc.stdout + proc.stderr)[-OUTPUT_TAIL:])
 
     def shell_command(
-        self, prepared: Prepared, *, plan: ReplayPlan, mounts: list[Mount], cwd: str, env: dict[str, str]
+        self,
+        prepared: Prepared,
+        *,
+        plan: ReplayPlan,
+        mounts: list[Mount],
+        cwd: str,
+        env: dict[str, str],
+        command: list[str] | None = None,
+        tty: bool = True,
     ) -> tuple[list[str], dict[str, str]]:
         shell = os.environ.get("SHELL") or "/bin/sh"
-        return [shell], self._environ(prepared, env)
+        return list(command or [shell]), self._environ(prepared, env)
