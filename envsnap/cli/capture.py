@@ -15,7 +15,15 @@ from envsnap.cli._common import EXIT_ERROR, cli_errors, err, human_size
 if TYPE_CHECKING:
     from envsnap.snapshot.model import Snapshot
 
-__all__ = ["capture", "fail_on_requested", "project_lines"]
+__all__ = ["FAILURE_RECORD", "capture", "fail_on_requested", "project_lines"]
+
+FAILURE_RECORD = typer.Option(
+    None,
+    "--failure-record",
+    metavar="FILE",
+    help="Record the failure in this JSON file (written by envsnap-hook: type, message, traceback, frames) "
+    "as the snapshot's exception.",
+)
 
 
 @cli_errors
@@ -29,11 +37,14 @@ def capture(
     ray_runtime_envs: list[str] = opt.RAY_RUNTIME_ENV,
     spark: str = opt.SPARK_MASTER,
     node_timeout: float = opt.NODE_TIMEOUT,
+    failure_record: str = FAILURE_RECORD,
 ) -> None:
     """Capture the runtime contract of a Python environment into a snapshot."""
     from envsnap.capture import capture as do_capture
 
     if ray is not None or spark is not None or ray_runtime_envs:
+        if failure_record is not None:
+            raise typer.BadParameter("--failure-record records one job's failure: it cannot go with --ray/--spark")
         from envsnap.cli.fleet import capture_fleet
 
         capture_fleet(
@@ -65,7 +76,13 @@ def capture(
             err(f"envsnap: capturing the active virtualenv {python} (VIRTUAL_ENV); pass --python to choose another")
     if output is None:
         output = time.strftime("envsnap-%Y%m%dT%H%M%SZ.envsnap", time.gmtime())
-    snap = do_capture(output, force=force, **opt.capture_arguments({**flags, "python": python}))
+    arguments = opt.capture_arguments({**flags, "python": python})
+    if failure_record is not None:
+        from envsnap.capture.failure_record import capture_failure_record, read_failure_record
+
+        snap = capture_failure_record(output, read_failure_record(failure_record), force=force, **arguments)
+    else:
+        snap = do_capture(output, force=force, **arguments)
     # Inputs and artifacts are what the user asked for by name: the snapshot is written with what
     # happened, but a failure to record one of them is an error, not a footnote.
     asked = {n: s.error for n, s in snap.manifest.probes.items() if n in ("data", "artifacts") and s.error}
