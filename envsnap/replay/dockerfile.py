@@ -8,35 +8,122 @@ image. Bytecode is compiled at build time: replays run on a read-only root.
 
 ``envsnap export SNAP --dockerfile DIR`` writes this context; ``docker build DIR`` builds it by hand,
 with no network needed.
+
+**The captured image.** When the job ran in a container whose image is known by digest, the replay builds
+on that image and installs nothing it already has: the captured interpreter (``plan.image_python``) is used
+where it exists in the image, and only the pins it lacks (or has at another version) are installed into its
+own environment, in one stage. The engine asks the image first (:data:`INSTALLED_SNIPPET`, run by that
+interpreter, and :func:`image_delta`), so that only the missing wheels are gathered and an image that has
+them all is used as it is, with no build; ``install.sh`` filters again in the image (``missing.py``), which
+is what makes an exported Dockerfile install only what the image lacks.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+import posixpath
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 
+from envsnap.core.naming import normalize_name
 from envsnap.replay.plan import RECIPE_VERSION, ReplayPlan
 from envsnap.replay.wheelhouse import Wheelhouse, gather
 
-__all__ = ["image_env", "image_labels", "install_script", "installer_of", "render", "write_context"]
+__all__ = [
+    "INSTALLED_SNIPPET",
+    "MISSING_SCRIPT",
+    "image_delta",
+    "image_env",
+    "image_labels",
+    "install_script",
+    "installer_of",
+    "python_in_image",
+    "render",
+    "write_context",
+]
 
 VENV = "/opt/venv"
 WHEELS = "/opt/envsnap/wheels"
+
+
+#: Run by the captured interpreter in the captured image: its distributions, ``{PEP 503 name: version}``
+#: as JSON (Python 3.8+, standard library only).
+INSTALLED_SNIPPET = (
+    "import json, re, importlib.metadata as m\n"
+    "out = {}\n"
+    "for d in m.distributions():\n"
+    "    name = d.metadata['Name']\n"
+    "    if name:\n"
+    "        out.setdefault(re.sub(r'[-_.]+', '-', name).lower(), d.version)\n"
+    "print(json.dumps(out, sort_keys=True))\n"
+)
+
+#: ``missing.py REQUIREMENTS``, run by the captured interpreter in the build: prints the requirement lines
+#: (``name==version --hash=...``) of the pins it does not have at that version.
+MISSING_SCRIPT = (
+    "import re, sys, importlib.metadata as m\n"
+    "have = {}\n"
+    "for d in m.distributions():\n"
+    "    if d.metadata['Name']:\n"
+    "        have.setdefault(re.sub(r'[-_.]+', '-', d.metadata['Name']).lower(), d.version)\n"
+    "for line in open(sys.argv[1], encoding='utf-8'):\n"
+    "    pin = line.split()[0] if line.strip() and not line.startswith('#') else ''\n"
+    "    name, _, version = pin.partition('==')\n"
+    "    if pin and have.get(re.sub(r'[-_.]+', '-', name).lower()) != version:\n"
+    "        sys.stdout.write(line)\n"
+)
+
+
+def python_in_image(plan: ReplayPlan) -> str:
+    """The interpreter the replay runs in the image: the captured one, else the venv's."""
+    return plan.image_python or f"{VENV}/bin/python"
+
+
+def image_delta(plan: ReplayPlan, installed: Mapping[str, str] | None) -> tuple[ReplayPlan, str]:
+    """The plan for the captured image, given what its interpreter has (``None``: it is not in the image),
+    and a note saying what is installed.
+
+    Only the pins the image lacks, or has at another version, stay in the plan; without the interpreter the
+    plan installs every pin into ``/opt/venv`` as for any other base image.
+    """
+    if not plan.image_python:
+        return plan, ""
+    if installed is None:
+        return (
+            replace(plan, image_python=None),
+            f"the captured interpreter {plan.image_python} is not in {plan.base_image}: "
+            f"every pin is installed into {VENV}",
+        )
+    keep = tuple(p for p in plan.packages if installed.get(normalize_name(p.name)) != p.version)
+    have = len(plan.packages) - len(keep)
+    if not keep:
+        note = f"the captured image has all {have} pinned package(s) for {plan.image_python}: nothing installed"
+    else:
+        names = ", ".join(p.pin for p in keep[:10]) + (f", +{len(keep) - 10}" if len(keep) > 10 else "")
+        note = (
+            f"the captured image has {have} of the {len(plan.packages)} pinned package(s) for "
+            f"{plan.image_python}; installing only the {len(keep)} it lacks: {names}"
+        )
+    return replace(plan, packages=keep), note
 
 
 def installer_of(wheelhouse: Wheelhouse) -> str:
     return "uv" if wheelhouse.uv is not None else "pip"
 
 
-def install_script(wheelhouse: Wheelhouse) -> str:
-    """``install.sh CTX``: the locked wheels under ``CTX/wheels`` installed offline into ``/opt/venv``.
+def install_script(wheelhouse: Wheelhouse, python: str | None = None) -> str:
+    """``install.sh CTX``: the locked wheels under ``CTX/wheels`` installed offline into ``/opt/venv``, or,
+    with ``python`` (the captured interpreter of the captured image), those of them it lacks into its own
+    environment.
 
     The same script runs in the Dockerfile (``RUN``) and in the engine's build container. Bytecode is
     compiled here because replays run on a read-only root; the test suites packages ship (``tests/``)
     are left out, as no pipeline imports them, which halves the compile time of an ML stack.
     """
+    if python is not None:
+        return _install_into(wheelhouse, python)
     if wheelhouse.uv is not None:
         name, version = wheelhouse.uv.filename.split("-")[:2]
         uv = f"/tmp/uv/{name}-{version}.data/scripts/uv"  # noqa: S108 - a path in the build container
@@ -66,8 +153,55 @@ def install_script(wheelhouse: Wheelhouse) -> str:
     )
 
 
-def image_env() -> dict[str, str]:
-    """The environment every replay image sets (also the ``ENV`` line of the Dockerfile)."""
+def _install_into(wheelhouse: Wheelhouse, python: str) -> str:
+    """``install.sh`` for the captured image: only what ``python`` lacks, into its own environment."""
+    quoted = python.replace("'", "'\\''")
+    if wheelhouse.uv is not None:
+        name, version = wheelhouse.uv.filename.split("-")[:2]
+        uv = f"/tmp/uv/{name}-{version}.data/scripts/uv"  # noqa: S108 - a path in the build container
+        install = (
+            f'python3 -m zipfile -e "$CTX/wheels/{wheelhouse.uv.filename}" /tmp/uv 2>/dev/null \\\n'
+            f'    || "$PY" -m zipfile -e "$CTX/wheels/{wheelhouse.uv.filename}" /tmp/uv\n'
+            f"chmod +x {uv}\n"
+            f'{uv} pip install --offline --no-index --no-cache --find-links "$CTX/wheels" \\\n'
+            '    --no-deps --require-hashes --python "$PY" -r "$MISSING"\n'
+            "rm -rf /tmp/uv\n"
+        )
+    else:
+        install = (
+            '"$PY" -m pip install --no-index --no-cache-dir --disable-pip-version-check --no-compile \\\n'
+            '    --find-links "$CTX/wheels" --no-deps --require-hashes -r "$MISSING"\n'
+        )
+    return (
+        "#!/bin/sh\n"
+        "# envsnap: install offline, into the captured interpreter's environment, the locked wheels it lacks.\n"
+        "set -eu\n"
+        'CTX="${1:-/opt/envsnap}"\n'
+        f"PY='{quoted}'\n"
+        "MISSING=/tmp/envsnap-missing.txt\n"
+        "export PIP_NO_INPUT=1 UV_NO_CACHE=1 PIP_BREAK_SYSTEM_PACKAGES=1 UV_BREAK_SYSTEM_PACKAGES=1\n"
+        '[ -x "$PY" ] || { echo "envsnap: the captured interpreter $PY is not in this image" >&2; exit 3; }\n'
+        '"$PY" "$CTX/missing.py" "$CTX/requirements.txt" >"$MISSING"\n'
+        'if [ ! -s "$MISSING" ]; then\n'
+        '  echo "envsnap: the image already has every pinned package: nothing to install"; exit 0\n'
+        "fi\n"
+        f"{install}"
+        'PURELIB=$("$PY" -c \'import sysconfig; print(sysconfig.get_paths()["purelib"])\')\n'
+        '"$PY" -m compileall -q -j 0 -x \'/tests?/\' "$PURELIB" >/dev/null \\\n'
+        '    || echo "envsnap: some files did not byte-compile (they compile on import instead)"\n'
+    )
+
+
+def image_env(plan: ReplayPlan | None = None) -> dict[str, str]:
+    """The environment every replay image sets (the ``ENV`` line of the Dockerfile, and of the engine's
+    commit: values are expanded there); on the captured image, the captured interpreter's directory goes in
+    front of the image's own ``PATH``, so that ``python`` is the interpreter the job ran."""
+    if plan is not None and plan.image_python:
+        return {
+            "PATH": f"{posixpath.dirname(plan.image_python)}:$PATH",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "HOME": "/tmp",  # noqa: S108 - the container's tmpfs
+        }
     return {
         "PATH": f"{VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         "VIRTUAL_ENV": VENV,
@@ -90,6 +224,20 @@ def render(plan: ReplayPlan, wheelhouse: Wheelhouse) -> str:
     """The Dockerfile text for ``plan`` with ``wheelhouse``."""
     labels = image_labels(plan, installer_of(wheelhouse))
     label_lines = " \\\n      ".join(f"{k}={json.dumps(v)}" for k, v in labels.items())
+    if plan.image_python:
+        return (
+            f"# envsnap replay image (recipe {RECIPE_VERSION}) for snapshot {plan.snapshot_id}"
+            f"{' (' + plan.label + ')' if plan.label else ''}\n"
+            f"# The image the job ran in, by digest; its interpreter {plan.image_python} gets only the locked\n"
+            "# packages it lacks (install.sh asks it first), in one stage.\n"
+            "# Build with no network: docker build --network none -t NAME .\n"
+            f"FROM {plan.base_image}\n"
+            "COPY wheels/ /tmp/envsnap/wheels/\n"
+            "COPY requirements.txt install.sh missing.py /tmp/envsnap/\n"
+            "RUN sh /tmp/envsnap/install.sh /tmp/envsnap && rm -rf /tmp/envsnap\n"
+            f"ENV {' '.join(f'{k}={v}' for k, v in image_env(plan).items())}\n"
+            f"LABEL {label_lines}\n"
+        )
     return (
         f"# envsnap replay image (recipe {RECIPE_VERSION}) for snapshot {plan.snapshot_id}"
         f"{' (' + plan.label + ')' if plan.label else ''}\n"
@@ -123,7 +271,9 @@ def write_context(
         + wheelhouse.requirements(),
         encoding="utf-8",
     )
-    (directory / "install.sh").write_text(install_script(wheelhouse), encoding="utf-8")
+    (directory / "install.sh").write_text(install_script(wheelhouse, plan.image_python), encoding="utf-8")
+    if plan.image_python:
+        (directory / "missing.py").write_text(MISSING_SCRIPT, encoding="utf-8")
     (directory / "Dockerfile").write_text(render(plan, wheelhouse), encoding="utf-8")
     excluded = "".join(f"# {e.name}=={e.version}: {e.reason}\n" for e in plan.excluded)
     if excluded:

@@ -23,7 +23,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from envsnap.replay.dockerfile import image_env, image_labels, installer_of, write_context
+from envsnap.replay.dockerfile import (
+    INSTALLED_SNIPPET,
+    image_delta,
+    image_env,
+    image_labels,
+    installer_of,
+    python_in_image,
+    write_context,
+)
 from envsnap.replay.engines.base import (
     BaseImageMissingError,
     Engine,
@@ -119,22 +127,65 @@ class DockerEngine(Engine):
                 ) from None
         return str(image.id)
 
+    def _installed(self, plan: ReplayPlan) -> dict[str, str] | None:
+        """The distributions of the captured interpreter in the captured image (None: it is not there)."""
+        from docker.errors import APIError
+
+        assert plan.image_python is not None  # noqa: S101 - the caller checks
+        try:
+            container = self.client().containers.create(
+                plan.base_image,
+                command=["-c", INSTALLED_SNIPPET],
+                entrypoint=[plan.image_python],
+                network_mode="none",
+                labels={"org.envsnap.inspect": plan.snapshot_id},
+            )
+        except APIError as exc:
+            raise EngineError(f"cannot create a container of {plan.base_image}: {exc.explanation or exc}") from None
+        try:
+            try:
+                container.start()
+            except APIError as exc:
+                if "no such file" in str(exc.explanation or exc).lower():
+                    return None
+                raise EngineError(f"cannot ask {plan.base_image}: {exc.explanation or exc}") from None
+            code = int(container.wait().get("StatusCode", -1))
+            output = container.logs(stdout=True, stderr=False).decode("utf-8", "replace")
+        finally:
+            with contextlib.suppress(APIError):
+                container.remove(force=True, v=True)
+        try:
+            answer = json.loads(output) if code == 0 else None
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            return None if code == 127 else {}
+        return {str(k): str(v) for k, v in answer.items()}
+
     def prepare(self, plan: ReplayPlan, context: Path, progress: Progress) -> Prepared:
         started = time.perf_counter()
         self.ensure_base(plan, progress)
+        notes: tuple[str, ...] = ()
+        if plan.image_python:
+            plan, note = image_delta(plan, self._installed(plan))
+            notes = (note,)
+            progress("step", note)
+        nothing = bool(plan.image_python) and not plan.packages
+        python = python_in_image(plan)
         for installer in ("uv", "pip"):
             tag = plan.image_tag(installer)
             image = self._image(tag)
             if image is not None:
                 progress("step", f"image {tag} exists for this runtime: no rebuild")
-                return Prepared("docker", tag, "/opt/venv/bin/python", False, 0.0, installer, str(image.id))
+                used = "none" if nothing else installer
+                return Prepared("docker", tag, python, False, 0.0, used, str(image.id), notes)
         progress("step", f"gathering {len(plan.packages)} locked wheels for {plan.platform} (host pip, cached)")
-        wheelhouse = write_context(plan, context, log=lambda m: progress("note", m))
+        wheelhouse = write_context(plan, context, with_uv=not nothing, log=lambda m: progress("note", m))
         installer = installer_of(wheelhouse)
         tag = plan.image_tag(installer)
         progress(
             "step",
-            f"building {tag} from {plan.base_image} with {installer} "
+            f"building {tag} from {plan.base_image} with {'nothing to install' if nothing else installer} "
             f"({wheelhouse.downloaded} downloaded, {wheelhouse.cached} from the wheel cache; no network)",
         )
         self._build(plan, context, tag, installer, progress)
@@ -142,11 +193,12 @@ class DockerEngine(Engine):
         return Prepared(
             "docker",
             tag,
-            "/opt/venv/bin/python",
+            python,
             True,
             time.perf_counter() - started,
-            installer,
+            "none" if nothing else installer,
             str(image.id) if image is not None else None,
+            notes,
         )
 
     def _build(self, plan: ReplayPlan, context: Path, tag: str, installer: str, progress: Progress) -> None:
@@ -165,6 +217,7 @@ class DockerEngine(Engine):
             container = client.containers.create(
                 plan.base_image,
                 command=["sh", "/opt/envsnap/install.sh", "/opt/envsnap"],
+                entrypoint=[""],  # a captured image's own ENTRYPOINT would wrap the command
                 network_mode="none",
                 # A bind through ``mounts`` (not ``volumes``): ``volumes`` also declares a VOLUME in the
                 # container's config, which ``commit`` would carry into the image, giving every replay
@@ -190,9 +243,9 @@ class DockerEngine(Engine):
                     f"the image build failed (exit {code}): {last[:300]}",
                     hint="`envsnap export SNAP --dockerfile DIR` writes the same recipe to try by hand",
                 )
-            changes = [f"ENV {key}={value}" for key, value in image_env().items()]
+            changes = [f"ENV {key}={value}" for key, value in image_env(plan).items()]
             changes += [f"LABEL {key}={json.dumps(value)}" for key, value in image_labels(plan, installer).items()]
-            changes.append('CMD ["python"]')
+            changes += ["ENTRYPOINT []", f"CMD {json.dumps([python_in_image(plan)])}"]
             repository, _, name = tag.partition(":")
             container.commit(repository=repository, tag=name, changes=changes)
         except APIError as exc:
