@@ -229,5 +229,5 @@ def test_enriched_records_of_the_same_failure_at_two_roots_compare_equal() -> No
     recorded = enrich_exception(
         _raw(("/home/u/proj/job.py", 7, "main")), root="/home/u/proj", site_dirs=[], stdlib_dirs=[]
     )
-    replayed = enrich_exception(_raw(("/work/job.py", 7, "main")), root="/work", site_dirs=[], stdlib_dirs=[])
+    replayed = enrich_exception(_raw(("/srv/app/job.py", 7, "main")), root="/srv/app", site_dirs=[], stdlib_dirs=[])
     assert same_failure(recorded, replayed)[0] is True
