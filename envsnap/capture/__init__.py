@@ -64,6 +64,7 @@ PROBE_MODULES = (
     "git",
     "job",
     "data",
+    "job_files",
     "artifacts",
     "lockfiles",
     "configs",

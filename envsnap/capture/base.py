@@ -164,6 +164,10 @@ class CaptureOptions:
     config_files: tuple[str, ...] = field(default=(), metadata=_option("configs", convert=_paths))
     #: The failure being recorded (``on_failure``, a failing ``run``): {type, message, traceback}.
     failure: Mapping[str, Any] | None = field(default=None, metadata=_option("job", argument=False))
+    #: ``envsnap run -- COMMAND``: the command's record (``job/command.json`` ``command``; see command_run).
+    command: Mapping[str, Any] | None = field(default=None, metadata=_option("job", argument=False))
+    #: ``envsnap run -- COMMAND``: its inputs, outputs and opened files (the job_files probe).
+    job_files: tuple[Any, ...] = field(default=(), metadata=_option("job_files", argument=False))
 
     @classmethod
     def build(cls, **arguments: Unpack[CaptureArguments]) -> CaptureOptions:

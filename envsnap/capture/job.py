@@ -3,7 +3,10 @@
 ``started_at`` is when this process started (``ended_at`` and ``exit_status`` stay null for a plain
 capture: the job is still running); both times are null with ``--reproducible``. ``exception`` is null
 unless a failing job is captured, then ``{type, message, traceback}`` (see :func:`exception_record`),
-scrubbed like every other string. The host name is kept: it identifies a machine of a fleet, which is
+scrubbed like every other string; ``envsnap run -- COMMAND`` adds ``frames`` to it and a ``command``
+object (argv, the interpreter and how it was found, root, times, exit status and signal, the stderr tail,
+the files the job opened: :mod:`envsnap.capture.command_run`), and fills the top-level times and status.
+The host name is kept: it identifies a machine of a fleet, which is
 what a snapshot of a failing batch job must say, and it is not a credential. The user name is not kept.
 """
 
@@ -67,7 +70,7 @@ class JobProbe(Probe):
     def collect(self, ctx: CaptureContext) -> dict[str, Any]:
         options = ctx.options
         started = None if options.reproducible else process_start_time()
-        return {
+        record: dict[str, Any] = {
             "argv": scrub_argv(options.argv),
             "cwd": scrub_text(options.cwd),
             "hostname": socket.gethostname() or None,
@@ -76,3 +79,15 @@ class JobProbe(Probe):
             "exit_status": None,
             "exception": dict(options.failure) if options.failure is not None else None,
         }
+        if options.command is not None:  # ``envsnap run -- COMMAND``: the command's own times and status
+            command = {k: v for k, v in options.command.items() if k != "root_abs"}
+            if options.reproducible:
+                command.update(started_at=None, ended_at=None, duration_s=None)
+            record.update(
+                argv=command["argv"],
+                started_at=command.get("started_at"),
+                ended_at=command.get("ended_at"),
+                exit_status=command.get("exit_status"),
+                command=command,
+            )
+        return record

@@ -53,7 +53,7 @@ app.command("capture")(capture_cmd.capture)
 app.command("show")(inspect_cmd.show)
 app.command("verify")(inspect_cmd.verify)
 app.command("export")(inspect_cmd.export)
-app.command("run")(run_cmd.run)
+app.command("run", context_settings={"allow_interspersed_args": False})(run_cmd.run)
 app.command("sample")(sample_cmd.sample)
 app.command("diff")(diff_cmd.diff)
 app.command("replay")(replay_cmd.replay)
@@ -65,6 +65,7 @@ app.add_typer(check_cmd.baseline_app, name="baseline")
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; returns the exit code."""
+    State.argv = tuple(sys.argv[1:] if argv is None else argv)
     try:
         app(args=argv, prog_name="envsnap")
     except SystemExit as exc:

@@ -32,6 +32,8 @@ class State:
     """Global CLI flags (set by the app callback)."""
 
     verbose: bool = False
+    #: The command line's arguments as given (``envsnap run`` tells ``--`` with nothing after it).
+    argv: tuple[str, ...] = ()
 
 
 def err(message: str) -> None:

@@ -1,8 +1,17 @@
-"""``envsnap run``: run a pipeline on sampled inputs and capture everything into one snapshot.
+"""``envsnap run``: run a job and capture everything into one snapshot.
 
-Exit status: 0 every stage ran; 1 a stage failed (the snapshot is written and records the failure);
-2 usage or pipeline-definition error (nothing written); 3 an input could not be sampled (the snapshot is
-written, no stage ran) or any other envsnap error.
+Two forms:
+
+* ``envsnap run [OPTIONS] -- COMMAND [ARGS]...`` runs any command unmodified (a script, ``python -m``,
+  a console script, a shell script) as a child process with its own streams, captures the runtime of
+  the interpreter it runs while it runs, and records argv, times, exit status, the stderr tail, the
+  uncaught exception with its frames, and the files named with ``--input``/``--output``
+  (:mod:`envsnap.capture.command_run`). Exit status: the command's own (a death by signal N:
+  128 + N); 2 when the command cannot be run (nothing ran, nothing written).
+* ``envsnap run [--config FILE]`` runs a pipeline's stages on sampled inputs. Exit status: 0 every
+  stage ran; 1 a stage failed (the snapshot is written and records the failure); 2 usage or
+  pipeline-definition error (nothing written); 3 an input could not be sampled (the snapshot is
+  written, no stage ran) or any other envsnap error.
 """
 
 from __future__ import annotations
@@ -15,11 +24,13 @@ from typing import Any
 import typer
 
 from envsnap.cli import _options as opt
-from envsnap.cli._common import cli_errors, err, human_size
+from envsnap.cli._common import EXIT_USAGE, State, cli_errors, err, human_size
 
 __all__ = ["run"]
 
-
+SNAPSHOT = typer.Option(
+    None, "--snapshot", "-o", help="Where to write the snapshot: *.envsnap = zip, else a directory (created)."
+)
 def _stage_line(outcome: dict[str, Any]) -> str:
     head = f"  {outcome['index']:02d} {outcome['name']:<20}"
     if outcome["status"] == "ok":
@@ -41,21 +52,38 @@ def _stage_line(outcome: dict[str, Any]) -> str:
 @opt.with_capture_flags(
     skip=("hashes",),
     helps={
-        "python": "Run the stages in this interpreter (or venv); nothing is installed there.",
-        "inputs": "NAME=PATH: sample this input instead of the configured one (repeatable).",
+        "python": "Capture this interpreter (default: the one the command runs; stages: run them in it).",
+        "inputs": "NAME=PATH: an input file of the job, recorded whole up to 64 MiB, else sampled (repeatable).",
         "reproducible": "Omit timestamps, ids, timings and memory: same state, same bytes.",
     },
 )
 def run(
-    config: str = typer.Option(
-        None, "--config", "-c", help="envsnap.toml or pyproject.toml (default: found from here upwards)."
+    command: list[str] = typer.Argument(  # noqa: B008 - typer declares arguments this way
+        None, metavar="-- COMMAND [ARGS]...", help="The job to run, unmodified (after --)."
     ),
-    output: str = opt.OUTPUT,
+    config: str = typer.Option(
+        None, "--config", "-c", help="Stages: envsnap.toml or pyproject.toml (default: found from here upwards)."
+    ),
+    output: str = SNAPSHOT,
+    job_outputs: list[str] = typer.Option(  # noqa: B008
+        [], "--output", help="[NAME=]PATH: a file the command writes, recorded after it exits (repeatable)."
+    ),
+    on_failure: bool = typer.Option(False, "--on-failure", help="Write the snapshot only when the command fails."),
     flags: Mapping[str, Any] = opt.FLAGS,
     force: bool = opt.FORCE,
     quiet: bool = opt.QUIET,
 ) -> None:
-    """Run a pipeline's stages on sampled inputs; write one snapshot with every intermediate."""
+    """Run a command (after --) or a pipeline's stages; write one snapshot of its runtime and what happened."""
+    dashdash = "--" in State.argv
+    if command or dashdash:
+        if config is not None:
+            err("envsnap: usage error: --config runs a pipeline's stages; a command after -- is run as it is: give one")
+            raise typer.Exit(EXIT_USAGE)
+        _run_command(command or [], output, job_outputs, on_failure, flags, force, quiet)
+        return
+    if job_outputs or on_failure:
+        err("envsnap: usage error: --output and --on-failure are for a command: envsnap run [OPTIONS] -- COMMAND")
+        raise typer.Exit(EXIT_USAGE)
     from envsnap.pipeline import load_pipeline
     from envsnap.pipeline.runner import run_pipeline
 
@@ -97,3 +125,41 @@ def run(
     elif result.status != "ok":
         err(f"envsnap: error: {result.error}; the snapshot records what was captured")
     raise typer.Exit(result.exit_code)
+
+
+def _run_command(
+    command: list[str],
+    output: str | None,
+    job_outputs: list[str],
+    on_failure: bool,
+    flags: Mapping[str, Any],
+    force: bool,
+    quiet: bool,
+) -> None:
+    from envsnap.capture.command_run import resolve_command, run_command
+
+    arguments = opt.capture_arguments(flags)
+    resolved = resolve_command(command, flags["python"])  # a command that cannot run: one line, exit 2
+    if not quiet and not resolved.is_python:
+        shown = resolved.python or "envsnap's own interpreter (no python on PATH)"
+        err(f"envsnap: {command[0]} is not a Python program; capturing the environment of {shown} (--python to choose)")
+    result = run_command(
+        command, output, force=force, on_failure_only=on_failure, outputs=job_outputs, nice=True, **arguments
+    )
+    record = result.record
+    if result.path is not None:
+        if quiet:
+            sys.stdout.flush()
+            err(result.path)
+        else:
+            status = record["exit_status"]
+            what = f"killed by signal {result.signal}" if result.signal else f"exit status {status}"
+            exception = (result.snapshot.section("job") or {}).get("exception") if result.snapshot else None
+            if exception:
+                what += f", {exception.get('type')}: {str(exception.get('message') or '')[:120]}"
+            err(f"envsnap: {what} after {record['duration_s']:.1f} s; snapshot {result.path}")
+    elif on_failure and not result.failed and result.capture_error is None and not quiet:
+        err("envsnap: the command succeeded; no snapshot written (--on-failure)")
+    if result.capture_error is not None:
+        err(f"envsnap: error: {result.capture_error} (the command's exit status is passed through)")
+    raise typer.Exit(result.exit_status)

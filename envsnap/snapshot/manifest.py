@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 2
+FORMAT_MINOR = 3
 FORMAT = f"envsnap/{FORMAT_MAJOR}"
 MANIFEST = "manifest.json"
 

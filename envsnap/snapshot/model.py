@@ -37,6 +37,7 @@ SECTIONS: Mapping[str, str] = MappingProxyType(
         "git": "env/git.json",
         "git-patch": "env/git.patch",
         "job": "job/command.json",
+        "job-files": "job/files.json",
         "inputs": "data/inputs.json",
         "pipeline": "pipeline/pipeline.json",
         "artifacts": "artifacts/index.json",

@@ -120,7 +120,28 @@ def _git(d: Any) -> str:
 
 def _job(d: Any) -> str:
     argv = _g(d, "argv", default=[]) or []
-    return " ".join(str(a) for a in argv) or "?"
+    line = " ".join(str(a) for a in argv) or "?"
+    command = _g(d, "command")
+    if isinstance(command, Mapping):  # ``envsnap run -- COMMAND``: what happened
+        signal = command.get("signal")
+        line += f" -> killed by signal {signal}" if signal else f" -> exit {command.get('exit_status')}"
+        if command.get("duration_s") is not None:
+            line += f" after {command['duration_s']:.1f} s"
+    exception = _g(d, "exception")
+    if isinstance(exception, Mapping):
+        line += f"; {exception.get('type')}: {str(exception.get('message') or '')[:100]}"
+        project = [f for f in exception.get("frames") or () if isinstance(f, Mapping) and f.get("where") == "project"]
+        if project:
+            line += f" at {project[-1].get('file')}:{project[-1].get('line')} in {project[-1].get('function')}"
+    return line
+
+
+def _job_files(d: Any) -> str:
+    files = [f for f in _g(d, "files", default=[]) or [] if isinstance(f, Mapping)]
+    counts: dict[str, int] = {}
+    for entry in files:
+        counts[str(entry.get("role"))] = counts.get(str(entry.get("role")), 0) + 1
+    return ", ".join(f"{n} {role}" for role, n in sorted(counts.items())) or "none"
 
 
 def _inputs(d: Any) -> str:
@@ -237,6 +258,7 @@ SUMMARIZERS: Mapping[str, Callable[[Any], str]] = {
     "container": _container,
     "git": _git,
     "job": _job,
+    "job-files": _job_files,
     "inputs": _inputs,
     "pipeline": _pipeline,
     "artifacts": _artifacts,

@@ -40,12 +40,21 @@ def _fsync_dir(path: str) -> None:
             os.close(fd)
 
 
+def _existing_ancestor(path: Path) -> Path:
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
 def check_destination(dest: Path, force: bool) -> None:
+    """Refuse a destination that cannot be written, before any work; missing directories are fine
+    (the writer creates them) when their nearest existing ancestor is a writable directory."""
     parent = dest.parent
-    if not parent.is_dir():
-        raise OutputError(f"cannot write {dest}: directory {parent} does not exist; create it first")
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"cannot write {dest}: directory {parent} is not writable")
+    ancestor = _existing_ancestor(parent)
+    if not ancestor.is_dir():
+        raise OutputError(f"cannot write {dest}: {ancestor} is not a directory; choose another -o path")
+    if not os.access(ancestor, os.W_OK):
+        raise OutputError(f"cannot write {dest}: directory {ancestor} is not writable")
     if dest.exists() or dest.is_symlink():
         if not force:
             raise OutputError(f"{dest} already exists; choose another -o path or pass --force to replace it")
@@ -88,6 +97,7 @@ def write_snapshot(
     path = Path(dest).absolute()
     check_destination(path, force)
     data = manifest_bytes(manifest)
+    path.parent.mkdir(parents=True, exist_ok=True)
     parent = str(path.parent)
     taken = OutputError(f"{path} appeared while writing (another capture?); nothing was replaced")
     if is_zip_path(path):

@@ -63,7 +63,7 @@ def test_the_arguments_are_the_declared_fields() -> None:
     declared = {f.name for f in dataclasses.fields(CaptureOptions)}
     assert set(CaptureArguments.__annotations__) == set(argument_names())
     assert set(argument_names()) == set(SAMPLES)
-    assert declared - set(argument_names()) == {"environ", "failure"}  # set by the capture itself
+    assert declared - set(argument_names()) == {"environ", "failure", "command", "job_files"}  # set by the capture
 
 
 def test_every_option_names_a_probe_that_exists() -> None:
@@ -171,5 +171,5 @@ def test_help_lists_every_flag_once(command: str) -> None:
         expected = 0 if (command, flag.name) == ("run", "hashes") else 1
         assert result.stdout.count(f" {spelling} ") == expected, spelling
     if command == "run":
-        assert "Run the stages in this interpreter" in result.stdout
+        assert "Capture this interpreter" in result.stdout
         assert "instead of envsnap's own" not in result.stdout

@@ -82,9 +82,16 @@ def test_refuses_to_replace_a_directory_that_is_not_a_snapshot(tmp_path: Path, m
     assert (precious / "notes.txt").read_text() == "keep me"
 
 
-def test_missing_parent_directory_is_a_clear_error(tmp_path: Path, memory_snapshot: Snapshot) -> None:
-    with pytest.raises(OutputError, match="does not exist"):
-        memory_snapshot.write(tmp_path / "nope" / "s.envsnap")
+def test_missing_parent_directories_are_created(tmp_path: Path, memory_snapshot: Snapshot) -> None:
+    written = memory_snapshot.write(tmp_path / "snaps" / "daily" / "s.envsnap")
+    assert written == tmp_path / "snaps" / "daily" / "s.envsnap" and written.is_file()
+
+
+def test_parent_that_is_a_file_is_a_clear_error(tmp_path: Path, memory_snapshot: Snapshot) -> None:
+    (tmp_path / "plain").write_text("a file")
+    with pytest.raises(OutputError, match="is not a directory"):
+        memory_snapshot.write(tmp_path / "plain" / "sub" / "s.envsnap")
+    assert (tmp_path / "plain").read_text() == "a file"
 
 
 @pytest.mark.parametrize("name", ["s.envsnap", "sdir"])
