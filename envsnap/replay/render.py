@@ -48,6 +48,8 @@ def render_plan(plan: ReplayPlan, *, engine: str = "docker") -> str:
     mirrored = ", ".join(limits) or "none recorded"
     lines.append(f"  resources    {mirrored if plan.match_resources else 'not mirrored (--no-match-resources)'}")
     lines.append(f"  packages     {len(plan.packages)} pinned, installed offline with --no-deps --require-hashes")
+    if plan.image_python and engine == "docker":
+        lines.append(f"    on the captured image: {plan.image_python} is used; pins it already has are not installed")
     for package in plan.packages:
         extra = f"  (--with; recorded {package.overridden_from})" if package.overridden_from else ""
         extra += "  (local wheel)" if package.source == "local-wheel" else ""

@@ -107,3 +107,12 @@ def test_the_image_snippets_answer(tmp_path: Path) -> None:
         [sys.executable, str(tmp_path / "missing.py"), str(requirements)], capture_output=True, text=True, check=True
     ).stdout
     assert out == "PyTest==0.0.1 --hash=sha256:bb\nno-such-dist==1.0 --hash=sha256:cc\n"
+
+
+def test_the_dry_run_says_the_image_interpreter_is_used() -> None:
+    from envsnap.replay.render import render_plan
+
+    text = render_plan(_plan())
+    assert f"  base image   {REF}  (the captured image digest)\n" in text
+    assert "on the captured image: /opt/venv/bin/python is used; pins it already has are not installed" in text
+    assert "on the captured image" not in render_plan(_plan(), engine="venv")
