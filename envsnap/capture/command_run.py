@@ -167,10 +167,10 @@ def default_snapshot_name(argv: Sequence[str], when: float | None = None) -> str
         [a for a in argv[1:] if not a.startswith("-")] if argv and _PYTHON_NAME.match(os.path.basename(argv[0])) else []
     )
     if argv and len(argv) > 2 and argv[1] == "-m":
-        name = argv[2]
+        name = argv[2]  # a module: pkg.score
     else:
-        name = os.path.basename(words[0] if words else (argv[0] if argv else "job"))
-    stem = _UNSAFE.sub("_", os.path.splitext(name)[0]).strip("_.")[:60] or "job"
+        name = os.path.splitext(os.path.basename(words[0] if words else (argv[0] if argv else "job")))[0]
+    stem = _UNSAFE.sub("_", name).strip("_.")[:60] or "job"
     return time.strftime(f"{stem}-%Y%m%dT%H%M%SZ.envsnap", time.gmtime(when))
 
 

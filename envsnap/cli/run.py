@@ -156,7 +156,8 @@ def _run_command(
             what = f"killed by signal {result.signal}" if result.signal else f"exit status {status}"
             exception = (result.snapshot.section("job") or {}).get("exception") if result.snapshot else None
             if exception:
-                what += f", {exception.get('type')}: {str(exception.get('message') or '')[:120]}"
+                first = (str(exception.get("message") or "").splitlines() or [""])[0]
+                what += f", {exception.get('type')}: {first[:120]}"
             err(f"envsnap: {what} after {record['duration_s']:.1f} s; snapshot {result.path}")
     elif on_failure and not result.failed and result.capture_error is None and not quiet:
         err("envsnap: the command succeeded; no snapshot written (--on-failure)")

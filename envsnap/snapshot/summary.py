@@ -101,9 +101,10 @@ def _envvars(d: Any) -> str:
 
 
 def _container(d: Any) -> str:
-    if not _g(d, "in_container"):
-        return "not in a container"
     image = _g(d, "image") or {}
+    if not _g(d, "in_container"):
+        # ENVSNAP_IMAGE on a host: the image the job's runtime is declared to be (replays build on it)
+        return "not in a container" + (f", image declared: {display_reference(image)}" if image else "")
     ref = f", image {display_reference(image)}" if image else ""
     cid = str(_g(d, "container_id") or "")[:12] or "(container id unknown)"
     return f"{_g(d, 'runtime') or 'container'} {cid}{ref}"
@@ -129,7 +130,8 @@ def _job(d: Any) -> str:
             line += f" after {command['duration_s']:.1f} s"
     exception = _g(d, "exception")
     if isinstance(exception, Mapping):
-        line += f"; {exception.get('type')}: {str(exception.get('message') or '')[:100]}"
+        first = (str(exception.get("message") or "").splitlines() or [""])[0]
+        line += f"; {exception.get('type')}: {first[:100]}"
         project = [f for f in exception.get("frames") or () if isinstance(f, Mapping) and f.get("where") == "project"]
         if project:
             line += f" at {project[-1].get('file')}:{project[-1].get('line')} in {project[-1].get('function')}"
