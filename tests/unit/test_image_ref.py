@@ -84,3 +84,13 @@ def test_show_prints_the_reference_once(tmp_path: Path, image: dict[str, object]
     assert result.exit_code == 0, result.output
     assert result.stdout.count(DIGEST) == 1, result.stdout
     assert f"image {BY_DIGEST}" in result.stdout
+
+
+def test_show_names_an_image_declared_outside_a_container() -> None:
+    from envsnap.snapshot.summary import SUMMARIZERS
+
+    data = detect({}, proc_cgroup="0::/user.slice\n", mountinfo="", dockerenv=False, containerenv=None,
+                  service_account_dir=False)  # fmt: skip
+    assert SUMMARIZERS["container"](data) == "not in a container"
+    data["image"] = image_from_env({"ENVSNAP_IMAGE": BY_DIGEST})
+    assert SUMMARIZERS["container"](data) == f"not in a container, image declared: {BY_DIGEST}"
