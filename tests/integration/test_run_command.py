@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -220,3 +221,24 @@ def test_job_environment_is_its_own(tmp_path: Path, job_venv: Path) -> None:
     assert proc.returncode == 0
     assert json.loads(proc.stdout) == json.loads(plain.stdout)
     assert os.environ.get("ENVSNAP_JOBHOOK_REPORTS") is None
+
+
+def test_sigterm_to_envsnap_reaches_the_job_and_is_recorded(tmp_path: Path, job_venv: Path) -> None:
+    """A batch scheduler stops envsnap: the job gets the signal, the snapshot says so."""
+    (tmp_path / "slow.py").write_text("import time\nopen('started', 'w').close()\ntime.sleep(60)\n")
+    proc = subprocess.Popen(
+        [*ENVSNAP, "run", "-o", "slow.envsnap", "--", str(job_venv), "slow.py"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = 60.0
+    start = time.monotonic()
+    while not (tmp_path / "started").exists() and time.monotonic() - start < deadline:
+        time.sleep(0.1)
+    proc.terminate()
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + 15, stderr
+    record, _ = _job_record(tmp_path / "slow.envsnap")
+    assert record["command"]["signal"] == 15 and record["command"]["duration_s"] < 60
