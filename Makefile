@@ -12,7 +12,7 @@ DEMO_VENV := .cache/demo-venv
 OUT    := out
 LOCK_FLAGS := --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock"
 
-.PHONY: test test-fast lint demo bench clean docker lock dist install-core install-dev
+.PHONY: test test-fast lint demo bench clean docker lock dist hook install-core install-dev
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,11 @@ dist: $(STAMP)
 	$(BIN)/python -m build --no-isolation --sdist --wheel --outdir dist .
 	rm -rf build
 
+## hook: the envsnap-hook wheel in dist/ (stdlib only, no dependencies: what goes into a job's own venv)
+hook: $(STAMP)
+	$(BIN)/python -m build --no-isolation --wheel --outdir dist hook
+	rm -rf hook/build hook/src/*.egg-info
+
 ## docker: a real engine, a local registry on 127.0.0.1:5000 and a base image pinned by digest (cached)
 docker:
 	scripts/docker-setup.sh
@@ -78,9 +83,10 @@ test-fast: $(STAMP)
 
 ## lint: ruff and mypy (strict on envsnap/)
 lint: $(STAMP)
-	$(BIN)/ruff check envsnap tests bench
-	$(BIN)/ruff format --check envsnap
+	$(BIN)/ruff check envsnap tests bench hook/src
+	$(BIN)/ruff format --check envsnap hook/src
 	$(BIN)/mypy
+	$(BIN)/mypy --strict hook/src
 
 DEMO_STAMP := $(DEMO_VENV)/.installed
 # The example job's own venv: fixtures/example/requirements.txt, with hashes from requirements/demo-job.txt

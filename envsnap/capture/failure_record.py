@@ -7,7 +7,8 @@ the job bootstrap's raw exception record (:mod:`envsnap.capture.frames`)::
 
     {"type": "module.Qualname", "message": str, "traceback": str,
      "frames": [{"file": absolute path, "line": int, "function": str}, ...],   # innermost last
-     "argv": [str, ...]}                                                     # optional: the job's argv
+     "argv": [str, ...],                                                     # optional: the job's argv
+     "inputs_failed": {name: reason}}        # optional: inputs the hook could not hand over, recorded as failed
 
 :func:`read_failure_record` checks it (a bad file is one :class:`~envsnap.errors.OptionError` line, exit 2);
 :func:`capture_failure_record` captures with it as ``job/command.json``'s exception, enriched like a failing
@@ -80,6 +81,9 @@ def read_failure_record(path: str | os.PathLike[str]) -> dict[str, Any]:
     argv = data.get("argv")
     if argv is not None and not (isinstance(argv, list) and all(isinstance(a, str) for a in argv)):
         raise _bad(shown, "'argv' must be a list of strings")
+    failed = data.get("inputs_failed", {})
+    if not (isinstance(failed, dict) and all(isinstance(v, str) for v in failed.values())):
+        raise _bad(shown, "'inputs_failed' must map input names to reasons")
     return data
 
 
@@ -116,9 +120,18 @@ def capture_failure_record(
     """Capture (``python``, as :func:`envsnap.capture.capture` does) with ``raw`` as the failure.
 
     ``raw`` is a record :func:`read_failure_record` accepted; its ``argv`` (when given) is the job's, and
-    is recorded unless ``argv`` is passed.
+    is recorded unless ``argv`` is passed; its ``inputs_failed`` are recorded as failed inputs beside
+    ``inputs``.
     """
+    from envsnap.capture.sample import UnavailableInput
+
     if "argv" not in arguments and isinstance(raw.get("argv"), list):
         arguments["argv"] = list(raw["argv"])
+    failed = raw.get("inputs_failed") or {}
+    if failed:
+        inputs = dict(arguments.get("inputs") or {})
+        for name, reason in failed.items():
+            inputs.setdefault(str(name), UnavailableInput(str(reason), "<in the job>"))
+        arguments["inputs"] = inputs
     options = CaptureOptions.build(**arguments)
     return capture_snapshot(options, output, force=force, steps=FailureRecordSteps(raw))

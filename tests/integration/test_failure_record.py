@@ -106,6 +106,7 @@ def test_a_recorded_failure_becomes_the_snapshots_exception(
             "'frames[0].line' must be an integer",
         ),
         ('{"type": "E", "message": "m", "traceback": "t", "argv": "python job.py"}', "'argv' must be a list"),
+        ('{"type": "E", "message": "m", "traceback": "t", "inputs_failed": ["batch"]}', "'inputs_failed' must map"),
     ],
 )
 def test_a_bad_record_is_one_line_and_exit_2(tmp_path: Path, content: str | None, problem: str) -> None:
