@@ -253,3 +253,30 @@ def test_the_hook_records_an_exception_as_the_job_bootstrap_does() -> None:
         inner()
     except Nested as exc:
         assert hook.raw_exception(exc) == boot.exception_record(type(exc), exc, exc.__traceback__)
+
+
+def test_in_memory_tables_go_through_parquet_when_the_job_has_pyarrow(tmp_path: Path) -> None:
+    """This interpreter has pyarrow: the hook (from the source tree) writes the table to a temporary parquet."""
+    job = tmp_path / "job.py"
+    job.write_text(
+        textwrap.dedent(
+            """\
+            import pyarrow as pa
+            import envsnap_hook
+
+            frame = pa.table({"user": ["a", "b"], "score": [1.0, 2.0]})
+            with envsnap_hook.on_failure("snaps", inputs={"frame": lambda: frame}):
+                raise RuntimeError("scores off")
+            """
+        ),
+        encoding="utf-8",
+    )
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = _job_env(ENVSNAP_BIN=str(ENVSNAP), PYTHONPATH=str(ROOT / "hook" / "src"), TMPDIR=str(scratch))
+    proc = subprocess.run([sys.executable, "job.py"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert proc.returncode == 1 and "RuntimeError: scores off" in proc.stderr, proc.stderr
+    assert not [p for p in scratch.iterdir() if p.name.startswith("envsnap-hook-")], "the temporary files are removed"
+    [path] = (tmp_path / "snaps").glob("*.envsnap")
+    inputs = envsnap.load(path).section("data/inputs.json")["inputs"]
+    assert inputs["frame"]["rows"] == 2 and "error" not in inputs["frame"]
