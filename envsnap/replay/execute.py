@@ -31,6 +31,7 @@ from envsnap.diff.model import TableDiff
 from envsnap.errors import EnvsnapError
 from envsnap.pipeline.remote import RUNNER_MAIN
 from envsnap.replay import fidelity as fidelity_mod
+from envsnap.replay.command import CommandReplay, place_code, run_command_stage
 from envsnap.replay.engines.base import Engine, Exit, Prepared
 from envsnap.replay.layout import Layout, copy_runner, run_environment, write_job
 from envsnap.replay.plan import PlannedStage, ReplayPlan
@@ -69,6 +70,8 @@ class StageReplay:
     wall_time_s: float | None = None
     failure: str | None = None
     error: str | None = None
+    #: Failed in the replay as in the recording (the same exception type): a reproduced failure.
+    as_recorded: bool = False
 
 
 @dataclass(frozen=True)
@@ -87,10 +90,17 @@ class ReplayReport:
     seconds_total: float
     output_tail: str = ""
     notes: tuple[str, ...] = field(default=())
+    #: A command snapshot's replay (its one stage is "command").
+    command: CommandReplay | None = None
 
     @property
     def first_diverging_stage(self) -> str | None:
-        return next((s.name for s in self.stages if s.status in ("diverged", "failed")), None)
+        return next((s.name for s in self.stages if s.status in ("diverged", "failed") and not s.as_recorded), None)
+
+    @property
+    def verdict(self) -> str:
+        """``reproduced`` (every intermediate matches, or the job failed the same way) or ``diverged``."""
+        return "diverged" if self.diverged else "reproduced"
 
     @property
     def diverged(self) -> bool:
@@ -187,7 +197,13 @@ def _stage_results(
                 message = (
                     f"network isolation: the stage tried to reach the network, which replays do not have ({message})"
                 )
-            results.append(StageReplay(stage.index, stage.name, "failed", failure=kind, error=message))
+            recorded_type = _recorded_error_type(snap, stage)
+            same = recorded_type is not None and recorded_type == error.get("type")
+            if same:
+                message = f"failed as recorded ({recorded_type}): {message}"
+            results.append(
+                StageReplay(stage.index, stage.name, "failed", failure=kind, error=message, as_recorded=same)
+            )
             continue
         if stage.recorded_member is None:
             results.append(
@@ -213,6 +229,20 @@ def _stage_results(
             )
         )
     return results
+
+
+def _recorded_error_type(snap: Snapshot, stage: PlannedStage) -> str | None:
+    """The exception type the stage failed with in the recording (None: it did not fail, or no record)."""
+    if stage.recorded_status != "failed":
+        return None
+    pipeline = snap.read_json("pipeline/pipeline.json")
+    entry = next((s for s in pipeline.get("stages") or [] if s.get("index") == stage.index), None)
+    record = (entry or {}).get("record")
+    if not record or record not in snap:
+        return None
+    error = snap.read_json(record).get("error")
+    kind = error.get("type") if isinstance(error, dict) else None
+    return str(kind) if kind else None
 
 
 def _progress(layout: Layout) -> list[dict[str, Any]]:
@@ -248,24 +278,41 @@ def execute(
     work = Path(tempfile.mkdtemp(prefix="envsnap-replay-"))
     try:
         say("step", f"plan: {len(plan.packages)} packages, Python {plan.python_version}, base {plan.base_image}")
+        if plan.mode == "environment":
+            raise ReplayError(
+                f"{plan.snapshot}: the snapshot records an environment, not a job to rerun (no pipeline, no command)",
+                hint="use --shell, `envsnap export --dockerfile DIR SNAP` or `envsnap replay SNAP -- COMMAND...`",
+            )
         tree = prepare_source(snap, work, source=source, repo=repo)
         say("step", f"source: {tree.how}")
+        if plan.mode == "command":
+            tree = place_code(tree, work)
         prepared = engine.prepare(plan, work / "context", say)
-        layout = Layout(work, engine.isolates, tree)
+        layout = Layout(work, engine.isolates, tree, src_writable=plan.mode == "command")
         copy_runner(layout)
-        job = write_job(snap, plan, layout)
         env = run_environment(plan, engine.isolates)
+        replayed_command: CommandReplay | None = None
+        report: dict[str, Any] | None
+        if plan.mode == "command":
+            replayed_command, exit_ = run_command_stage(
+                snap, plan, engine, prepared, layout, rtol=rtol, atol=atol, timeout=timeout, say=say
+            )
+            report = None
+        else:
+            job = write_job(snap, plan, layout)
+            names = ", ".join(s.name for s in plan.run_stages) or "none"
+            say("step", f"running stages in the replay: {names}")
+            argv = command(prepared.python, layout.inner("runner"), RUNNER_MAIN, f"{layout.inner('job')}/job.json")
+            exit_ = engine.execute(
+                prepared, argv, plan=plan, mounts=layout.mounts(), cwd=job["cwd"], env=env, timeout=timeout
+            )
+            report_path = work / "out" / "report.json"
+            report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.is_file() else None
         mounts = layout.mounts()
-        names = ", ".join(s.name for s in plan.run_stages) or "none"
-        say("step", f"running stages in the replay: {names}")
-        argv = command(prepared.python, layout.inner("runner"), RUNNER_MAIN, f"{layout.inner('job')}/job.json")
-        exit_ = engine.execute(prepared, argv, plan=plan, mounts=mounts, cwd=job["cwd"], env=env, timeout=timeout)
-        report_path = work / "out" / "report.json"
-        report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.is_file() else None
         if report is not None and report.get("fatal"):
             fatal = report["fatal"]
             raise ReplayError(f"the stage runner in the replay failed: {fatal.get('type')}: {fatal.get('message')}")
-        if report is None and not (exit_.oom_killed or exit_.timed_out):
+        if report is None and replayed_command is None and not (exit_.oom_killed or exit_.timed_out):
             last = [ln for ln in exit_.output.splitlines() if ln.strip()][-1:] or ["no output"]
             raise ReplayError(
                 f"the replay exited {exit_.returncode} without a report: {last[0][:300]}",
@@ -273,7 +320,11 @@ def execute(
             )
         progress_lines = _progress(layout)
         first = progress_lines[0]["started_at"] - started if progress_lines else None
-        stages = _stage_results(snap, plan, layout, report, exit_, rtol, atol)
+        if replayed_command is not None:
+            stages = [_command_stage(replayed_command)]
+            first = None
+        else:
+            stages = _stage_results(snap, plan, layout, report, exit_, rtol, atol)
         differences = None
         if fidelity:
             say("step", "fidelity: inspecting the replayed runtime from inside")
@@ -294,6 +345,9 @@ def execute(
                 raise ReplayError(f"{exc} (in the replay)") from exc
             differences = tuple(fidelity_mod.differences(snap, plan, facts, engine=engine.name))
         added = (f"{layout.inner('runner')} (the envsnap stage runner, stdlib only, appended to sys.path)",)
+        if replayed_command is not None:
+            boot = f"{layout.inner('runner')}/envsnap-jobhook"
+            added = (f"{boot} (the envsnap job bootstrap, first on PYTHONPATH; it takes itself off sys.path)",)
         if keep:
             shutil.copytree(work, keep, dirs_exist_ok=True)
         return ReplayReport(
@@ -304,14 +358,30 @@ def execute(
             source_notes=tree.notes,
             stages=tuple(stages),
             added_to_sys_path=added if (report or {}).get("added_to_sys_path") or report is None else (),
+            command=replayed_command,
             fidelity=differences,
             seconds_to_first_stage=first,
             seconds_total=time.time() - started,
             output_tail=exit_.output,
-            notes=prepared.notes + fidelity_mod.supply_notes(snap, plan, tree),
+            notes=prepared.notes
+            + fidelity_mod.supply_notes(snap, plan, tree)
+            + (replayed_command.notes if replayed_command is not None else ()),
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _command_stage(replayed: CommandReplay) -> StageReplay:
+    ok = replayed.verdict == "reproduced"
+    return StageReplay(
+        1,
+        "command",
+        "match" if ok else ("failed" if replayed.failure or replayed.replayed_exit_status else "diverged"),
+        wall_time_s=replayed.duration_s,
+        failure=None if ok else ("timeout" if replayed.failure == "timed out" else "oom" if replayed.failure else None),
+        error=replayed.reason,
+        as_recorded=ok and replayed.replayed_exit_status != 0,
+    )
 
 
 def _code_tree(snap: Snapshot, plan: ReplayPlan, work: Path, source: str | None, repo: str | None) -> SourceTree | None:

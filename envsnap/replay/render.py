@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from envsnap.diff.render.phrasing import number_text, table_summary, value_text
+from envsnap.replay.command import CommandReplay
 from envsnap.replay.engines.docker import hardened_options
 from envsnap.replay.execute import ReplayReport, StageReplay
 from envsnap.replay.plan import ReplayPlan
@@ -93,6 +94,8 @@ def _stage_line(stage: StageReplay) -> str:
         return f"{head}{stage.table.status.replace('_', ' ')}{rows}{took}"
     if stage.status == "diverged" and stage.table is not None:
         return f"{head}diverged: {table_summary(stage.table)}"
+    if stage.status == "failed" and stage.as_recorded:
+        return f"  ✓ {stage.index:>2} {stage.name:<16}{stage.error}"
     if stage.status == "failed":
         return f"{head}failed ({stage.failure}): {stage.error}"
     other = {"recorded": "recorded intermediate used", "skipped": "skipped", "not-run": "not run"}
@@ -134,16 +137,22 @@ def render_report(report: ReplayReport) -> str:
         what = [f"--with {p}" for p in plan.with_packages] + [f"--set-env {k}={v}" for k, v in plan.set_env.items()]
         lines.append(f"  what-if: {' '.join(what)}")
     lines.append("")
-    for stage in report.stages:
-        lines.append(_stage_line(stage))
-        lines.extend(_table_lines(stage))
-    lines.append("")
-    first = report.first_diverging_stage
-    if first is None:
-        ran = [s for s in report.stages if s.status == "match"]
-        lines.append(f"every replayed intermediate matches the recording ({len(ran)} stage(s))")
+    if report.command is not None:
+        lines.extend(_command_lines(report.command))
     else:
-        lines.append(f"first diverging stage: {first}")
+        for stage in report.stages:
+            lines.append(_stage_line(stage))
+            lines.extend(_table_lines(stage))
+        lines.append("")
+        first = report.first_diverging_stage
+        failed_alike = [s for s in report.stages if s.as_recorded]
+        if first is None and failed_alike:
+            lines.append(f"reproduced: stage {failed_alike[0].name} failed as in the recording")
+        elif first is None:
+            ran = [s for s in report.stages if s.status == "match"]
+            lines.append(f"every replayed intermediate matches the recording ({len(ran)} stage(s))")
+        else:
+            lines.append(f"first diverging stage: {first}")
     if report.seconds_to_first_stage is not None:
         lines.append(f"first stage started {report.seconds_to_first_stage:.1f} s after the replay began")
     for entry in report.added_to_sys_path:
@@ -165,6 +174,35 @@ def render_report(report: ReplayReport) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _indented(title: str, text: str) -> list[str]:
+    if not text.strip():
+        return [f"{title}: (none)"]
+    return [f"{title}:", *(f"    {line}" for line in text.splitlines())]
+
+
+def _command_lines(command: CommandReplay) -> list[str]:
+    """A command replay: the verdict first, then how each run ended, the outputs, both traceback tails."""
+    mark = "✓" if command.verdict == "reproduced" else "✗"
+    lines = [f"  {mark}  1 command          {command.verdict}: {command.reason}"]
+    recorded = "?" if command.recorded_exit_status is None else str(command.recorded_exit_status)
+    lines.append(f"       {' '.join(command.argv)[:160]}")
+    lines.append(f"       exit status {recorded} recorded, {command.replayed_exit_status} replayed (in {command.cwd})")
+    for output in command.outputs:
+        sign = "✓" if output.matches else "✗"
+        lines.append(f"       {sign} output {output.name} ({output.path}): {output.status.replace('_', ' ')}")
+        if output.note and output.status not in ("identical", "equal"):
+            lines.append(f"           {output.note}")
+        if output.table is not None and output.table.diverged:
+            lines.append(f"           {table_summary(output.table)}")
+    lines.append("")
+    if command.recorded_exit_status or command.replayed_exit_status:
+        lines.extend(_indented("recorded traceback (tail)", command.recorded_traceback))
+        lines.extend(_indented("replayed traceback (tail)", command.replayed_traceback))
+        lines.append("")
+    lines.append(f"{command.verdict}: {command.reason}")
+    return lines
+
+
 def _plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
@@ -181,6 +219,9 @@ def report_json(report: ReplayReport) -> str:
         "report_version": REPORT_VERSION,
         "exit_code": report.exit_code,
         "first_diverging_stage": report.first_diverging_stage,
+        "verdict": report.verdict,
+        "recorded_traceback": report.command.recorded_traceback if report.command is not None else None,
+        "replayed_traceback": report.command.replayed_traceback if report.command is not None else None,
         **_plain(report),
     }
     return json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n"

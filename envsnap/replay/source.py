@@ -96,6 +96,9 @@ def prepare_source(snap: Snapshot, workdir: Path, *, source: str | None = None, 
     """Put the pipeline's code under ``workdir/src`` (or point at ``source``) and say how."""
     git = snap.section("git") if "env/git.json" in snap else {}
     pipeline = snap.read_json("pipeline/pipeline.json") if "pipeline/pipeline.json" in snap else {}
+    if not pipeline and "job/command.json" in snap:  # a command snapshot (`envsnap run -- CMD`): its root
+        command = snap.read_json("job/command.json").get("command")
+        pipeline = {"root": command.get("root")} if isinstance(command, dict) else {}
     git_ok = isinstance(git, dict) and git.get("present") and git.get("commit") and git.get("root")
     original = str(git["root"]) if git_ok else str(pipeline.get("root") or "")
     if source is not None:
@@ -107,7 +110,7 @@ def prepare_source(snap: Snapshot, workdir: Path, *, source: str | None = None, 
         root = pipeline.get("root")
         if not root or not Path(root).is_dir():
             raise SourceError(
-                f"{snap.path}: the snapshot records no git commit and the pipeline's directory {root!r} is not here",
+                f"{snap.path}: the snapshot records no git commit and the job's directory {root!r} is not here",
                 hint="pass --source DIR with the pipeline's code",
             )
         return SourceTree(Path(root), str(root), f"{root} as it is now (the capture recorded no git commit)")

@@ -58,6 +58,10 @@ def hostile(table: pa.Table) -> pa.Table:
                 time.sleep(30)
                 os._exit(0)
             children.append(pid)
+    elif how == "raise":
+        raise ValueError("hostile: raised on purpose")
+    elif how == "other":
+        raise TypeError("hostile: another failure")
     elif how == "sleep":
         import time
 
