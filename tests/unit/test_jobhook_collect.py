@@ -55,6 +55,10 @@ def test_bootstrap_env_puts_the_bootstrap_first_and_keeps_everything_else() -> N
     assert base["PYTHONPATH"] == "/mine"  # the caller's mapping is not changed
     env = jobhook.bootstrap_env("/boot", "/reports", "/proj", {})
     assert env["PYTHONPATH"] == "/boot"
+    nested = jobhook.bootstrap_env(
+        "/inner/envsnap-jobhook", "/r2", None, {"PYTHONPATH": f"/outer/envsnap-jobhook{os.pathsep}/mine"}
+    )
+    assert nested["PYTHONPATH"] == f"/inner/envsnap-jobhook{os.pathsep}/mine"
     assert env["ENVSNAP_JOBHOOK_AUDIT"] == "1"
     assert env["ENVSNAP_JOBHOOK_ROOT"] == "/proj"
 

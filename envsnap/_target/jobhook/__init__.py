@@ -56,8 +56,9 @@ def bootstrap_env(
     ``ENVSNAP_JOBHOOK_ROOT``.
     """
     env = dict(base_env)
-    existing = env.get("PYTHONPATH", "")
-    env["PYTHONPATH"] = boot_dir + (os.pathsep + existing if existing else "")
+    # A job run by a job that envsnap runs reports to its own envsnap only: one bootstrap on the path.
+    kept = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and os.path.basename(p) != _BOOT_DIR]
+    env["PYTHONPATH"] = os.pathsep.join([boot_dir, *kept])
     env["ENVSNAP_JOBHOOK_REPORTS"] = reports_dir
     env["ENVSNAP_JOBHOOK_AUDIT"] = "1" if audit else "0"
     if root is not None:

@@ -28,7 +28,7 @@ import sys
 
 #: Files listed per process, reading and writing together; more set ``truncated``.
 MAX_FILES = 2000
-#: The formatted traceback keeps its last 64 KiB; the frames their innermost ones.
+#: The formatted traceback keeps its last 64 KiB (the message its first); the frames their innermost ones.
 MAX_TRACEBACK = 65536
 MAX_FRAMES = 200
 #: Opened paths never listed: the interpreter's own files, pseudo file systems, code.
@@ -65,7 +65,12 @@ def exception_record(exc_type, value, tb):
     frames = []
     for entry in traceback.extract_tb(tb)[-MAX_FRAMES:]:
         frames.append({"file": _frame_file(entry.filename), "line": entry.lineno or 0, "function": entry.name})
-    return {"type": type_name(exc_type), "message": message, "traceback": text[-MAX_TRACEBACK:], "frames": frames}
+    return {
+        "type": type_name(exc_type),
+        "message": message[:MAX_TRACEBACK],
+        "traceback": text[-MAX_TRACEBACK:],
+        "frames": frames,
+    }
 
 
 class _Recorder:
