@@ -10,10 +10,12 @@ from typing import Any
 from envsnap._target import jobhook
 
 
-def _report(reports: Path, pid: int, started: float, *, exception: str | None = None, **files: Any) -> None:
+def _report(
+    reports: Path, pid: int, started: float, *, exception: str | None = None, ppid: int = 1, **files: Any
+) -> None:
     document = {
         "pid": pid,
-        "ppid": 1,
+        "ppid": ppid,
         "argv": ["job.py"],
         "started": started,
         "ended": started + 1,
@@ -95,6 +97,20 @@ def test_without_a_root_report_the_earliest_process_that_raised_counts(tmp_path:
     merged = jobhook.collect(str(reports), 299)
     assert merged["exception"]["type"] == "ValueError"
     assert merged["python"]["executable"] == "/py301"
+    assert jobhook.collect(str(reports), None)["exception"]["type"] == "ValueError"
+
+
+def test_a_child_that_failed_under_a_parent_that_succeeded_is_not_the_jobs_failure(tmp_path: Path) -> None:
+    """``sh -c 'python parent.py'`` (or a container, where the root pid is unknown): the parent handled it."""
+    reports = tmp_path / "reports"
+    _report(reports, 300, 1.0, ppid=299)
+    _report(reports, 301, 2.0, ppid=300, exception="KeyError", read=["/d/child.csv"])
+    for root_pid in (299, None):
+        merged = jobhook.collect(str(reports), root_pid)
+        assert merged["exception"] is None
+        assert merged["python"]["executable"] == "/py300"
+        assert merged["files"]["read"] == ["/d/child.csv"]
+    _report(reports, 300, 1.0, ppid=299, exception="ValueError")
     assert jobhook.collect(str(reports), None)["exception"]["type"] == "ValueError"
 
 

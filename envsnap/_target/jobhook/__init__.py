@@ -109,17 +109,18 @@ def collect(reports_dir: str, root_pid: int | None) -> dict[str, Any]:
 
     ``{"processes": N, "exception": RAW_EXCEPTION | None, "python": {...} | None, "files": {"read",
     "written", "truncated", "detected"}}``. The exception and the interpreter are those of ``root_pid``
-    when it reported (a Python job), else of the earliest-started process that raised (a shell script
-    running Python), else of the earliest-started process. Files are the union over the processes.
+    when it reported (a Python job); else (a shell script running Python, or ``root_pid`` unknown, as in a
+    container) of the earliest-started top Python process (one whose parent wrote no report) that raised,
+    else of the earliest top one. A child's exception is its parent's business: a parent that handled
+    its child's failure has none. Files are the union over all the processes.
     """
     reports = sorted(_reports(reports_dir), key=lambda r: (_started(r), r["pid"]))
+    pids = {r["pid"] for r in reports}
+    tops = [r for r in reports if r.get("ppid") not in pids] or reports
     root = next((r for r in reports if r["pid"] == root_pid), None)
-    if root is not None:
-        source: dict[str, Any] | None = root
-    else:
-        source = next((r for r in reports if isinstance(r.get("exception"), dict)), None)
+    source = root or next((r for r in tops if isinstance(r.get("exception"), dict)), None)
     exception = source.get("exception") if source is not None else None
-    python_of = source if source is not None else (reports[0] if reports else None)
+    python_of = source or (tops[0] if tops else None)
     python = python_of.get("python") if python_of is not None else None
     read, read_cut = _paths(reports, "read")
     written, written_cut = _paths(reports, "written")
