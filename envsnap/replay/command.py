@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from envsnap._target import jobhook
+from envsnap.core.redact import scrub_text
 from envsnap.diff.model import TableDiff
 from envsnap.replay.engines.base import Engine, Exit, Prepared
 from envsnap.replay.layout import Layout, run_environment
@@ -172,9 +173,10 @@ def _argv(command: Mapping[str, Any], prepared: Prepared, layout: Layout, root: 
         name = os.path.basename(argv[0])
         if name.startswith("python"):
             return [prepared.python, *mapped[1:]]
-    if command.get("is_python") and source == "shebang" and mapped:
-        return [prepared.python, *mapped]
-    if mapped and os.path.isabs(argv[0]) and _inside(argv[0], root) is None:
+    own_script = bool(mapped) and os.sep in argv[0] and _inside(argv[0], root) is not None
+    if command.get("is_python") and source == "shebang" and own_script:
+        return [prepared.python, *mapped]  # the project's own script, run by the replay's interpreter
+    if mapped and os.sep in argv[0] and _inside(argv[0], root) is None:
         mapped[0] = os.path.basename(argv[0])  # a program of the captured machine: found on the replay's PATH
     return mapped
 
@@ -334,7 +336,7 @@ def run_command_stage(
             recorded_status if isinstance(recorded_status, int) else None, status, recorded_exc, replayed_exc, compared
         )
     recorded_tb = str((recorded_exc or {}).get("traceback") or command.get("stderr_tail") or "")
-    replayed_tb = str((replayed_exc or {}).get("traceback") or exit_.output or "")
+    replayed_tb = str((replayed_exc or {}).get("traceback") or scrub_text(exit_.output or ""))
     result = CommandReplay(
         argv=tuple(argv),
         cwd=cwd,
