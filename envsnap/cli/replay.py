@@ -88,7 +88,8 @@ def replay(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
     build_log: bool = typer.Option(False, "--build-log", help="Stream the whole image build log."),
 ) -> None:
-    """Rebuild the captured runtime and rerun the pipeline stage by stage, comparing every intermediate."""
+    """Rebuild the captured runtime and rerun the recorded job there: a pipeline stage by stage, comparing every
+    intermediate, or a command, comparing how it ended and what it wrote (reproduced: 0, diverged: 1)."""
     from envsnap.replay import execute as execute_mod
     from envsnap.replay.engines import get_engine
     from envsnap.replay.plan import build_plan
