@@ -163,6 +163,40 @@ def _place_inputs(snap: Snapshot, layout: Layout, root: str) -> tuple[list[str],
     return notes, extra
 
 
+def _place_configs(snap: Snapshot, layout: Layout, root: str) -> list[str]:
+    """Put recorded configuration files (``--config-file``, stored raw) that the code tree lacks at their
+    recorded paths inside the root (an untracked ``config.yaml`` the job reads)."""
+    assert layout.source is not None  # noqa: S101 - a command replay always has its code
+    doc = snap.read_json("project/configs.json") if "project/configs.json" in snap else {}
+    job = snap.read_json("job/command.json") if "job/command.json" in snap else {}
+    cwd = job.get("cwd") if isinstance(job, dict) else None
+    git = snap.section("git") if "env/git.json" in snap else {}
+    git_root = git.get("root") if isinstance(git, dict) and isinstance(git.get("root"), str) else None
+    notes = []
+    for entry in doc.get("files") or [] if isinstance(doc, dict) else []:
+        member = entry.get("raw_member") if isinstance(entry, dict) else None
+        if not isinstance(member, str) or member not in snap or not entry.get("path"):
+            continue
+        path, repo_path = str(entry["path"]), entry.get("repo_path")
+        if os.path.isabs(path):
+            recorded = path
+        elif repo_path and git_root:
+            recorded = os.path.join(git_root, str(repo_path))
+        elif isinstance(cwd, str) and os.path.isabs(cwd):
+            recorded = os.path.join(cwd, path)
+        else:
+            continue
+        rel = _inside(recorded, root)
+        if rel is None or (layout.source.host / rel).exists():
+            continue
+        dest = layout.source.host / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(snap.read_bytes(member))
+        os.chmod(dest, 0o666)  # noqa: S103 - the private copy
+        notes.append(f"config file {path}: put in place from the snapshot (the code tree lacks it)")
+    return notes
+
+
 def _argv(command: Mapping[str, Any], prepared: Prepared, layout: Layout, root: str) -> list[str]:
     """The recorded argv for the replayed runtime: its Python in place of the recorded one, recorded paths
     inside the root rebased."""
@@ -294,6 +328,7 @@ def run_command_stage(
     root_inner = layout.recorded(root)
     cwd = layout.recorded(os.path.normpath(os.path.join(root, str(command.get("cwd") or "."))))
     notes, extra = _place_inputs(snap, layout, root)
+    notes += _place_configs(snap, layout, root)
     layout.extra_files = extra
     outputs = [f for f in _files(snap) if f.get("role") == "output"]
     for entry in outputs:  # what the replay compares must be what the replay wrote

@@ -364,7 +364,7 @@ def execute(
             seconds_total=time.time() - started,
             output_tail=exit_.output,
             notes=prepared.notes
-            + fidelity_mod.supply_notes(snap, plan, tree)
+            + fidelity_mod.supply_notes(snap, plan, tree, placed=tuple((layout.extra_files or {}).values()))
             + (replayed_command.notes if replayed_command is not None else ()),
         )
     finally:
