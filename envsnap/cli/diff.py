@@ -36,6 +36,13 @@ def _fails(result: SnapshotDiff, fail_on: str | None) -> bool:
     return {"env": env, "data": data, "any": env or data}[fail_on]
 
 
+def _mapped(config_map: list[str]) -> dict[str, dict[str, str]]:
+    """``--config-map`` items as the ``config_map`` keyword (none when not given)."""
+    from envsnap.diff.config_pairing import parse_config_map
+
+    return {"config_map": parse_config_map(config_map)} if config_map else {}
+
+
 @cli_errors
 def diff(
     a: str = typer.Argument(..., metavar="A", help="The good/old snapshot (directory or *.envsnap)."),
@@ -57,6 +64,12 @@ def diff(
         [], "--key", metavar="COL", help="Match rows by these columns (repeatable)."
     ),
     max_rows: int = typer.Option(10, "--max-rows", min=0, help="Differing rows to show per table."),
+    config_map: list[str] = typer.Option(  # noqa: B008 - typer declares options this way
+        [],
+        "--config-map",
+        metavar="A=B",
+        help="Compare a's config file A with b's B, key by key, though their names differ (repeatable).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON document (docs/diff-json.md)."),
     markdown: bool = typer.Option(False, "--markdown", help="Print Markdown (CI job summary, PR comment)."),
     html: str = typer.Option(None, "--html", metavar="FILE", help="Also write a self-contained HTML report."),
@@ -66,6 +79,9 @@ def diff(
     ),
 ) -> None:
     """Compare two snapshots: environment, data and the first diverging stage, with ranked suspects."""
+    if config_map and (b is None or current or requirements is not None or against_repo or across_nodes):
+        err("envsnap: usage error: --config-map pairs the config files of two snapshots: give A and B")
+        raise typer.Exit(EXIT_USAGE)
     if across_nodes or (b is not None and not (current or requirements or against_repo)):
         from envsnap.cli.fleet import diff_fleet
 
@@ -77,7 +93,7 @@ def diff(
             markdown=markdown,
             html=html,
             fail_on=fail_on,
-            options={"rtol": rtol, "atol": atol, "keys": keys, "max_rows": max_rows},
+            options={"rtol": rtol, "atol": atol, "keys": keys, "max_rows": max_rows, **_mapped(config_map)},
         ):
             return
     given = sum([b is not None, current, requirements is not None, against_repo])
@@ -108,7 +124,7 @@ def diff(
 
         result = diff_config_against_repo(a, repo=repo)
     else:
-        result = compare.diff(a, b, rtol=rtol, atol=atol, keys=keys, max_rows=max_rows)
+        result = compare.diff(a, b, rtol=rtol, atol=atol, keys=keys, max_rows=max_rows, **_mapped(config_map))
 
     from envsnap.diff.render import render
 

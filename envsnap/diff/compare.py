@@ -10,7 +10,7 @@ one side, an intermediate exists on one side only.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from envsnap.diff.model import DataDiff, EnvDiff, SnapshotDiff, SnapshotRef
@@ -102,12 +102,14 @@ def diff(
     atol: float = 0.0,
     keys: Sequence[str] = (),
     max_rows: int = 10,
+    config_map: Mapping[str, str] | None = None,
 ) -> SnapshotDiff:
     """Compare snapshot ``a`` (the good/old run) with ``b`` (the bad/new run): environment, data, suspects.
 
     ``a``/``b`` are opened snapshots or paths (directory or ``*.envsnap``). ``rtol``/``atol`` are the
     cell tolerances of the data diff, ``keys`` the columns that match rows (default: by position) and
-    ``max_rows`` how many differing rows each table shows.
+    ``max_rows`` how many differing rows each table shows. ``config_map`` pairs ``a``'s config files with
+    ``b``'s whose names differ (``{"config.yaml": "config-prod.yaml"}``, as ``--config-map``).
     """
     # The differs are imported here: `import envsnap` must stay cheap, and pyarrow loads only for data.
     from envsnap.diff.data import diff_data
@@ -116,6 +118,8 @@ def diff(
 
     with _opened(a) as snap_a, _opened(b) as snap_b:
         env = diff_env(snap_a, snap_b)
+        if config_map:
+            env = _with_configs(env, snap_a, snap_b, config_map)
         data = diff_data(snap_a, snap_b, rtol=rtol, atol=atol, keys=keys, max_rows=max_rows)
         return SnapshotDiff(
             a=snapshot_ref(snap_a),
@@ -124,8 +128,25 @@ def diff(
             data=data,
             suspects=rank_suspects(env, data, snap_a, snap_b),
             notes=tuple(_notes(snap_a, snap_b, env, data)),
-            options={"rtol": rtol, "atol": atol, "keys": list(keys), "max_rows": max_rows},
+            options={
+                "rtol": rtol,
+                "atol": atol,
+                "keys": list(keys),
+                "max_rows": max_rows,
+                **({"config_map": dict(config_map)} if config_map else {}),
+            },
         )
+
+
+def _with_configs(env: EnvDiff, a: Snapshot, b: Snapshot, config_map: Mapping[str, str]) -> EnvDiff:
+    """``env`` with its configs section compared again under ``config_map``."""
+    import dataclasses
+
+    from envsnap.diff.env_configs import diff_project_section
+
+    configs = diff_project_section(a, b, "configs", config_map=config_map)
+    sections = tuple(configs if s.name == "configs" else s for s in env.sections)
+    return dataclasses.replace(env, sections=sections)
 
 
 def diff_current(a: Snapshot | str | os.PathLike[str], *, python: str | None = None) -> SnapshotDiff:

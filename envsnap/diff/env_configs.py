@@ -1,9 +1,11 @@
 """Key-level differences of configuration files and lockfiles (``project/configs.json``,
 ``project/lockfiles.json``): the ``configs`` and ``lockfiles`` sections of the environment diff.
 
-**configs** — files are matched by their stored path; within a file every difference is keyed
-``PATH:DOTTED.KEY`` (``conf/app.yaml:model.normalize``, list items as ``[3]``, keys with dots quoted as
-``["a.b"]``): a key added or removed (with its whole subtree as the value), a value changed, a **type**
+**configs** — files are matched by their stored path, by ``--config-map A=B`` and by role (a removed and an
+added file of the same format with most keys in common; :mod:`envsnap.diff.config_pairing`, the pairs
+named in the section's note); within a file every difference is keyed ``PATH:DOTTED.KEY``
+(``conf/app.yaml:model.normalize``, ``A → B:KEY`` for a pair across names, list items as ``[3]``, keys with
+dots quoted as ``["a.b"]``): a key added or removed (with its whole subtree as the value), a value changed, a **type**
 change (``"false"`` → ``false`` says "type string → boolean"), and a list of scalars changed as one
 change whose note lists the items added, removed and moved. A redacted value compares through its keyed
 digest, as environment variables do: "redacted value changed" or, without comparable digests, "cannot tell".
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from envsnap.diff.env_common import SectionChanges, describe_list_change
 from envsnap.diff.env_members import Missing, read_member
 from envsnap.diff.model import SectionDiff
-from envsnap.errors import EnvsnapError, IntegrityError, UnsafeArchiveError
+from envsnap.errors import EnvsnapError, IntegrityError, OptionError, UnsafeArchiveError
 
 if TYPE_CHECKING:
     from envsnap.snapshot.model import Snapshot
@@ -181,20 +183,35 @@ def _digests_comparable(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[boo
     return False, f"cannot tell: different redaction keys (a {key_a}, b {key_b})"
 
 
-def diff_configs(a: Mapping[str, Any], b: Mapping[str, Any]) -> SectionDiff:
-    """The ``configs`` section: files added or removed, and every key-level difference (module docstring)."""
+def diff_configs(
+    a: Mapping[str, Any], b: Mapping[str, Any], *, config_map: Mapping[str, str] | None = None
+) -> SectionDiff:
+    """The ``configs`` section: files added or removed, and every key-level difference (module docstring).
+
+    Files pair by path, by ``config_map`` (``a``'s file -> ``b``'s) and by role
+    (:func:`~envsnap.diff.config_pairing.pair_config_files`); a pair across names is keyed ``A → B:KEY``
+    and named in the section's note.
+    """
+    from envsnap.diff.config_pairing import pair_config_files
+
     out = SectionChanges("configs")
     comparable, why_not = _digests_comparable(a, b)
     files_a, files_b = _by_path(a), _by_path(b)
-    for path in sorted(set(files_a) | set(files_b)):
-        old, new = files_a.get(path), files_b.get(path)
-        if new is None and old is not None:
-            out.add(path, "removed", old.get("error") or old.get("format"), None, note="config file")
-        elif old is None and new is not None:
-            out.add(path, "added", None, new.get("error") or new.get("format"), note="config file")
-        elif old is not None and new is not None:
-            compare_config_entries(out, path, old, new, comparable=comparable, why_not=why_not)
-    return out.result()
+    pairs, removed, added = pair_config_files(files_a, files_b, config_map)
+    rows = [(p.path_a, p.path_b, p.key) for p in pairs]
+    rows += [(path, "", path) for path in removed] + [("", path, path) for path in added]
+    for path_a, path_b, key in sorted(rows, key=lambda r: r[0] or r[1]):
+        if not path_b:
+            old = files_a[path_a]
+            out.add(path_a, "removed", old.get("error") or old.get("format"), None, note="config file")
+        elif not path_a:
+            new = files_b[path_b]
+            out.add(path_b, "added", None, new.get("error") or new.get("format"), note="config file")
+        else:
+            old, new = files_a[path_a], files_b[path_b]
+            compare_config_entries(out, key, old, new, comparable=comparable, why_not=why_not)
+    paired = [f"{p.path_a} ↔ {p.path_b} ({p.how})" for p in pairs if p.how]
+    return out.result("compared " + "; ".join(paired) if paired else None)
 
 
 def _packages(entry: Mapping[str, Any]) -> dict[str, str]:
@@ -363,11 +380,21 @@ def load_project_member(snap: Snapshot, name: str, *, validate: bool = True) -> 
     return data
 
 
-def diff_project_section(a: Snapshot, b: Snapshot, name: str, *, validate: bool = True) -> SectionDiff:
-    """The ``configs`` or ``lockfiles`` section of two snapshots, with a note when one side lacks it."""
+def diff_project_section(
+    a: Snapshot, b: Snapshot, name: str, *, validate: bool = True, config_map: Mapping[str, str] | None = None
+) -> SectionDiff:
+    """The ``configs`` or ``lockfiles`` section of two snapshots, with a note when one side lacks it.
+
+    ``config_map`` pairs config files across names (``--config-map``); given while a side has no configs
+    to pair, it is an :class:`~envsnap.errors.OptionError`."""
     data_a = load_project_member(a, name, validate=validate)
     data_b = load_project_member(b, name, validate=validate)
     missing = [f"{side}: {d.reason}" for side, d in (("a", data_a), ("b", data_b)) if isinstance(d, Missing)]
+    if config_map and name == "configs" and (missing or data_a is None or data_b is None):
+        side = "a" if isinstance(data_a, Missing) or data_a is None else "b"
+        raise OptionError(
+            f"--config-map: snapshot {side} holds no config files to pair (captured without --config-file)"
+        )
     if missing:
         return SectionDiff(name, note="cannot compare: " + "; ".join(missing))
     if data_a is None or data_b is None:
@@ -376,8 +403,9 @@ def diff_project_section(a: Snapshot, b: Snapshot, name: str, *, validate: bool 
             side = "a" if data_a is None else "b"
             return SectionDiff(name, note=f"cannot compare: {side} was captured by an envsnap without {MEMBERS[name]}")
         return SectionDiff(name)
-    differ = diff_configs if name == "configs" else diff_lockfiles
-    return differ(data_a, data_b)
+    if name == "configs":
+        return diff_configs(data_a, data_b, config_map=config_map)
+    return diff_lockfiles(data_a, data_b)
 
 
 __all__ = [
