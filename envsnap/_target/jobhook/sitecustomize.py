@@ -217,8 +217,9 @@ class _Recorder:
             os.makedirs(self.reports)
         final = os.path.join(self.reports, str(document["pid"]) + ".json")
         temporary = final + ".tmp"
+        text = json.dumps(document, sort_keys=True)
         with open(temporary, "w") as handle:
-            json.dump(document, handle, sort_keys=True)
+            handle.write(text)
         os.replace(temporary, final)
 
 
