@@ -29,6 +29,7 @@ from envsnap.check.baseline import (
     CheckError,
     config_file,
     load_pipeline_for,
+    recorded_config_files,
     recorded_inputs,
     recorded_stages,
     rerun,
@@ -50,6 +51,7 @@ __all__ = [
     "StageCheck",
     "Tolerance",
     "check",
+    "recorded_config_files",
     "recorded_inputs",
     "recorded_stages_of_run",
     "update_baseline",
@@ -144,6 +146,7 @@ def check(
     git: bool = True,
     cwd: str | None = None,
     max_rows: int = 10,
+    config_files: Sequence[str] = (),
 ) -> CheckReport:
     """Rerun the current pipeline on ``baseline``'s recorded inputs and compare every stage with it.
 
@@ -151,8 +154,10 @@ def check(
     its ``[check]`` table gives the tolerances unless ``tolerances`` is passed; ``rtol``/``atol``/
     ``ignore_added_columns`` replace its defaults. ``stages`` limits the gate to those stages (the run
     stops after the last of them). ``python`` runs the stages in that interpreter; ``output`` writes the
-    current run's snapshot. Raises :class:`CheckError` (or another :class:`EnvsnapError`) when the
-    baseline or the pipeline cannot serve; a regression is a result, not an error.
+    current run's snapshot. The config files the baseline recorded are recorded again (else the diff would
+    call them removed), with ``config_files`` (paths or globs) beside them. Raises :class:`CheckError` (or
+    another :class:`EnvsnapError`) when the baseline or the pipeline cannot serve; a regression is a result,
+    not an error.
     """
     from envsnap.diff.compare import _notes, snapshot_ref
     from envsnap.diff.env import diff_env
@@ -190,7 +195,10 @@ def check(
                 root=pipe.root, accepts=pipe.accepts, source=pipe.source, key_prefix=pipe.key_prefix,
             )  # fmt: skip
         label = f"envsnap check against {base.label or base.id}"
-        result = rerun(pipe, base, python=python, label=label, output=output, force=force, git=git, cwd=cwd)
+        configs = [*recorded_config_files(base, cwd), *config_files]
+        result = rerun(
+            pipe, base, python=python, label=label, output=output, force=force, git=git, cwd=cwd, config_files=configs
+        )
         if result.status == "not-run":  # the recorded inputs could not be read back: nothing to judge
             raise CheckError(f"no stage ran: {result.error}")
         current = result.snapshot

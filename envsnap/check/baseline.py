@@ -28,6 +28,7 @@ __all__ = [
     "CheckError",
     "config_file",
     "load_pipeline_for",
+    "recorded_config_files",
     "recorded_inputs",
     "recorded_stages",
     "rerun",
@@ -39,6 +40,7 @@ __all__ = [
 
 PIPELINE = "pipeline/pipeline.json"
 INPUTS = "data/inputs.json"
+CONFIGS = "project/configs.json"
 
 
 class CheckError(EnvsnapError, ValueError):
@@ -71,6 +73,51 @@ def recorded_stages(baseline: Snapshot) -> list[dict[str, Any]]:
             hint="make one with `envsnap run --config FILE -o baseline.envsnap`",
         )
     return stages
+
+
+def _git_root(cwd: str) -> str | None:
+    import subprocess
+
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"], cwd=cwd, capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (done.stdout.strip() or None) if done.returncode == 0 else None
+
+
+def recorded_config_files(baseline: Snapshot, cwd: str | None = None) -> tuple[str, ...]:
+    """The config files ``baseline`` recorded (``--config-file``), as paths to record again from ``cwd``.
+
+    A file inside the baseline's repository is found by its path in the repository here (so a check run
+    from another directory of the clone records the same file); any other by its stored path (relative to
+    the working directory, or absolute). A glob the baseline was given is given again when it matches
+    here, so that a config file added since shows as added. A file that was missing or unreadable then is
+    named again, so that the same error on both sides is no difference.
+    """
+    import glob
+
+    if CONFIGS not in baseline:
+        return ()
+    data = baseline.read_json(CONFIGS)
+    if not isinstance(data, Mapping) or not isinstance(data.get("files"), list):
+        return ()  # the probe failed when the baseline was made: nothing to record again
+    here = os.path.realpath(cwd or os.getcwd())
+    root = _git_root(here)
+    paths: list[str] = []
+    for entry in data["files"]:
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("path"), str):
+            continue
+        repo_path = entry.get("repo_path")
+        if root is not None and isinstance(repo_path, str):
+            paths.append(os.path.join(root, repo_path))
+        else:
+            paths.append(entry["path"])
+    for pattern in data.get("requested") or ():
+        if isinstance(pattern, str) and glob.has_magic(pattern) and glob.glob(os.path.join(here, pattern)):
+            paths.append(pattern)
+    return tuple(dict.fromkeys(paths))
 
 
 def stage_mismatch(recorded: Sequence[Mapping[str, Any]], pipeline: Pipeline) -> str | None:
@@ -193,13 +240,15 @@ def update_baseline(
     who: str | None = None,
     git: bool = True,
     cwd: str | None = None,
+    config_files: Sequence[str] = (),
 ) -> Snapshot:
     """Rerun the current pipeline on ``baseline``'s recorded inputs and write the result as the new baseline.
 
     The new snapshot replaces ``baseline`` atomically (or goes to ``output``); its label records who
     (``who``, default: the git user or ``$USER``), when (UTC) and why (``reason``, required). The stages may
-    differ from the old baseline's: that is what an update is for. A stage that fails raises
-    :class:`CheckError` and nothing is written.
+    differ from the old baseline's: that is what an update is for. The config files the old baseline
+    recorded (:func:`recorded_config_files`) are recorded again, with ``config_files``. A stage that fails
+    raises :class:`CheckError` and nothing is written.
     """
     if not reason or not reason.strip():
         raise CheckError("a baseline update needs a reason", hint='pass --reason "why the outputs changed"')
@@ -209,7 +258,8 @@ def update_baseline(
     with opened(baseline) as base:
         pipe = load_pipeline_for(config, pipeline, cwd)
         label = update_label(reason, who or who_updates(cwd), when, base.label)
-        result = rerun(pipe, base, python=python, label=label, git=git, cwd=cwd)
+        configs = [*recorded_config_files(base, cwd), *config_files]
+        result = rerun(pipe, base, python=python, label=label, git=git, cwd=cwd, config_files=configs)
     if not result.ok:
         raise CheckError(
             f"the pipeline did not succeed ({result.error or result.status}); the baseline was not replaced"

@@ -83,6 +83,11 @@ def render_text(report: CheckReport) -> str:
         lines += [f"  {change}" for change in report.package_changes[:20]]
         if len(report.package_changes) > 20:
             lines.append(f"  … and {len(report.package_changes) - 20} more (--json lists them all)")
+    if report.config_changes:
+        lines += ["", "config files changed since the baseline:"]
+        lines += [f"  {change}" for change in report.config_changes[:20]]
+        if len(report.config_changes) > 20:
+            lines.append(f"  … and {len(report.config_changes) - 20} more (--json lists them all)")
     lines.append(f"runtime fingerprint: {'CHANGED' if report.fingerprint_changed else 'unchanged'}")
     lines += [f"note: {note}" for note in report.diff.notes]
     lines += ["", ("PASSED" if report.passed else "FAILED") + f" — {report.verdict}"]

@@ -96,6 +96,14 @@ class CheckReport:
         return [f"{d.name} {d.before or '(none)'} -> {d.after or '(removed)'}" for d in self.diff.env.packages]
 
     @property
+    def config_changes(self) -> list[str]:
+        """``conf/app.yaml:model.threshold: 0.5 → 0.7`` for each config key that differs from the baseline's."""
+        from envsnap.diff.render.phrasing import change_line
+
+        section = self.diff.env.section("configs")
+        return [change_line(c) for c in section.changes] if section is not None else []
+
+    @property
     def verdict(self) -> str:
         """One line: passed or where it regressed, and the top suspect."""
         stage = next((s for s in self.stages if not s.passed), None)

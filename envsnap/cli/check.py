@@ -26,6 +26,14 @@ if TYPE_CHECKING:
 
 __all__ = ["baseline_app", "check", "update"]
 
+#: ``--config-file`` of ``check`` and ``baseline update``: those the baseline recorded are recorded anyway.
+CONFIG_FILES = typer.Option(
+    [],
+    "--config-file",
+    metavar="PATH_OR_GLOB",
+    help="Also record this config file (those the baseline recorded are recorded again; repeatable).",
+)
+
 #: ``git bisect run``: "this commit cannot be tested".
 EXIT_BISECT_SKIP = 125
 SUMMARY_VARIABLE = "GITHUB_STEP_SUMMARY"
@@ -123,6 +131,7 @@ def check(
     ),
     force: bool = opt.FORCE,
     no_git: bool = opt.NO_GIT,
+    config_files: list[str] = CONFIG_FILES,
     max_rows: int = typer.Option(10, "--max-rows", min=0, help="Differing rows to keep per stage."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the verdict line."),
 ) -> None:
@@ -152,6 +161,7 @@ def check(
             force=force,
             git=not no_git,
             max_rows=max_rows,
+            config_files=config_files,
         )
 
     report: CheckReport = _guarded(run, error_code)
@@ -172,6 +182,7 @@ def update(
         None, "--output", "-o", help="Write the new baseline here instead of replacing BASELINE."
     ),
     no_git: bool = opt.NO_GIT,
+    config_files: list[str] = CONFIG_FILES,
 ) -> None:
     """Rerun the pipeline on the baseline's recorded inputs and replace the baseline (who, when, why in its label)."""
     if python is None:
@@ -180,7 +191,15 @@ def update(
     def run() -> Any:
         from envsnap.check import update_baseline
 
-        return update_baseline(baseline, reason=reason, config=config, python=python, output=output, git=not no_git)
+        return update_baseline(
+            baseline,
+            reason=reason,
+            config=config,
+            python=python,
+            output=output,
+            git=not no_git,
+            config_files=config_files,
+        )
 
     snap = _guarded(run, EXIT_ERROR)
     sys.stdout.write(f"wrote {snap.path}\n  label: {snap.label}\n  fingerprint {snap.fingerprint[:23]}…\n")

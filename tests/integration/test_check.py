@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 import envsnap
 from envsnap.capture import capture
 from envsnap.check import check
+from envsnap.check.render import render_text
 from envsnap.cli import app
 from envsnap.diff import diff
 
@@ -262,6 +263,40 @@ def test_library_check_returns_a_report_and_envsnap_check_stays_the_package(tmp_
     assert envsnap.check is sys.modules["envsnap.check"] and envsnap.check.check is check
     again = check(baseline, config=root / "envsnap.toml", git=False, stages=["clean"])
     assert [s.name for s in again.stages] == ["clean"]
+
+
+def test_check_records_the_baselines_config_files_again(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "cfg", pkg="gate_cfg")
+    (root / "conf").mkdir()
+    (root / "conf" / "app.yaml").write_text("model:\n  threshold: 0.5\n  lr: 0.1\n", encoding="utf-8")
+    (root / "conf" / "serving.yaml").write_text("replicas: 2\n", encoding="utf-8")
+    git(root, "add", "conf")
+    git(root, "commit", "-q", "-m", "configs")
+    from envsnap.pipeline import load_pipeline
+
+    config = root / "envsnap.toml"
+    made = envsnap.run_pipeline(load_pipeline(config), config_files=["conf/app.yaml", "conf/s*.yaml"], cwd=str(root))
+    baseline = made.snapshot.write(tmp_path / "b.envsnap")
+
+    report = check(baseline, config=config, cwd=str(root / "gate_cfg"))  # from another directory of the clone
+    configs = report.diff.env.section("configs")
+    assert configs is not None and configs.changes == () and configs.note is None
+    assert report.passed
+
+    (root / "conf" / "app.yaml").write_text("model:\n  threshold: 0.7\n  lr: 0.1\n", encoding="utf-8")
+    (root / "conf" / "staging.yaml").write_text("replicas: 1\n", encoding="utf-8")
+    (root / "extra.toml").write_text("[x]\ny = 1\n", encoding="utf-8")
+    report = check(baseline, config=config, cwd=str(root), config_files=["extra.toml"])
+    configs = report.diff.env.section("configs")
+    assert configs is not None
+    changes = {c.key: (c.kind, c.before, c.after) for c in configs.changes}
+    assert changes == {
+        "conf/app.yaml:model.threshold": ("changed", 0.5, 0.7),
+        "conf/staging.yaml": ("added", None, "yaml"),  # the baseline's glob matches it now
+        "extra.toml": ("added", None, "toml"),
+    }
+    assert report.passed  # a config change is reported, the stages decide
+    assert "conf/app.yaml:model.threshold" in render_text(report)
 
 
 # --- bad input: one line, exit 3 ----------------------------------------------------------------------------
