@@ -110,6 +110,18 @@ def job_capture_goals(bench: Path) -> list[Goal]:
     return rows
 
 
+# --- envsnap run -- COMMAND -----------------------------------------------------------------------------
+
+
+def run_command_goals(bench: Path) -> list[Goal]:
+    data = _load(bench / "results-run-command.json")
+    return [
+        Goal(f"{g['goal']} (churn job, {int(rows):,} events)", g["measured"], _verdict(g["ok"]))
+        for rows, job in data.get("jobs", {}).items()
+        for g in job.get("goals", [])
+    ]
+
+
 # --- sampling -------------------------------------------------------------------------------------------
 
 
@@ -332,6 +344,9 @@ AREAS: tuple[Area, ...] = (
     Area("job-capture", "Capture of a running job", "job_capture_bench.py", ("--runs", "5"),
          ("RESULTS-job-capture.md", "results-job-capture.json"), job_capture_goals,
          quick_args=("--runs", "1", "--warmup", "0"), needs=("demo-venv", "reprozip")),
+    Area("run-command", "`envsnap run -- COMMAND`", "bench_run_command.py", ("--runs", "7"),
+         ("RESULTS-run-command.md", "results-run-command.json"), run_command_goals,
+         quick_args=("--runs", "1", "--warmup", "0", "--rows", "20000"), needs=("demo-venv", "reprozip")),
     Area("sample", "Sampling", "sample_bench.py", ("--runs", "5"),
          ("RESULTS-sample.md", "results-sample.json"), sample_goals,
          quick_args=("--rows", "1000000", "--runs", "1", "--warmup", "0"), needs=("duckdb",)),
