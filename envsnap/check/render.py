@@ -10,6 +10,7 @@ import json
 from typing import TYPE_CHECKING
 
 from envsnap.diff.render.phrasing import TOP_SUSPECTS, number_text, ref_text, table_summary, value_text
+from envsnap.diff.render.rows import row_text
 
 if TYPE_CHECKING:
     from envsnap.check.report import CheckReport, StageCheck
@@ -53,8 +54,8 @@ def table_details(table: TableDiff, *, max_rows: int = 5) -> list[str]:
             )
     for row in table.sample_rows[:max_rows]:
         where = row.get("key", row.get("position"))
-        lines.append(f"row {value_text(where)}: baseline {value_text(row.get('a'), limit=120)}")
-        lines.append(f"{' ' * len(f'row {value_text(where)}: ')}current  {value_text(row.get('b'), limit=120)}")
+        lines.append(f"row {value_text(where)}: baseline {row_text(row, 'a', limit=120)}")
+        lines.append(f"{' ' * len(f'row {value_text(where)}: ')}current  {row_text(row, 'b', limit=120)}")
     for shift in table.stats:
         if shift.mean is not None and shift.mean[0] != shift.mean[1]:
             lines.append(

@@ -233,9 +233,10 @@ def _merge_rows(parts: Sequence[Sequence[dict[str, Any]]], max_rows: int) -> tup
     merged: dict[Any, dict[str, Any]] = {}
     for rows in parts:
         for row in rows:
-            held = merged.setdefault(row["position"], {"position": row["position"], "a": {}, "b": {}})
+            held = merged.setdefault(row["position"], {"position": row["position"], "a": {}, "b": {}, "differing": []})
             held["a"].update(row.get("a") or {})
             held["b"].update(row.get("b") or {})
+            held["differing"] += [c for c in row.get("differing") or () if c not in held["differing"]]
     return tuple(merged[p] for p in sorted(merged)[:max_rows])
 
 

@@ -338,7 +338,8 @@ def diff_parquet(
 
     Reports schema changes, row counts, each common column's status (equal | within_tolerance |
     different | incomparable) with counts and max abs/rel diffs, the first ``max_rows`` differing rows
-    (by position, or by ``keys``) and the stats shift of every common column.
+    (by position, or by ``keys``; each with ``differing``, the columns that differ in it beyond tolerance)
+    and the stats shift of every common column.
     """
     side_a, side_b = _Side(a), _Side(b)
     schema_a, schema_b = side_a.schema, side_b.schema
@@ -407,11 +408,25 @@ def _positional(
         found = [col.compare(batch_a.column(n), batch_b.column(n), rtol, atol) for n, col in cols.items()]
         if len(samples) < max_rows:
             rows = np.unique(np.concatenate(found)) if found else np.empty(0, dtype="int64")
-            for local in rows[: max_rows - len(samples)].tolist():
+            chosen = rows[: max_rows - len(samples)]
+            for local, differing in zip(chosen.tolist(), _differing(chosen, list(cols), found), strict=True):
                 samples.append(
-                    {"position": pos + local, "a": _row(batch_a, local, common), "b": _row(batch_b, local, common)}
+                    {
+                        "position": pos + local,
+                        "a": _row(batch_a, local, common),
+                        "b": _row(batch_b, local, common),
+                        "differing": differing,
+                    }
                 )
     return samples
+
+
+def _differing(rows: Any, names: Sequence[str], found: Sequence[Any]) -> list[list[str]]:
+    """For each local row index in ``rows``, the columns (of ``names``) whose differing indices hold it."""
+    import numpy as np
+
+    hits = [np.isin(rows, idx) if len(idx) else np.zeros(len(rows), dtype=bool) for idx in found]
+    return [[name for name, hit in zip(names, hits, strict=True) if hit[i]] for i in range(len(rows))]
 
 
 def _key_index(side: _Side, keys: list[str], row_id: str) -> tuple[Any, int]:
@@ -496,22 +511,30 @@ def _keyed(
         lo, hi = np.searchsorted(pos_a, [offset, offset + batch_a.num_rows])
         for p in first_only_a[(first_only_a >= offset) & (first_only_a < offset + batch_a.num_rows)].tolist():
             row = _row(batch_a, p - offset, common)
-            extra.append({"key": {k: row[k] for k in keys}, "a": row, "b": None})
+            extra.append({"key": {k: row[k] for k in keys}, "a": row, "b": None, "differing": []})
         if hi == lo:
             continue
         sel_a = batch_a.take(pa.array(pos_a[lo:hi] - offset))
         sel_b = rows_b.take(pos_b[lo:hi])
         found = [col.compare(sel_a.column(n), sel_b.column(n), rtol, atol) for n, col in cols.items()]
         if len(samples) < max_rows and found:
-            for local in np.unique(np.concatenate(found))[: max_rows - len(samples)].tolist():
+            chosen = np.unique(np.concatenate(found))[: max_rows - len(samples)]
+            for local, differing in zip(chosen.tolist(), _differing(chosen, list(cols), found), strict=True):
                 row_a = _row(sel_a, local, common)
-                samples.append({"key": {k: row_a[k] for k in keys}, "a": row_a, "b": _row(sel_b, local, common)})
+                samples.append(
+                    {
+                        "key": {k: row_a[k] for k in keys},
+                        "a": row_a,
+                        "b": _row(sel_b, local, common),
+                        "differing": differing,
+                    }
+                )
     b.drain(common)
     if len(only_b):
         first_b = rows_b.take(only_b.column("__b").to_numpy()[:max_rows])
         for i in range(first_b.num_rows):
             row = _row(first_b, i, common)
-            extra.append({"key": {k: row[k] for k in keys}, "a": None, "b": row})
+            extra.append({"key": {k: row[k] for k in keys}, "a": None, "b": row, "differing": []})
     if len(only_a) or len(only_b):
         notes.append(f"{len(only_a)} rows only in a, {len(only_b)} rows only in b (matched on {', '.join(keys)})")
     return samples + extra, bool(len(only_a) or len(only_b) or dup_a or dup_b)

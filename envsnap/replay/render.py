@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from envsnap.diff.render.phrasing import number_text, table_summary, value_text
+from envsnap.diff.render.rows import row_text
 from envsnap.replay.command import CommandReplay
 from envsnap.replay.engines.docker import hardened_options
 from envsnap.replay.execute import ReplayReport, StageReplay
@@ -119,8 +120,8 @@ def _table_lines(stage: StageReplay) -> list[str]:
             )
     for row in table.sample_rows[:3]:
         where = row.get("key", row.get("position"))
-        out.append(f"       [{value_text(where)}] recorded {value_text(row.get('a'), limit=160)}")
-        out.append(f"       {' ' * (len(value_text(where)) + 2)} replayed {value_text(row.get('b'), limit=160)}")
+        out.append(f"       [{value_text(where)}] recorded {row_text(row, 'a', limit=160)}")
+        out.append(f"       {' ' * (len(value_text(where)) + 2)} replayed {row_text(row, 'b', limit=160)}")
     return out
 
 

@@ -103,8 +103,18 @@ def data_diff() -> DataDiff:
             ),
         ),
         sample_rows=(
-            {"position": 3, "a": {"user": "u1", "ratio": 0.125}, "b": {"user": "u1", "ratio": 0.12500003}},
-            {"position": 7, "a": {"user": "u4", "ratio": 0.5}, "b": {"user": "u4", "ratio": 0.50000006}},
+            {
+                "position": 3,
+                "a": {"user": "u1", "ratio": 0.125},
+                "b": {"user": "u1", "ratio": 0.12500003},
+                "differing": ["ratio"],
+            },
+            {
+                "position": 7,
+                "a": {"user": "u4", "ratio": 0.5},
+                "b": {"user": "u4", "ratio": 0.50000006},
+                "differing": ["ratio"],
+            },
         ),
     )
     ratio = StageDiff(2, "ratio", ("ok", "ok"), ratio_table, imports=("numpy", "pandas"))

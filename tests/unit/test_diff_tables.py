@@ -141,7 +141,8 @@ def test_keyed_diff_reports_rows_on_one_side(tmp_path: Path) -> None:
     assert diff.matched_by == "key" and diff.status == "different"
     assert _column(diff, "v").differing == 1
     changed = [r for r in diff.sample_rows if r["a"] and r["b"]]
-    assert changed == [{"key": {"key": "c"}, "a": {"key": "c", "v": 3.0}, "b": {"key": "c", "v": 30.0}}]
+    expected = {"key": {"key": "c"}, "a": {"key": "c", "v": 3.0}, "b": {"key": "c", "v": 30.0}, "differing": ["v"]}
+    assert changed == [expected]
     assert [r["key"] for r in diff.sample_rows if r["b"] is None] == [{"key": "b"}]
     assert [r["key"] for r in diff.sample_rows if r["a"] is None] == [{"key": "e"}]
     assert diff.note is not None and "1 rows only in a, 1 rows only in b" in diff.note

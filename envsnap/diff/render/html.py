@@ -233,11 +233,13 @@ def _table_body(table: TableDiff) -> str:
         ]
         out.append(_table(["column", "status", "differing", "null mismatches", "max abs Δ", "max rel Δ"], rows))
     if table.sample_rows:
+        from envsnap.diff.render.rows import row_text
+
         rows = [
             [
                 _e(value_text(r.get("key", r.get("position")))),
-                _e(value_text(r.get("a"), limit=300)),
-                _e(value_text(r.get("b"), limit=300)),
+                _e(row_text(r, "a", limit=300)),
+                _e(row_text(r, "b", limit=300)),
             ]
             for r in table.sample_rows
         ]

@@ -141,10 +141,12 @@ def _table_body(table: TableDiff) -> list[str]:
             for c in columns
         ]
     if table.sample_rows:
+        from envsnap.diff.render.rows import row_text
+
         body += ["", f"First differing rows (by {table.matched_by}):", "", *_header("row", "a", "b")]
         for row in table.sample_rows:
             where = row.get("key", row.get("position"))
-            a, b = value_text(row.get("a"), limit=160), value_text(row.get("b"), limit=160)
+            a, b = row_text(row, "a", limit=160), row_text(row, "b", limit=160)
             body.append(_row(value_text(where), a, b))
     stats = shifted(table.stats)
     if stats:

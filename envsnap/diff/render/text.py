@@ -127,6 +127,8 @@ def _table_detail(console: Console, table: TableDiff, indent: str) -> None:
     from rich.padding import Padding
     from rich.text import Text
 
+    from envsnap.diff.render.rows import row_text
+
     if table.schema:
         schema = _table("column", "schema change", "a", "b")
         for change in table.schema:
@@ -150,8 +152,8 @@ def _table_detail(console: Console, table: TableDiff, indent: str) -> None:
         for row in table.sample_rows:
             where = row.get("key", row.get("position"))
             label = f"[{value_text(where)}]"
-            console.print(Text(f"{indent}  {label} a {value_text(row.get('a'), limit=200)}"))
-            console.print(Text(f"{indent}  {' ' * len(label)} b {value_text(row.get('b'), limit=200)}"))
+            console.print(Text(f"{indent}  {label} a {row_text(row, 'a', limit=200)}"))
+            console.print(Text(f"{indent}  {' ' * len(label)} b {row_text(row, 'b', limit=200)}"))
     for shift in shifted(table.stats):
         parts = [f"{indent}shift {shift.column} ({shift.kind}):"]
         if shift.mean:
