@@ -109,9 +109,9 @@ class _Recorder:
             try:
                 path, mode, flags = args
                 if path.__class__ is not str:
-                    if path.__class__ is not bytes:
+                    if path.__class__ is int:
                         return  # an already open descriptor
-                    path = fsdecode(path)
+                    path = fsdecode(path)  # bytes, or a path-like object
                 if path.endswith(suffixes) or path.startswith(skip):
                     return
                 if not isabs(path):
