@@ -68,6 +68,7 @@ PROBE_MODULES = (
     "artifacts",
     "lockfiles",
     "configs",
+    "source_files",
     "sbom",
 )
 FINGERPRINT_SECTIONS = ("python", "packages", "native", "threads", "system", "gpu", "container")

@@ -132,6 +132,7 @@ class CaptureArguments(TypedDict, total=False):
     lockfiles: Iterable[str | os.PathLike[str]]
     lockfile_kind: str | None
     config_files: Iterable[str | os.PathLike[str]]
+    source: bool
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,12 @@ class CaptureOptions:
     command: Mapping[str, Any] | None = field(default=None, metadata=_option("job", argument=False))
     #: ``envsnap run -- COMMAND``: its inputs, outputs and opened files (the job_files probe).
     job_files: tuple[Any, ...] = field(default=(), metadata=_option("job_files", argument=False))
+    #: ``--no-source`` sets it False: the code map indexes the project's files but keeps none of their text.
+    source: bool = field(default=True, metadata=_option("source_files"))
+    #: A pipeline run: (stage name, the absolute source files it imported) per stage that ran.
+    code_files: tuple[tuple[str, tuple[str, ...]], ...] = field(
+        default=(), metadata=_option("source_files", argument=False)
+    )
 
     @classmethod
     def build(cls, **arguments: Unpack[CaptureArguments]) -> CaptureOptions:

@@ -61,7 +61,7 @@ STDERR_LINES = 200
 LINE_CAP = 2000
 _TAIL_BYTES = 512 << 10
 #: Probes that wait for the job: they record what it did (the rest run while it runs).
-AFTER_JOB = frozenset({"job", "data", "job_files", "artifacts", "configs", "sbom"})
+AFTER_JOB = frozenset({"job", "data", "job_files", "artifacts", "configs", "source_files", "sbom"})
 _PYTHON_NAME = re.compile(r"^python(\d+(\.\d+)*)?(\.exe)?$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 #: The second line of pip's launcher script when the interpreter's path is too long for a shebang.

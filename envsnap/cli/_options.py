@@ -203,6 +203,17 @@ CAPTURE_FLAGS: tuple[CaptureFlag, ...] = (
     ),
     CaptureFlag("no_git", bool, NO_GIT, "git", operator.not_),
     CaptureFlag(
+        "no_source",
+        bool,
+        typer.Option(
+            False,
+            "--no-source",
+            help="Keep no text of the project's source files the job ran (the code map still names and hashes them).",
+        ),
+        "source",
+        operator.not_,
+    ),
+    CaptureFlag(
         "reproducible",
         bool,
         typer.Option(False, "--reproducible", help="Omit timestamps and random ids: same state, same bytes."),

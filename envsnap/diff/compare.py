@@ -112,6 +112,7 @@ def diff(
     ``b``'s whose names differ (``{"config.yaml": "config-prod.yaml"}``, as ``--config-map``).
     """
     # The differs are imported here: `import envsnap` must stay cheap, and pyarrow loads only for data.
+    from envsnap.diff.code_map import code_diff
     from envsnap.diff.data import diff_data
     from envsnap.diff.env import diff_env
     from envsnap.diff.suspects import rank_suspects
@@ -121,13 +122,15 @@ def diff(
         if config_map:
             env = _with_configs(env, snap_a, snap_b, config_map)
         data = diff_data(snap_a, snap_b, rtol=rtol, atol=atol, keys=keys, max_rows=max_rows)
+        code = code_diff(snap_a, snap_b, data.first_diverging_stage)
         return SnapshotDiff(
             a=snapshot_ref(snap_a),
             b=snapshot_ref(snap_b),
             env=env,
             data=data,
-            suspects=rank_suspects(env, data, snap_a, snap_b),
-            notes=tuple(_notes(snap_a, snap_b, env, data)),
+            suspects=rank_suspects(env, data, snap_a, snap_b, code=code),
+            notes=tuple(_notes(snap_a, snap_b, env, data) + [f"code: {n}" for n in (code.notes if code else ())]),
+            code=code,
             options={
                 "rtol": rtol,
                 "atol": atol,

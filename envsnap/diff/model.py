@@ -15,6 +15,9 @@ from typing import Any
 __all__ = [
     "DIFF_SCHEMA_VERSION",
     "Change",
+    "CodeDiff",
+    "CodeFile",
+    "CodeHunk",
     "ColumnDiff",
     "DataDiff",
     "EnvDiff",
@@ -222,6 +225,61 @@ class DataDiff:
         return any(t.diverged or t.schema for t in self.inputs) or any(s.table.diverged for s in self.stages)
 
 
+# --- code -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CodeHunk:
+    """One unified-diff hunk: ``header`` (``@@ -14,7 +14,7 @@``) and its lines, each prefixed ``' '``/``-``/``+``."""
+
+    header: str
+    old_start: int
+    new_start: int
+    lines: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CodeFile:
+    """One project source file that differs between a and b (:mod:`envsnap.diff.code_map`).
+
+    ``status``: modified | added | removed | renamed (``old_path`` is a's name). ``stages``: the stages that
+    imported it (either side, in pipeline order); ``first_diverging``: the first diverging stage is one of
+    them. ``line``/``snippet``: the first changed line (b's number; a's for a pure removal) and its text.
+    ``source`` says where the hunks came from: stored (the snapshots' text), clone (the local git clone at
+    both commits) or hashes (neither: only that it changed; ``note`` says why). ``untracked``: git did not
+    track it on the side(s) named.
+    """
+
+    path: str
+    status: str
+    old_path: str | None = None
+    stages: tuple[str, ...] = ()
+    first_diverging: bool = False
+    line: int | None = None
+    snippet: str | None = None
+    hunks: tuple[CodeHunk, ...] = ()
+    sha256: tuple[str | None, str | None] = (None, None)
+    source: str = "hashes"
+    note: str | None = None
+    untracked: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CodeDiff:
+    """The project's code, a against b: the files that changed with their hunks, dirty patches by file,
+    untracked files the job imported, and why hunks are missing (``notes``)."""
+
+    files: tuple[CodeFile, ...] = ()
+    commits: tuple[str | None, str | None] = (None, None)
+    dirty: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    untracked: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.files)
+
+
 # --- suspects and the whole -------------------------------------------------------------------------
 
 
@@ -248,6 +306,8 @@ class SnapshotDiff:
     suspects: tuple[Suspect, ...] = ()
     notes: tuple[str, ...] = ()
     options: dict[str, Any] = field(default_factory=dict)
+    #: The project's code compared (minor 3 code maps, else the local clone); None when not compared.
+    code: CodeDiff | None = None
 
     @property
     def verdict(self) -> str:

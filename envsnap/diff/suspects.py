@@ -25,6 +25,7 @@ from envsnap.diff.model import Change, DataDiff, EnvDiff, PackageDelta, SchemaCh
 from envsnap.snapshot.sections import PipelineSection
 
 if TYPE_CHECKING:
+    from envsnap.diff.model import CodeDiff
     from envsnap.snapshot.model import Snapshot
 
 __all__ = ["NUMERIC_PACKAGES", "THREAD_VARIABLES", "rank_suspects"]
@@ -431,18 +432,39 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
-def _merge_git(suspects: list[Suspect]) -> list[Suspect]:
-    """Commit, dirty flag and patch hash tell one story (the code changed): one suspect, all facts."""
+def _merge_git(suspects: list[Suspect], code_diff: CodeDiff | None = None, stage: str | None = None) -> list[Suspect]:
+    """Commit, dirty flag and patch hash tell one story (the code changed): one suspect, all facts, led by
+    the file and line that changed and the stages that import it (``code_diff``, :mod:`.code_map`)."""
+    import dataclasses
+
+    from envsnap.diff.code_map import suspect_text
+
     code = [s for s in suspects if s.subject == "git code"]
-    if len(code) < 2:
-        return suspects
-    facts = "; ".join(s.reason.rsplit("; ", 1)[0] for s in code)
-    label = code[0].reason.rsplit("; ", 1)[1]
-    merged = Suspect(0, max(s.score for s in code) + 0.5, "git", "git code", f"{facts}; {label}", code[0].change)
+    lead = suspect_text(code_diff, stage) if code_diff is not None else None
+    if not code:
+        if lead is None or code_diff is None or not code_diff.files:
+            return suspects
+        # The code map saw a file change that git did not (no repository, an untracked file).
+        label = "code changed" if stage is not None else "code"
+        score = LOW + (CODE_CHANGED if stage is not None else 0.0)
+        code = [Suspect(0, score, "git", "git code", label, None)]
+    merged = code[0]
+    if len(code) > 1:
+        facts = "; ".join(s.reason.rsplit("; ", 1)[0] for s in code)
+        label = code[0].reason.rsplit("; ", 1)[1]
+        merged = Suspect(0, max(s.score for s in code) + 0.5, "git", "git code", f"{facts}; {label}", code[0].change)
+    if lead is not None:
+        merged = dataclasses.replace(merged, reason=f"{lead}; {merged.reason}")
+    if code_diff is not None and code_diff.files and code_diff.files[0].first_diverging:
+        # A changed line in a file the first diverging stage imported: as strong as an imported package.
+        imported: dict[str, Any] = {"evidence": "imported"} if hasattr(merged, "evidence") else {}
+        merged = dataclasses.replace(merged, score=merged.score + IMPORTED, **imported)
     return [s for s in suspects if s.subject != "git code"] + [merged]
 
 
-def rank_suspects(env: EnvDiff, data: DataDiff, a: Snapshot, b: Snapshot) -> tuple[Suspect, ...]:
+def rank_suspects(
+    env: EnvDiff, data: DataDiff, a: Snapshot, b: Snapshot, *, code: CodeDiff | None = None
+) -> tuple[Suspect, ...]:
     """Every environment difference and input change as a :class:`Suspect`, most likely first."""
     ctx = _Context(data, a, b)
     packages = env.section("packages")
@@ -462,7 +484,7 @@ def rank_suspects(env: EnvDiff, data: DataDiff, a: Snapshot, b: Snapshot) -> tup
                 continue
             suspects.append(_change(change, ctx))
     suspects.extend(_inputs(data, ctx))
-    suspects = _merge_git(suspects)
+    suspects = _merge_git(suspects, code, data.first_diverging_stage)
     # One subject once: a thread variable shows up both as configured thread setting and as env var.
     best: dict[str, Suspect] = {}
     for suspect in suspects:

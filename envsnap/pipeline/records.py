@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PIPELINE_MEMBER",
+    "CodeFiles",
     "distribution_names",
     "distributions_by_module",
     "map_modules",
@@ -71,6 +72,40 @@ def distribution_names(modules: Iterable[str], mapping: Mapping[str, list[dict[s
     return sorted({d["name"] for entry in map_modules(modules, mapping) for d in entry["distributions"]})
 
 
+class CodeFiles:
+    """The project files each stage imported, as the stage records list them: ``[{path, sha256}]``.
+
+    Paths are relative to the code map's root (``code/index.json``), hashes are the index's; a stage run
+    without a code map (its probe failed) lists the files it can place with no hash.
+    """
+
+    def __init__(self, index: Any, git: Any, code_files: Iterable[tuple[str, Iterable[str]]]) -> None:
+        from envsnap.capture.source_files import project_root, relative_files
+
+        every = [f for _, files in code_files for f in files]
+        self.root = project_root(git, None, every)
+        self.hashes: dict[str, str | None] = {}
+        if isinstance(index, dict) and isinstance(index.get("files"), list):
+            self.hashes = {str(f.get("path")): f.get("sha256") for f in index["files"] if isinstance(f, dict)}
+        self.relative = relative_files(every, self.root)
+
+    @classmethod
+    def of(cls, index: Any, git: Any, code_files: Iterable[tuple[str, Iterable[str]]]) -> CodeFiles:
+        return cls(index, git, code_files)
+
+    def of_stage(self, outcome: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+        """``[{path, sha256}]`` of the project files ``outcome``'s stage imported (None: not recorded)."""
+        files = outcome.get("imported_files")
+        if files is None:
+            return None
+        out = []
+        for path in files:
+            relative = self.relative.get(path)
+            if relative is not None and relative.endswith(".py"):
+                out.append({"path": relative, "sha256": self.hashes.get(relative)})
+        return sorted(out, key=lambda f: str(f["path"]))
+
+
 def stage_record(
     outcome: Mapping[str, Any],
     stage_def: Mapping[str, Any],
@@ -80,10 +115,14 @@ def stage_record(
     parquet_member: str | None,
     mapping: Mapping[str, list[dict[str, str]]],
     reproducible: bool,
+    files: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The ``NN-NAME.json`` record of one stage that ran (``intermediate``: its output, None if it failed)."""
+    """The ``NN-NAME.json`` record of one stage that ran (``intermediate``: its output, None if it failed).
+
+    ``files``: the project's source files it imported (``[{path, sha256}]``, minor 3; left out when None).
+    """
     modules = outcome.get("imported_modules")
-    return {
+    record = {
         "index": outcome["index"],
         "name": outcome["name"],
         "kind": outcome["kind"],
@@ -103,6 +142,9 @@ def stage_record(
         "command": outcome.get("command"),
         "error": outcome.get("error"),
     }
+    if files is not None:
+        record["files"] = files
+    return record
 
 
 def received_inputs(pipeline: PipelineSpec, input_names: list[str]) -> list[list[str]]:

@@ -143,12 +143,17 @@ class _PipelineSteps(CaptureSteps):
         else:
             tables = {n: ctx.samples[n] for n in self.sources}
             self.run = run_stages_here(pipeline, tables, kinds=kinds, cwd=options.cwd, on_stage=self.on_stage)
+        code_files = tuple(
+            (str(o["name"]), tuple(o.get("imported_files") or ())) for o in self.run.outcomes if o.get("imported_files")
+        )
+        options = dataclasses.replace(options, code_files=code_files)
         error = next((o["error"] for o in self.run.outcomes if o.get("error")), None)
         if error is not None:
-            ctx.options = dataclasses.replace(
+            options = dataclasses.replace(
                 options,
                 failure={"type": error["type"], "message": error["message"], "traceback": error["traceback"] or ""},
             )
+        ctx.options = options
 
     def extra_members(self, ctx: CaptureContext) -> tuple[dict[str, bytes], dict[str, ProbeStatus]]:
         """The stage records, their intermediates and ``pipeline.json``."""
@@ -156,6 +161,7 @@ class _PipelineSteps(CaptureSteps):
         input_names = list(self.sources)
         mapping = records.distributions_by_module(ctx.results.get("packages"))
         received = records.received_inputs(pipeline, input_names)
+        code = records.CodeFiles.of(ctx.results.get("source_files"), ctx.results.get("git"), ctx.options.code_files)
         members: dict[str, bytes] = {}
         stage_members: list[str] = []
         for outcome in run.outcomes:
@@ -174,6 +180,7 @@ class _PipelineSteps(CaptureSteps):
                 parquet_member=parquet_member,
                 mapping=mapping,
                 reproducible=ctx.options.reproducible,
+                files=code.of_stage(outcome),
             )
             members[f"{stem}.json"] = _encode(record)
             stage_members.append(f"{stem}.json")

@@ -2,7 +2,8 @@
 
 The story: a nightly pipeline `ratio` started to drift after an environment rebuild. numpy went from 1.26.4
 to 2.2.6 (imported by the `ratio` stage, the first to diverge), OMP_NUM_THREADS went 1 → 8, requests got a
-patch release, the git commit moved, a redacted token changed and the `label` stage is missing in b.
+patch release, the git commit moved (one line of toy/ratio.py, and an untracked toy/weights.py in b's dirty
+tree), a redacted token changed and the `label` stage is missing in b.
 Everything is built by hand from the model dataclasses, so the renderings are deterministic.
 """
 
@@ -14,6 +15,9 @@ from typing import Any
 from envsnap.diff.env import ENV_SECTIONS
 from envsnap.diff.model import (
     Change,
+    CodeDiff,
+    CodeFile,
+    CodeHunk,
     ColumnDiff,
     DataDiff,
     EnvDiff,
@@ -124,6 +128,50 @@ def data_diff() -> DataDiff:
     return DataDiff(inputs=(events,), stages=(clean, ratio, label), first_diverging_stage="ratio")
 
 
+def code_diff() -> CodeDiff:
+    """The commit's one-line change in toy/ratio.py (imported by `ratio`), a dirty patch and an untracked file."""
+    hunk = CodeHunk(
+        "@@ -10,5 +10,5 @@",
+        10,
+        10,
+        (
+            " def ratio(frame):",
+            '     total = frame["clicks"] + frame["views"]',
+            '-    out = frame["clicks"] / total',
+            '+    out = (frame["clicks"] / total).astype("float32")',
+            "     return frame.assign(ratio=out)",
+        ),
+    )
+    ratio = CodeFile(
+        "toy/ratio.py",
+        "modified",
+        stages=("ratio",),
+        first_diverging=True,
+        line=12,
+        snippet='out = (frame["clicks"] / total).astype("float32")',
+        hunks=(hunk,),
+        sha256=("a" * 64, "b" * 64),
+        source="stored",
+    )
+    helper = CodeFile(
+        "toy/weights.py",
+        "added",
+        stages=("label",),
+        line=1,
+        snippet="WEIGHTS = {}",
+        hunks=(CodeHunk("@@ -0,0 +1 @@", 0, 1, ("+WEIGHTS = {}",)),),
+        sha256=(None, "c" * 64),
+        source="stored",
+        untracked=("b",),
+    )
+    return CodeDiff(
+        files=(ratio, helper),
+        commits=("a" * 40, "b" * 40),
+        dirty={"b": ("toy/weights.py",)},
+        untracked={"b": ("toy/weights.py",)},
+    )
+
+
 def snapshot_pair(*, with_pipeline: bool = True) -> tuple[Snapshot, Snapshot]:
     """Two tiny real (in-memory) snapshots; with a pipeline.json whose `ratio` stage reads input `events`."""
     members: dict[str, bytes] = {"env/python.json": canonical.dumps({"implementation": "cpython", "version": "3.11.7"})}
@@ -167,7 +215,7 @@ def sample_diff() -> SnapshotDiff:
     from envsnap.diff.suspects import rank_suspects
 
     a, b = snapshot_pair()
-    env, data = env_diff(), data_diff()
+    env, data, code = env_diff(), data_diff(), code_diff()
     ref_a = SnapshotRef(
         "/tmp/runs/good.envsnap",
         "6f1c0d2e-0000-4000-8000-000000000001",
@@ -189,9 +237,10 @@ def sample_diff() -> SnapshotDiff:
         b=ref_b,
         env=env,
         data=data,
-        suspects=rank_suspects(env, data, a, b),
+        suspects=rank_suspects(env, data, a, b, code=code),
         notes=("stage label cannot be compared: stage missing in b",),
         options={"rtol": 0.0, "atol": 0.0, "keys": [], "max_rows": 10},
+        code=code,
     )
 
 

@@ -42,6 +42,7 @@ SAMPLES: dict[str, tuple[Any, Any]] = {
     "lockfiles": ([Path("uv.lock")], ("uv.lock",)),
     "lockfile_kind": ("requirements", "requirements"),
     "config_files": (["conf/*.yaml"], ("conf/*.yaml",)),
+    "source": (False, False),
 }
 #: Capture options the command line does not set: the command runs from a directory, with its own argv.
 NOT_FLAGS = {"cwd", "argv"}
@@ -63,7 +64,8 @@ def test_the_arguments_are_the_declared_fields() -> None:
     declared = {f.name for f in dataclasses.fields(CaptureOptions)}
     assert set(CaptureArguments.__annotations__) == set(argument_names())
     assert set(argument_names()) == set(SAMPLES)
-    assert declared - set(argument_names()) == {"environ", "failure", "command", "job_files"}  # set by the capture
+    set_by_capture = {"environ", "failure", "command", "job_files", "code_files"}
+    assert declared - set(argument_names()) == set_by_capture
 
 
 def test_every_option_names_a_probe_that_exists() -> None:
@@ -128,6 +130,7 @@ def test_capture_and_run_take_every_flag(monkeypatch: pytest.MonkeyPatch, tmp_pa
         *("--artifact", "model.pkl", "--lockfile", "uv.lock", "--lockfile-kind", "uv.lock"),
         *("--config-file", "conf/*.yaml"),
         *("--label", "nightly", "--env-allow", "APP_*", "--no-git", "--reproducible", "--os-packages"),
+        "--no-source",
     ]
     want = {
         "python": "/opt/venv",
@@ -142,6 +145,7 @@ def test_capture_and_run_take_every_flag(monkeypatch: pytest.MonkeyPatch, tmp_pa
         "git": False,
         "reproducible": True,
         "os_packages": True,
+        "source": False,
     }
     assert set(want) | {"hashes"} | NOT_FLAGS == set(argument_names())
     calls: list[CaptureOptions] = []

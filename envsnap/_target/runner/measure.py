@@ -123,3 +123,40 @@ def top_level_modules(names: Any) -> set[str]:
                 break
         found.add(owner)
     return found
+
+
+#: At most this many source files are recorded per stage (a stage importing a whole source tree).
+MAX_SOURCE_FILES = 500
+
+
+def _library_dirs() -> tuple[str, ...]:
+    """Where installed code lives: the standard library and every site/dist-packages directory."""
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    wanted = [paths.get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")]
+    dirs = {os.path.join(os.path.abspath(p), "") for p in wanted if p}
+    for entry in sys.path:
+        if entry and ("site-packages" in entry or "dist-packages" in entry):
+            dirs.add(os.path.join(os.path.abspath(entry), ""))
+    return tuple(dirs)
+
+
+def source_files(names: Any, also: Any = ()) -> list[str]:
+    """Absolute paths of the ``.py`` source files of modules ``names`` (and of the files ``also``) that are
+    the user's own code: not installed (no prefix, no site-packages), not the runner's. Sorted, capped
+    at :data:`MAX_SOURCE_FILES`."""
+    libraries = _library_dirs()
+    here = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "")
+    found = set()
+    paths = [getattr(sys.modules.get(name), "__file__", None) for name in names]
+    for given in [*paths, *also]:
+        if not isinstance(given, str) or given.startswith("<") or not given.endswith(".py"):
+            continue
+        path = os.path.abspath(given)
+        if path.startswith(here) or "site-packages" in path or "dist-packages" in path:
+            continue
+        if any(path.startswith(lib) for lib in libraries) or not os.path.isfile(path):
+            continue
+        found.add(path)
+    return sorted(found)[:MAX_SOURCE_FILES]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from .command import CommandFailed, run_command
 from .failures import error_record, import_target, missing_columns, type_name
-from .measure import MemoryMeter, top_level_modules
+from .measure import MemoryMeter, source_files, top_level_modules
 from .tables import as_kind, columns_of, table_kind
 
 if TYPE_CHECKING:
@@ -62,6 +62,7 @@ def run_stages(
             "wall_time_s": None,
             "memory": None,
             "imported_modules": None,
+            "imported_files": None,
             "command": None,
             "error": None,
         }
@@ -109,6 +110,7 @@ def run_stages(
                     func = import_target(stage["call"])
             except Exception as exc:  # noqa: BLE001 - whatever the import raises is the user's, recorded
                 outcome["imported_modules"] = sorted(top_level_modules(set(sys.modules) - before))
+                outcome["imported_files"] = source_files(set(sys.modules) - before)
                 outcome["load_time_s"] = time.perf_counter() - started
                 outcome["error"] = error_record(
                     name, "import", exc, f"stage {name!r}: cannot import {stage['call']!r}: {type_name(exc)}: {exc}"
@@ -135,6 +137,12 @@ def run_stages(
                     outcome["wall_time_s"] = time.perf_counter() - loaded
                     outcome["load_time_s"] = loaded - started
                     outcome["imported_modules"] = sorted(top_level_modules(set(sys.modules) - before))
+                    # The project's own source the stage ran: what it imported, and the file of its
+                    # function even when an earlier stage imported it first.
+                    code = getattr(func, "__code__", None)
+                    outcome["imported_files"] = source_files(
+                        set(sys.modules) - before, [code.co_filename] if code is not None else []
+                    )
             if outcome["error"] is None:
                 outcome["returned"] = table_kind(result)
                 if outcome["returned"] is None:

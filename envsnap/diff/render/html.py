@@ -17,6 +17,9 @@ from envsnap.diff.render.phrasing import (
     TOP_SUSPECTS,
     change_before_after,
     changed_sections,
+    code_file_line,
+    code_heading,
+    code_side_lines,
     delta_detail,
     number_text,
     package_notes,
@@ -30,7 +33,7 @@ from envsnap.diff.render.phrasing import (
 )
 
 if TYPE_CHECKING:
-    from envsnap.diff.model import SnapshotDiff, StatsShift, TableDiff
+    from envsnap.diff.model import CodeFile, SnapshotDiff, StatsShift, TableDiff
 
 __all__ = ["CSP", "render_html"]
 
@@ -54,6 +57,12 @@ summary{cursor:pointer;font-weight:600}
 .notes{background:#fffbeb;border-left:4px solid #9a6700;padding:6px 12px}
 .plot{display:inline-block;margin:4px 12px 4px 0}
 .legend-a{fill:#0969da}.legend-b{fill:#fb8f44}
+.code-file{border:1px solid #d0d7de;border-radius:6px;margin:10px 0;overflow:hidden}
+.code-file h3{font-size:13px;margin:0;padding:6px 10px;background:#f6f8fa;border-bottom:1px solid #d0d7de}
+table.hunks{margin:0;border:0;font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12.5px}
+table.hunks td{border:0;padding:0 8px;white-space:pre-wrap;word-break:break-all}
+table.hunks td.ln{width:1%;color:#57606a;text-align:right;user-select:none;white-space:nowrap}
+tr.hunk td{background:#ddf4ff;color:#57606a}tr.add td{background:#e6ffec}tr.del td{background:#ffebe9}
 """
 
 _PLOT_W, _PLOT_H, _PAD = 420, 150, 24
@@ -300,6 +309,45 @@ def _data(diff: SnapshotDiff) -> str:
     return "".join(out)
 
 
+def _hunk_rows(file: CodeFile) -> str:
+    """A code-review view of one file's hunks: a's and b's line numbers, then the line."""
+    rows = []
+    for hunk in file.hunks:
+        rows.append(f'<tr class="hunk"><td class="ln"></td><td class="ln"></td><td>{_e(hunk.header)}</td></tr>')
+        old, new = hunk.old_start, hunk.new_start
+        for line in hunk.lines:
+            mark = line[:1]
+            if mark == "+":
+                cls, left, right, new = "add", "", str(new), new + 1
+            elif mark == "-":
+                cls, left, right, old = "del", str(old), "", old + 1
+            elif mark == " ":
+                cls, left, right, old, new = "ctx", str(old), str(new), old + 1, new + 1
+            else:
+                cls, left, right = "ctx", "", ""
+            rows.append(
+                f'<tr class="{cls}"><td class="ln">{left}</td><td class="ln">{right}</td><td>{_e(line)}</td></tr>'
+            )
+    return f'<table class="hunks">{"".join(rows)}</table>' if rows else ""
+
+
+def _code(diff: SnapshotDiff) -> str:
+    code = diff.code
+    if code is None or not (code.files or code.dirty or code.untracked):
+        return ""
+    out = [f'<section id="code"><h2>{_e(code_heading(code))}</h2>']
+    for file in code.files:
+        out.append(
+            f'<div class="code-file" id="code-{_slug(file.path)}"><h3>'
+            f"{_e(code_file_line(file, diff.data.first_diverging_stage))}</h3>{_hunk_rows(file)}</div>"
+        )
+    extra = code_side_lines(code)
+    if extra:
+        out.append("<ul>" + "".join(f"<li>{_e(line)}</li>" for line in extra) + "</ul>")
+    out.append("</section>")
+    return "".join(out)
+
+
 def render_html(diff: SnapshotDiff) -> str:
     """The whole report as one HTML document (UTF-8 text)."""
     title = f"envsnap diff: {diff.verdict}"
@@ -313,6 +361,7 @@ def render_html(diff: SnapshotDiff) -> str:
         + _verdict(diff)
         + _suspects(diff)
         + _environment(diff)
+        + _code(diff)
         + _data(diff)
         + "</body></html>\n"
     )

@@ -12,6 +12,9 @@ from envsnap.diff.render.phrasing import (
     TOP_SUSPECTS,
     change_before_after,
     changed_sections,
+    code_file_line,
+    code_heading,
+    code_side_lines,
     delta_detail,
     number_text,
     package_notes,
@@ -182,7 +185,25 @@ def _data(diff: SnapshotDiff) -> list[str]:
     return lines
 
 
+def _code(diff: SnapshotDiff) -> list[str]:
+    """Each changed project file with its hunks in a ``diff`` fence; dirty and untracked files after."""
+    code = diff.code
+    if code is None or not (code.files or code.dirty or code.untracked):
+        return []
+    lines = ["", f"### {code_heading(code)}"]
+    for file in code.files:
+        lines += ["", f"**{_cell(code_file_line(file, diff.data.first_diverging_stage))}**"]
+        if file.hunks:
+            body = [line for hunk in file.hunks for line in (hunk.header, *hunk.lines)]
+            fence = "`" * max(3, 1 + max((len(b) - len(b.lstrip("`")) for b in body), default=0))
+            lines += ["", f"{fence}diff", *body, fence]
+    extra = code_side_lines(code)
+    if extra:
+        lines += ["", *(f"- {_cell(line)}" for line in extra)]
+    return lines
+
+
 def render_markdown(diff: SnapshotDiff) -> str:
     """The Markdown report (ends with a newline)."""
-    lines = _verdict(diff) + _suspects(diff) + _environment(diff) + _data(diff)
+    lines = _verdict(diff) + _suspects(diff) + _environment(diff) + _code(diff) + _data(diff)
     return "\n".join(lines).rstrip() + "\n"

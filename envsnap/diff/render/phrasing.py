@@ -11,13 +11,26 @@ import math
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from envsnap.diff.model import Change, PackageDelta, SnapshotDiff, SnapshotRef, StageDiff, StatsShift, TableDiff
+    from envsnap.diff.model import (
+        Change,
+        CodeDiff,
+        CodeFile,
+        PackageDelta,
+        SnapshotDiff,
+        SnapshotRef,
+        StageDiff,
+        StatsShift,
+        TableDiff,
+    )
 
 __all__ = [
     "TOP_SUSPECTS",
     "change_before_after",
     "change_line",
     "changed_sections",
+    "code_file_line",
+    "code_heading",
+    "code_side_lines",
     "delta_detail",
     "number_text",
     "package_notes",
@@ -176,3 +189,45 @@ def changed_sections(diff: SnapshotDiff) -> tuple[list[str], list[str]]:
     for section in diff.env.sections:
         (changed if section_count(diff, section.name) else same).append(section.name)
     return changed, same
+
+
+_SOURCES = {"stored": "from the snapshots", "clone": "from the local clone", "hashes": "hashes only"}
+
+
+def code_heading(code: CodeDiff) -> str:
+    """``Code: 2 files changed (hunks from the snapshots)`` — or what else is known about the code."""
+    count = len(code.files)
+    if not count:
+        return "Code: no imported file changed" if not (code.dirty or code.untracked) else "Code"
+    sources = sorted({f.source for f in code.files})
+    where = ", ".join(_SOURCES.get(s, s) for s in sources)
+    return f"Code: {count} file{'s' if count != 1 else ''} changed ({'hunks ' if sources != ['hashes'] else ''}{where})"
+
+
+def code_file_line(file: CodeFile, first_diverging_stage: str | None) -> str:
+    """``churn/preprocess.py (modified; imported by stage preprocess, the first to diverge)``."""
+    facts = [file.status + (f" from {file.old_path}" if file.old_path else "")]
+    if file.stages:
+        word = "stage" if len(file.stages) == 1 else "stages"
+        imported = f"imported by {word} {', '.join(file.stages)}"
+        if file.first_diverging and first_diverging_stage:
+            many = len(file.stages) > 1
+            imported += f" ({first_diverging_stage} is the first to diverge)" if many else ", the first to diverge"
+        facts.append(imported)
+    if file.untracked:
+        facts.append(f"untracked in {' and '.join(file.untracked)}")
+    if file.note:
+        facts.append(file.note)
+    return f"{file.path} ({'; '.join(facts)})"
+
+
+def code_side_lines(code: CodeDiff) -> list[str]:
+    """The dirty patches by file and the untracked imported files, one line each."""
+    lines = []
+    for side in ("a", "b"):
+        if code.dirty.get(side):
+            lines.append(f"dirty patch ({side}) touches: {', '.join(code.dirty[side])}")
+    for side in ("a", "b"):
+        if code.untracked.get(side):
+            lines.append(f"imported but untracked by git ({side}): {', '.join(code.untracked[side])}")
+    return lines

@@ -13,6 +13,9 @@ from envsnap.diff.render.phrasing import (
     TOP_SUSPECTS,
     change_before_after,
     changed_sections,
+    code_file_line,
+    code_heading,
+    code_side_lines,
     delta_detail,
     number_text,
     package_notes,
@@ -120,6 +123,26 @@ def _environment(console: Console, diff: SnapshotDiff) -> None:
                 kind = change.kind + (f" ({change.note})" if change.note else "")
                 table.add_row(change.key, kind, before, after)
             console.print(table)
+    console.print()
+
+
+def _code(console: Console, diff: SnapshotDiff) -> None:
+    """The changed project files, each with its hunks (red/green with colour), then dirty and untracked files."""
+    from rich.text import Text
+
+    code = diff.code
+    if code is None or not (code.files or code.dirty or code.untracked):
+        return
+    console.print(Text(code_heading(code), style="bold"))
+    for file in code.files:
+        console.print(Text(f"  {code_file_line(file, diff.data.first_diverging_stage)}", style="bold"))
+        for hunk in file.hunks:
+            console.print(Text(f"    {hunk.header}", style="cyan"))
+            for line in hunk.lines:
+                style = {"+": "green", "-": "red"}.get(line[:1], "")
+                console.print(Text(f"    {line}", style=style), overflow="fold")
+    for line in code_side_lines(code):
+        console.print(Text(f"  {line}"))
     console.print()
 
 
@@ -233,6 +256,7 @@ def render_text(diff: SnapshotDiff, *, width: int = 100, color: bool = False, **
     )
     _verdict(console, diff)
     _environment(console, diff)
+    _code(console, diff)
     _data(console, diff)
     _suspects(console, diff)
     text = console.export_text(styles=color)
