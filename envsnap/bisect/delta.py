@@ -315,7 +315,13 @@ def recorded_differences(good: Snapshot, bad: Snapshot, stage: str | None, rtol:
     from envsnap.diff.tables import diff_parquet
 
     def outputs(snap: Snapshot) -> dict[str, tuple[str, str | None]]:
-        if "pipeline/pipeline.json" not in snap:
+        if snap.kind == "command":
+            raise BisectError(
+                f"{snap.path}: a command snapshot (envsnap run -- COMMAND) has no stage outputs to bisect on",
+                hint="replay it with `envsnap replay --with NAME==VERSION` per suspect, or declare the job as "
+                "a pipeline (docs/pipelines.md) and record both runs with `envsnap run`",
+            )
+        if snap.kind != "pipeline":
             raise BisectError(
                 f"{snap.path}: the snapshot has no pipeline (captured with `envsnap capture`)",
                 hint="record both jobs with `envsnap run` so that bisect has outputs to compare",

@@ -34,6 +34,14 @@ class Shrinker:
         import pyarrow.parquet as pq
 
         self.snap, self.good, self.options, self.say = snap, good, options, say
+        if snap.kind != "pipeline":
+            what = "an environment snapshot"
+            if snap.kind == "command":
+                what = "a command snapshot (envsnap run -- COMMAND)"
+            raise ShrinkError(
+                f"{snap.path}: {what} has no stages to rerun on fewer rows",
+                hint="declare the job as a pipeline (docs/pipelines.md) and record it with `envsnap run`",
+            )
         index = snap.read_json("data/inputs.json").get("inputs") if "data/inputs.json" in snap else None
         if not index:
             raise ShrinkError(f"{snap.path}: the snapshot has no recorded inputs to shrink")

@@ -80,6 +80,19 @@ class Snapshot:
     def label(self) -> str | None:
         return self.manifest.label
 
+    @property
+    def kind(self) -> str:
+        """What the snapshot records: ``pipeline`` (stages and intermediates, ``envsnap run``),
+        ``command`` (a job run with ``envsnap run -- COMMAND``) or ``environment`` (a runtime only:
+        ``capture``, ``on_failure``, the pytest plugin)."""
+        if "pipeline/pipeline.json" in self:
+            return "pipeline"
+        if "job/command.json" in self:
+            job = self.read_json("job/command.json")
+            if isinstance(job, dict) and isinstance(job.get("command"), dict):
+                return "command"
+        return "environment"
+
     def members(self) -> list[str]:
         """Member paths in manifest order (sorted)."""
         return sorted(self.manifest.members)

@@ -242,3 +242,14 @@ def test_sigterm_to_envsnap_reaches_the_job_and_is_recorded(tmp_path: Path, job_
     assert proc.returncode == 128 + 15, stderr
     record, _ = _job_record(tmp_path / "slow.envsnap")
     assert record["command"]["signal"] == 15 and record["command"]["duration_s"] < 60
+
+
+def test_verbs_that_need_stages_name_a_command_snapshot_as_such(tmp_path: Path, job_venv: Path) -> None:
+    (tmp_path / "ok.py").write_text("print('ok')\n")
+    assert _envsnap("run", "-o", "c.envsnap", "--", job_venv, "ok.py", cwd=tmp_path).returncode == 0
+    with open_snapshot(tmp_path / "c.envsnap") as snap:
+        assert snap.kind == "command"
+    for argv in (["bisect", "c.envsnap", "c.envsnap"], ["shrink", "c.envsnap"]):
+        proc = _envsnap(*argv, cwd=tmp_path)
+        assert proc.returncode == 3, proc.stderr
+        assert "a command snapshot (envsnap run -- COMMAND)" in proc.stderr and "Traceback" not in proc.stderr
