@@ -4,15 +4,17 @@ Which files:
 
 * a pipeline run: every ``.py`` file of the project that a stage imported while it ran, and the file of
   each stage's function (the runner records them: :func:`envsnap._target.runner.measure.source_files`);
-* ``envsnap run -- COMMAND``: the job's ``.py`` files it read (``job/command.json`` ``command.files.read``;
-  a ``__pycache__/*.pyc`` counts as its source) and the project frames of its exception;
+* ``envsnap run -- COMMAND``: the script it ran (``python job.py``, ``python -m pkg.job``), the job's
+  ``.py`` files it read (``job/command.json`` ``command.files.read``; a ``__pycache__/*.pyc`` counts as
+  its source) and the project frames of its exception;
 * any other capture that records a failure: the project frames of its traceback.
 
 "The project" is the git repository's root (``env/git.json``), else the command's root, else the
 directory that holds the files. Files outside it are not the project's.
 
 Each file is indexed with its path relative to the root, its sha256 and size, whether git tracks it,
-the stages that imported it and why it is there (``imported``, ``read``, ``traceback``). Its text is kept
+the stages that imported it and why it is there (``imported``, ``entry`` — the script a command ran —,
+``read``, ``traceback``). Its text is kept
 as ``code/files/PATH`` (redacted like every string, so the stored text can differ from the hashed file)
 while the texts stay within :data:`SOURCE_BUDGET` bytes in all; ``--no-source`` keeps none. A file that is
 binary, not UTF-8, alone larger than the budget, unreadable or whose name cannot be a member is named
@@ -185,6 +187,28 @@ def code_index(
     return index, texts
 
 
+def _entry_files(command: Mapping[str, Any], root: str) -> list[str]:
+    """The file a Python command ran (``python job.py``, ``python -m pkg.job``), relative to ``root``."""
+    argv = [str(a) for a in command.get("argv") or ()]
+    if not command.get("is_python") or len(argv) < 2:
+        return []
+    cwd = command.get("cwd") or "."
+    base = os.path.join(root, cwd) if not os.path.isabs(cwd) else cwd
+    candidates = []
+    for index, arg in enumerate(argv[1:], 1):
+        if arg == "-m" and index + 1 < len(argv):
+            module = argv[index + 1].replace(".", os.sep)
+            candidates += [os.path.join(base, module + ".py"), os.path.join(base, module, "__main__.py")]
+            break
+        if arg.endswith(".py"):
+            candidates.append(arg if os.path.isabs(arg) else os.path.join(base, arg))
+            break
+        if not arg.startswith("-"):
+            break
+    found = relative_files([c for c in candidates if os.path.isfile(c)], root)
+    return sorted(found.values())[:1]
+
+
 def _wanted(ctx: CaptureContext, root: str | None) -> dict[str, dict[str, Any]]:
     """Relative path -> ``{stages, why, order}`` of what this capture asks to index."""
     options = ctx.options
@@ -204,6 +228,8 @@ def _wanted(ctx: CaptureContext, root: str | None) -> dict[str, dict[str, Any]]:
                 add(relative, "imported", stage, index)
     command = options.command
     if command is not None and root is not None:
+        for entry in _entry_files(command, root):
+            add(entry, "entry")
         read = (command.get("files") or {}).get("read") or ()
         sources = [_source_of(os.path.join(root, p)) for p in read if isinstance(p, str)]
         for absolute, relative in relative_files(sources, root).items():

@@ -177,6 +177,7 @@ class _Side:
         index = _json(snap, INDEX)
         self.indexed = isinstance(index, dict) and isinstance(index.get("files"), list)
         self.files: dict[str, dict[str, Any]] = {}
+        self.origin = index.get("origin") if isinstance(index, dict) else None
         if isinstance(index, dict) and isinstance(index.get("files"), list):
             self.files = {str(f["path"]): f for f in index["files"] if isinstance(f, dict) and "path" in f}
         git = _json(snap, "env/git.json")
@@ -247,6 +248,18 @@ def _renames(removed: list[str], added: list[str], a: _Side, b: _Side) -> dict[s
     return out
 
 
+def _elsewhere(clone: _Clone, other: _Side, path: str, sha: str | None) -> str:
+    """A file only one side's code map lists, looked up on the other side: ``same`` (the other commit has
+    it unchanged: only no longer imported or read), ``changed``, ``gone`` or ``same`` when nothing can
+    tell and the other side's map is not a pipeline's (a command's map lists only what it saw)."""
+    if other.commit is not None and path not in other.dirty and clone.has(other.commit):
+        blob = clone.blob(other.commit, path)
+        if blob is None:
+            return "gone"
+        return "same" if hashlib.sha256(blob).hexdigest() == sha else "changed"
+    return "gone" if other.origin == "pipeline" else "same"
+
+
 def _indexed_files(a: _Side, b: _Side, clone: _Clone, first: str | None, notes: list[str]) -> list[CodeFile]:
     removed = sorted(set(a.files) - set(b.files))
     added = sorted(set(b.files) - set(a.files))
@@ -256,8 +269,16 @@ def _indexed_files(a: _Side, b: _Side, clone: _Clone, first: str | None, notes: 
         if a.files[path].get("sha256") != b.files[path].get("sha256"):
             pairs.append(("modified", path, path))
     pairs += [("renamed", old, new) for new, old in renamed.items()]
-    pairs += [("removed", p, None) for p in removed if p not in renamed.values()]
-    pairs += [("added", None, p) for p in added if p not in renamed]
+    for path in removed:
+        if path not in renamed.values():
+            state = _elsewhere(clone, b, path, a.files[path].get("sha256"))
+            if state != "same":
+                pairs.append(("modified", path, path) if state == "changed" else ("removed", path, None))
+    for path in added:
+        if path not in renamed:
+            state = _elsewhere(clone, a, path, b.files[path].get("sha256"))
+            if state != "same":
+                pairs.append(("modified", path, path) if state == "changed" else ("added", None, path))
     out = []
     for status, old, new in pairs:
         path = new or old or ""

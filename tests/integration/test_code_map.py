@@ -1,5 +1,5 @@
 """The code map on real git repositories: what a pipeline's stages imported is recorded with its text,
-and ``envsnap diff`` names the changed file, line, hunk and importing stage (issue 20).
+and ``envsnap diff`` names the changed file, line, hunk and importing stage.
 
 A small pyarrow pipeline (``steps/``: clean -> scale) lives in a scratch git repository; each test moves
 the repository through real states (a commit, a dirty tree, a rename, a deleted module, an untracked
@@ -278,3 +278,39 @@ def test_the_demo_one_line_change_names_file_line_and_stage(tmp_path: Path) -> N
     (changed,) = document["code"]["files"]
     assert (changed["path"], changed["stages"], changed["source"]) == ("churn/preprocess.py", ["preprocess"], "stored")
     assert "-        out[column] = (values - mean[column]) / scale[column]" in changed["hunks"][0]["lines"]
+
+
+def test_a_command_job_maps_its_script_and_its_traceback(tmp_path: Path) -> None:
+    """``envsnap run -- python job.py``: the script and the project frames of its failure are the code map;
+    a file only the failing side's traceback listed is not reported as removed when the clone has it."""
+    repo = tmp_path / "job"
+    write(repo, "pkg/__init__.py", "")
+    write(repo, "pkg/mod.py", "def f(x):\n    return 1 / x\n")
+    write(repo, "job.py", "import pkg.mod\nprint(pkg.mod.f(0))\n")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "job")
+
+    def run(name: str) -> Path:
+        out = tmp_path / f"{name}.envsnap"
+        subprocess.run(
+            [sys.executable, "-m", "envsnap", "run", "-o", str(out), "-q", "--", sys.executable, "job.py"],
+            cwd=repo, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        return out
+
+    failing = run("failing")
+    import envsnap
+
+    index = envsnap.load(failing).read_json("code/index.json")
+    assert index["origin"] == "command"
+    assert {f["path"]: f["why"] for f in index["files"]} == {
+        "job.py": ["entry", "traceback"],
+        "pkg/mod.py": ["traceback"],
+    }
+    write(repo, "job.py", "import pkg.mod\nprint(pkg.mod.f(2))\n")
+    git(repo, "commit", "-q", "-am", "divide by two")
+    fixed = run("fixed")
+    document = diff_json(failing, fixed)
+    assert list(files_of(document)) == ["job.py"]
+    assert document["suspects"][0]["reason"].startswith("job.py:2 `print(pkg.mod.f(2))`; commit ")
