@@ -41,6 +41,7 @@ ENV_SECTIONS = (
     "artifacts",
     "lockfiles",
     "configs",
+    "job",
 )
 
 #: Sections whose two parsed members are all a differ needs.
@@ -106,7 +107,7 @@ def _compare(a: Snapshot, b: Snapshot, name: str, *, validate: bool) -> tuple[Se
     if name == "artifacts":
         # No --artifact given is an empty set, not an unknown one: artifacts on one side read as added.
         data_a, data_b = (_no_artifacts(a, d) for d in (data_a, data_b))
-    note = _missing_note(data_a, data_b)
+    note = _missing_note(data_a, data_b) if name != "job" else None
     if note is not None:
         return SectionDiff(name, note=note), ()
     if name == "packages":
@@ -115,6 +116,10 @@ def _compare(a: Snapshot, b: Snapshot, name: str, *, validate: bool) -> tuple[Se
         return diff_lock(data_a, data_b), ()
     if name == "artifacts":
         return diff_artifacts(a, b, data_a, data_b, validate=validate), ()
+    if name == "job":
+        from envsnap.diff.failures import diff_job
+
+        return diff_job(a, b, data_a, data_b), ()
     return _SIMPLE[name](data_a, data_b), ()
 
 

@@ -139,10 +139,12 @@ def diff_packages(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[SectionDi
 
 
 def diff_lock(a: str, b: str) -> SectionDiff:
-    """Hash changes per requirement between two ``env/requirements.lock`` texts.
+    """Pin and hash changes per requirement between two ``env/requirements.lock`` texts.
 
     ``--hash`` options and ``# hash known locally:`` / ``# hash from the index:`` notes both count: a lock
-    keeps hashes as comments unless every requirement has one. Version changes are the packages section's.
+    keeps hashes as comments unless every requirement has one. A requirement whose hashes did not change
+    (or that has none) is still a change when its pin or URL moved, was added or removed: ``before`` and
+    ``after`` are then the versions. The suspects leave out the lines of packages the deltas already show.
     """
     from envsnap.core.lock_text import parse_lock
 
@@ -153,6 +155,16 @@ def diff_lock(a: str, b: str) -> SectionDiff:
         before = sorted(set(old[name].hashes) | set(old[name].noted_hashes)) if name in old else []
         after = sorted(set(new[name].hashes) | set(new[name].noted_hashes)) if name in new else []
         if before == after:
+            # No hashes (or the same ones): the pin itself still tells, so the section never reads as
+            # unchanged while pins moved.
+            pin_a = old[name].version if name in old else None
+            pin_b = new[name].version if name in new else None
+            if name not in new:
+                out.add(name, "removed", pin_a, None, note="requirement removed")
+            elif name not in old:
+                out.add(name, "added", None, pin_b, note="requirement added")
+            elif pin_a != pin_b or old[name].url != new[name].url:
+                out.add(name, "changed", pin_a, pin_b, note="pin changed" if pin_a != pin_b else "URL changed")
             continue
         if name not in new:
             out.add(name, "removed", before, None, note="requirement and its hashes removed")

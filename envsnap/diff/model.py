@@ -23,6 +23,7 @@ __all__ = [
     "EnvDiff",
     "PackageDelta",
     "SchemaChange",
+    "ScoreTerm",
     "SectionDiff",
     "SnapshotDiff",
     "SnapshotRef",
@@ -115,7 +116,7 @@ class SectionDiff:
 @dataclass(frozen=True)
 class EnvDiff:
     """Every environment section (python, packages, lock, native, threads, envvars, gpu, container, git,
-    system, artifacts, lockfiles, configs) plus the package deltas in detail."""
+    system, artifacts, lockfiles, configs, job — the job's outcome) plus the package deltas in detail."""
 
     sections: tuple[SectionDiff, ...]
     packages: tuple[PackageDelta, ...] = ()
@@ -284,8 +285,21 @@ class CodeDiff:
 
 
 @dataclass(frozen=True)
+class ScoreTerm:
+    """One term of a suspect's score: what it is for (``prior: numeric core``) and its points."""
+
+    term: str
+    points: float
+
+
+@dataclass(frozen=True)
 class Suspect:
-    """An environment or input difference ranked by how likely it is to explain the divergence."""
+    """An environment or input difference ranked by how likely it is to explain the divergence.
+
+    ``evidence`` is the strongest fact tying it to the outcome, used to break ties of equal score:
+    traceback (the failure's frames run through it) > imported (by the first diverging stage) > loaded
+    (before that stage ran) > present. ``terms`` are the points that add up to ``score``.
+    """
 
     rank: int
     score: float
@@ -293,6 +307,8 @@ class Suspect:
     subject: str
     reason: str
     change: Change | PackageDelta | SchemaChange | None = None
+    evidence: str = "present"
+    terms: tuple[ScoreTerm, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -310,6 +326,13 @@ class SnapshotDiff:
     code: CodeDiff | None = None
 
     @property
+    def job_outcome(self) -> str | None:
+        """How the two jobs ended, when they ended differently ("the job fails in b: TypeError at …")."""
+        job = self.env.section("job")
+        outcome = next((c for c in job.changes if c.key == "outcome"), None) if job is not None else None
+        return outcome.note if outcome is not None else None
+
+    @property
     def verdict(self) -> str:
         """One line: where the outputs first diverged and the top suspect."""
         parts = []
@@ -319,6 +342,8 @@ class SnapshotDiff:
             parts.append("inputs differ")
         elif self.data.stages:
             parts.append("every stage output matches")
+        if self.job_outcome:
+            parts.append(self.job_outcome)
         if self.suspects:
             parts.append(f"top suspect: {self.suspects[0].subject} ({self.suspects[0].reason})")
         elif not self.env.changed:

@@ -21,14 +21,24 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from envsnap.core.naming import normalize_name
-from envsnap.diff.model import Change, DataDiff, EnvDiff, PackageDelta, SchemaChange, Suspect, TableDiff
+from envsnap.diff.model import (
+    Change,
+    DataDiff,
+    EnvDiff,
+    PackageDelta,
+    SchemaChange,
+    ScoreTerm,
+    Suspect,
+    TableDiff,
+)
 from envsnap.snapshot.sections import PipelineSection
 
 if TYPE_CHECKING:
+    from envsnap.diff.failures import Failure, FailureFrame
     from envsnap.diff.model import CodeDiff
     from envsnap.snapshot.model import Snapshot
 
-__all__ = ["NUMERIC_PACKAGES", "THREAD_VARIABLES", "rank_suspects"]
+__all__ = ["EVIDENCE", "HOST_PATH_VARIABLES", "NUMERIC_PACKAGES", "THREAD_VARIABLES", "rank_suspects"]
 
 #: Distributions whose results depend on BLAS, SIMD or their own numeric kernels (normalized names).
 NUMERIC_PACKAGES = frozenset(
@@ -92,6 +102,42 @@ THREAD_VARIABLES = frozenset(
     }
 )
 
+#: Variables that say where and as whom the job ran, not what ran it: the diff lists them, they are never
+#: suspects (two runs from two directories differ in PWD and explain nothing by it).
+HOST_PATH_VARIABLES = frozenset(
+    {
+        "PWD",
+        "OLDPWD",
+        "HOME",
+        "TMPDIR",
+        "TMP",
+        "TEMP",
+        "TEMPDIR",
+        "USER",
+        "LOGNAME",
+        "USERNAME",
+        "SHLVL",
+        "_",
+        "HOSTNAME",
+        "MAIL",
+        "TERM",
+        "COLUMNS",
+        "LINES",
+        "DISPLAY",
+        "SSH_CLIENT",
+        "SSH_CONNECTION",
+        "SSH_TTY",
+        "SSH_AUTH_SOCK",
+        "XDG_RUNTIME_DIR",
+        "XDG_SESSION_ID",
+        "INVOCATION_ID",
+        "JOURNAL_STREAM",
+    }
+)
+
+#: Evidence tying a suspect to the outcome, strongest first: it breaks ties of equal score.
+EVIDENCE = ("traceback", "imported", "read", "loaded", "present")
+
 # Points. The import bonus outweighs any prior, so an imported patch release beats an unimported major.
 HIGH, MEDIUM, LOW = 5.0, 3.0, 1.0
 IMPORTED = 6.0
@@ -105,6 +151,12 @@ INPUT_VALUES = 6.0
 #: The first diverging stage's output changed column types while its inputs did not: the table library
 #: that builds frames and writes parquet (pandas 2 -> 3 strings, timestamp units) is the likely author.
 OUTPUT_RETYPED = 3.0
+#: A distribution (or the project's code) whose frames are in the failure's traceback: above everything
+#: else that changed; the innermost of them a little more than the next (TRACEBACK_DEPTH a step, 4 steps).
+TRACEBACK = 30.0
+TRACEBACK_DEPTH = 2.0
+#: A project file in the traceback when the snapshots cannot tell whether that file changed.
+TRACEBACK_PROJECT_UNSURE = 6.0
 TABLE_LIBRARIES = frozenset({"pandas", "pyarrow", "polars", "fastparquet"})
 
 # Git facts that mean "the code is different"; they merge into one "git code" suspect.
@@ -120,12 +172,30 @@ _CONFIG_SHAPING = re.compile(
 CONFIG_TYPE_CHANGE = 1.0
 
 
-class _Context:
-    """What every scorer needs to know about the data side: the first diverging stage and what it read."""
+class _Points:
+    """A score as the sum of named terms (``--json`` shows them)."""
 
-    def __init__(self, data: DataDiff, a: Snapshot, b: Snapshot) -> None:
+    def __init__(self) -> None:
+        self.terms: list[ScoreTerm] = []
+
+    def add(self, term: str, points: float) -> None:
+        if points:
+            self.terms.append(ScoreTerm(term, points))
+
+    @property
+    def total(self) -> float:
+        return sum(t.points for t in self.terms)
+
+
+class _Context:
+    """What every scorer needs to know about the data side: the first diverging stage and what it read,
+    and the failure's traceback when one side failed."""
+
+    def __init__(self, data: DataDiff, a: Snapshot, b: Snapshot, env: EnvDiff | None = None) -> None:
         self.stage = data.first_diverging_stage
-        self.diverged = self.stage is not None or data.changed
+        job = env.section("job") if env is not None else None
+        self.outcome_changed = job is not None and job.changed
+        self.diverged = self.stage is not None or data.changed or self.outcome_changed
         # Outputs moved, but only within --rtol/--atol: what thread counts do to a reduction's last bits.
         self.noise = not self.diverged and any(s.table.status == "within_tolerance" for s in data.stages)
         stage = next((s for s in data.stages if s.name == self.stage), None)
@@ -138,6 +208,52 @@ class _Context:
         )
         self.stage_inputs = _stage_inputs(self.stage, a, b) if self.stage is not None else None
         self.a, self.b = a, b
+        self.traced: dict[str, tuple[int, FailureFrame]] = {}
+        self.failure: Failure | None = None
+        if a is not b:
+            self._trace(a, b)
+
+    def _trace(self, a: Snapshot, b: Snapshot) -> None:
+        """Distributions and project code in the failure's frames, innermost first (b's failure first)."""
+        from envsnap.diff.failures import failure_of
+
+        fa, fb = failure_of(a), failure_of(b)
+        if fa is not None and fb is not None and _same(fa, fb):
+            return  # both failed the same way: the traceback says nothing about what changed
+        failure = fb or fa
+        if failure is None:
+            return
+        self.failure = failure
+        for frame in failure.frames:
+            if frame.where == "library":
+                key = frame.distribution or normalize_name(frame.file.split("/", 1)[0].removesuffix(".py"))
+            elif frame.where == "project":
+                key = _PROJECT
+            else:
+                continue
+            if key not in self.traced:
+                self.traced[key] = (len(self.traced), frame)
+
+    def traceback(self, key: str, points: _Points, parts: list[str]) -> bool:
+        """Add the traceback bonus of ``key`` (a distribution or the project's code) when its frames are there."""
+        hit = self.traced.get(key)
+        if hit is None:
+            return False
+        depth, frame = hit
+        points.add("in the failure's traceback", TRACEBACK)
+        points.add(f"traceback depth (#{depth + 1} from the raise)", TRACEBACK_DEPTH * max(0, 4 - depth))
+        parts.append(f"the failure's traceback runs through {frame.file}")
+        return True
+
+
+_PROJECT = ":project"
+
+
+def _same(fa: Failure, fb: Failure) -> bool:
+    pa, pb = fa.innermost_project, fb.innermost_project
+    where_a = (pa.file, pa.function) if pa is not None else None
+    where_b = (pb.file, pb.function) if pb is not None else None
+    return fa.type == fb.type and where_a == where_b
 
 
 def _stage_inputs(stage_name: str | None, a: Snapshot, b: Snapshot) -> frozenset[str] | None:
@@ -164,46 +280,62 @@ def _stage_inputs(stage_name: str | None, a: Snapshot, b: Snapshot) -> frozenset
 # --- scorers ------------------------------------------------------------------------------------------------
 
 
-def _package(delta: PackageDelta, ctx: _Context, note: str | None = None) -> Suspect:
+def _package(delta: PackageDelta, ctx: _Context, note: str | None = None, bundled: str | None = None) -> Suspect:
     name = normalize_name(delta.name)
-    score, parts = 0.0, []
+    points, parts = _Points(), []
     if delta.change in ("added", "removed"):
         parts.append(f"{delta.name} {delta.after or delta.before}: {delta.change}")
-        score += ADDED_REMOVED
+        points.add(delta.change, ADDED_REMOVED)
     else:
         parts.append(f"{delta.name} {delta.before} → {delta.after}: {delta.level or delta.change}")
-        score += MAGNITUDE.get(delta.level or "other", 1.0)
+        points.add(f"version step: {delta.level or 'other'}", MAGNITUDE.get(delta.level or "other", 1.0))
         commit = next((p for p in (note or "").split("; ") if p.startswith("vcs commit")), None)
         if commit:
             # Same version string, another commit of a VCS install: different code under the same name.
             parts.append(commit)
-            score += MAGNITUDE["minor"]
+            points.add("another VCS commit", MAGNITUDE["minor"])
         elif delta.before == delta.after:
             # Only the installer or location moved: same code, most likely.
-            score -= 1.0
+            points.add("same version", -1.0)
+    if bundled:
+        parts[0] += f" and its bundled {bundled}"
     if delta.installer:
         parts.append(f"installer {delta.installer[0] or '-'} → {delta.installer[1] or '-'}")
     if delta.location_kind:
         parts.append(f"location {delta.location_kind[0] or '-'} → {delta.location_kind[1] or '-'}")
+    evidence = "traceback" if ctx.traceback(name, points, parts) else "present"
     if name in ctx.imports:
-        score += IMPORTED
+        points.add("imported by the first diverging stage", IMPORTED)
         parts.append(f"imported by stage `{ctx.stage}`, the first to diverge")
+        evidence = "imported" if evidence == "present" else evidence
     elif name in ctx.preloaded:
         # Loaded before any stage ran (the runner hands inputs over as pandas/Arrow): usable by every stage.
-        score += IMPORTED / 2
+        points.add("loaded before the first diverging stage ran", IMPORTED / 2)
         parts.append(f"loaded before stage `{ctx.stage}`, the first to diverge, ran")
+        evidence = "loaded" if evidence == "present" else evidence
     elif ctx.imports_known:
-        score += NOT_IMPORTED
+        points.add("not imported by the first diverging stage", NOT_IMPORTED)
         parts.append(f"not imported by stage `{ctx.stage}`")
     if ctx.output_retyped and name in TABLE_LIBRARIES:
-        score += OUTPUT_RETYPED
+        points.add("table library; the stage's output was retyped", OUTPUT_RETYPED)
         parts.append(f"stage `{ctx.stage}` wrote retyped columns from unchanged inputs")
     if name in NUMERIC_PACKAGES:
-        score += HIGH
+        points.add("prior: numeric core", HIGH)
         parts.append("numeric core")
     else:
-        score += LOW
-    return Suspect(0, score, "package", delta.name, "; ".join(parts), delta)
+        points.add("prior: package", LOW)
+    return _suspect(points, "package", delta.name, "; ".join(parts), delta, evidence)
+
+
+def _suspect(
+    points: _Points,
+    kind: str,
+    subject: str,
+    reason: str,
+    change: Change | PackageDelta | SchemaChange | None,
+    evidence: str = "present",
+) -> Suspect:
+    return Suspect(0, points.total, kind, subject, reason, change, evidence, tuple(points.terms))
 
 
 def _is_thread_key(key: str) -> bool:
@@ -278,19 +410,22 @@ def _change_prior(change: Change, ctx: _Context) -> tuple[float, str, str]:
 
 
 def _change(change: Change, ctx: _Context) -> Suspect:
-    score, subject, label = _change_prior(change, ctx)
+    prior, subject, label = _change_prior(change, ctx)
+    points = _Points()
+    points.add(f"prior: {label}", prior)
     if change.redacted and change.value_changed is None:
-        score -= 0.25  # "cannot tell" ranks below a known change of the same kind
+        points.add("cannot tell whether the value changed", -0.25)  # ranks below a known change of its kind
     if change.redacted and change.value_changed is False:
-        score -= 0.5
+        points.add("same value, only redacted now", -0.5)
     if change.section == "configs" and (change.note or "").startswith("type "):
-        score += CONFIG_TYPE_CHANGE  # "false" -> false: code that tests truthiness now takes the other branch
+        # "false" -> false: code that tests truthiness now takes the other branch
+        points.add("type change", CONFIG_TYPE_CHANGE)
     if change.section == "python" and change.key == "version" and change.kind == "changed":
-        score += _python_step(change.before, change.after)
+        points.add("version step", _python_step(change.before, change.after))
     if "NUM_THREADS" in change.key.upper() or change.key.upper().endswith("CUDA_VISIBLE_DEVICES"):
-        score += 0.5  # a pool size or device set: the settings that change results most often
+        points.add("a pool size or device set", 0.5)  # the settings that change results most often
     if change.section == "threads" and ctx.diverged:
-        score += 0.5  # thread counts change reduction order: exactly the floating-point kind of drift
+        points.add("thread counts change reduction order", 0.5)  # the floating-point kind of drift
     if change.section == "git" and change.key == "commit":
         # Twelve hex digits identify a commit to a reader; forty only push the reason past one line.
         what = f"commit {str(change.before)[:12]} → {str(change.after)[:12]}"
@@ -299,7 +434,56 @@ def _change(change: Change, ctx: _Context) -> Suspect:
     reason = f"{what}; {label}"
     if ctx.noise and label == "thread/device setting":
         reason += "; outputs differ only within tolerance: numerical noise from the reduction order"
-    return Suspect(0, score, change.section, subject, reason, change)
+    return _suspect(points, change.section, subject, reason, change)
+
+
+def _code_hashes(snap: Snapshot) -> dict[str, str] | None:
+    """``{path: sha256}`` of the project files a snapshot's code map (``code/index.json``) names, or None."""
+    if "code/index.json" not in snap:
+        return None
+    try:
+        index = snap.read_json("code/index.json")
+    except Exception:  # noqa: BLE001 - without it, whether a file changed is unknown
+        return None
+    files = index.get("files") if isinstance(index, dict) else None
+    out: dict[str, str] = {}
+    items = files.items() if isinstance(files, dict) else ((None, f) for f in files or ())
+    for key, entry in items:
+        path = entry.get("path", key) if isinstance(entry, dict) else key
+        digest = entry.get("sha256") if isinstance(entry, dict) else entry
+        if isinstance(path, str) and isinstance(digest, str):
+            out[path] = digest
+    return out
+
+
+def _trace_project(suspects: list[Suspect], ctx: _Context) -> list[Suspect]:
+    """The project's code in the failure's traceback: the code suspect moves up, as strongly as the
+    snapshots can tell that the file in the frame changed (its hash in both code maps)."""
+    hit = ctx.traced.get(_PROJECT)
+    code = next((s for s in suspects if s.subject in ("git code", "git untracked_code")), None)
+    if hit is None or code is None:
+        return suspects
+    depth, frame = hit
+    before, after = _code_hashes(ctx.a), _code_hashes(ctx.b)
+    changed = None if before is None or after is None else before.get(frame.file) != after.get(frame.file)
+    if changed is False:
+        return suspects
+    points = _Points()
+    points.terms = list(_terms(code))
+    if changed:
+        points.add("in the failure's traceback", TRACEBACK)
+        points.add(f"traceback depth (#{depth + 1} from the raise)", TRACEBACK_DEPTH * max(0, 4 - depth))
+    else:
+        points.add("in the failure's traceback (the file may not have changed)", TRACEBACK_PROJECT_UNSURE)
+    reason = f"{code.reason}; the failure's traceback runs through {frame.at}"
+    moved = _suspect(points, code.kind, code.subject, reason, code.change, "traceback")
+    return [moved if s is code else s for s in suspects]
+
+
+def _terms(suspect: Suspect) -> tuple[ScoreTerm, ...]:
+    """A suspect's terms, with what a merge added to its score as one more term so that they still add up."""
+    rest = round(suspect.score - sum(t.points for t in suspect.terms), 6)
+    return suspect.terms + ((ScoreTerm("combined facts", rest),) if rest else ())
 
 
 def _python_step(before: Any, after: Any) -> float:
@@ -329,7 +513,9 @@ def _inputs(data: DataDiff, ctx: _Context) -> Iterable[Suspect]:
             else:
                 yield _schema(table, schema, ctx, read_by_diverging)
         if table.status == "different" and not table.schema:
-            score = INPUT_VALUES + (IMPORTED if read_by_diverging else 0.0)
+            points = _Points()
+            points.add("prior: input values differ", INPUT_VALUES)
+            points.add("read by the first diverging stage", IMPORTED if read_by_diverging else 0.0)
             parts = [f"input `{table.name}` values differ"]
             differing = sum(1 for c in table.columns if c.status == "different")
             if differing:
@@ -337,10 +523,13 @@ def _inputs(data: DataDiff, ctx: _Context) -> Iterable[Suspect]:
             parts.extend(_drift(table))
             if read_by_diverging:
                 parts.append(f"read by stage `{ctx.stage}`, the first to diverge")
-            yield Suspect(0, score, "input", f"input {table.name}", "; ".join(parts), None)
+            evidence = "read" if read_by_diverging else "present"
+            yield _suspect(points, "input", f"input {table.name}", "; ".join(parts), None, evidence)
         elif table.status == "incomparable":
-            yield Suspect(
-                0, LOW, "input", f"input {table.name}", f"input `{table.name}` cannot be compared: {table.note}", None
+            points = _Points()
+            points.add("prior: input cannot be compared", LOW)
+            yield _suspect(
+                points, "input", f"input {table.name}", f"input `{table.name}` cannot be compared: {table.note}", None
             )
 
 
@@ -363,7 +552,9 @@ def _drift(table: TableDiff) -> list[str]:
 
 def _schema(table: TableDiff, schema: SchemaChange, ctx: _Context, read_by_diverging: bool) -> Suspect:
     weight = {"retyped": 1.0, "removed": 1.0, "added": 0.75, "renamed": 1.0, "moved": 0.5}.get(schema.kind, 0.6)
-    score = SCHEMA_BASE * weight + (SCHEMA_READ_BY_DIVERGING if read_by_diverging else 0.0)
+    points = _Points()
+    points.add(f"prior: input schema ({schema.kind})", SCHEMA_BASE * weight)
+    points.add("read by the first diverging stage", SCHEMA_READ_BY_DIVERGING if read_by_diverging else 0.0)
     what = f"column `{schema.column}` {schema.kind}"
     if schema.before is not None or schema.after is not None:
         what += f" ({_fmt(schema.before)} → {_fmt(schema.after)})"
@@ -371,7 +562,8 @@ def _schema(table: TableDiff, schema: SchemaChange, ctx: _Context, read_by_diver
     if read_by_diverging:
         parts.append(f"read by stage `{ctx.stage}`, the first to diverge")
     parts.append("input schema")
-    return Suspect(0, score, "schema", f"input {table.name}.{schema.column}", "; ".join(parts), schema)
+    evidence = "read" if read_by_diverging else "present"
+    return _suspect(points, "schema", f"input {table.name}.{schema.column}", "; ".join(parts), schema, evidence)
 
 
 def _renames(table: TableDiff) -> list[tuple[SchemaChange, SchemaChange]]:
@@ -408,7 +600,9 @@ def _renamed(
     table: TableDiff, removed: SchemaChange, added: SchemaChange, ctx: _Context, read_by_diverging: bool
 ) -> Suspect:
     """One suspect for a column replaced upstream: the rename, the type change, the columns it moved."""
-    score = SCHEMA_BASE + 1.0 + (SCHEMA_READ_BY_DIVERGING if read_by_diverging else 0.0)
+    points = _Points()
+    points.add("prior: input schema (renamed)", SCHEMA_BASE + 1.0)
+    points.add("read by the first diverging stage", SCHEMA_READ_BY_DIVERGING if read_by_diverging else 0.0)
     what = f"column `{removed.column}` renamed to `{added.column}` ({_fmt(removed.before)} → {_fmt(added.after)})"
     names_a, names_b = _column_names(ctx.a, table.name), _column_names(ctx.b, table.name)
     if names_a is not None and names_b is not None:
@@ -419,7 +613,8 @@ def _renamed(
     if read_by_diverging:
         parts.append(f"read by stage `{ctx.stage}`, the first to diverge")
     parts.append("input schema")
-    return Suspect(0, score, "schema", f"input {table.name}.{removed.column}", "; ".join(parts), removed)
+    evidence = "read" if read_by_diverging else "present"
+    return _suspect(points, "schema", f"input {table.name}.{removed.column}", "; ".join(parts), removed, evidence)
 
 
 def _lockfile_package(key: str) -> str | None:
@@ -462,16 +657,54 @@ def _merge_git(suspects: list[Suspect], code_diff: CodeDiff | None = None, stage
     return [s for s in suspects if s.subject != "git code"] + [merged]
 
 
+_BUNDLED = re.compile(r"^lib:(?P<name>.+) \((?P<owner>[^()]+)\)$")
+
+
+_NUMPY_BUILD = ("numpy.blas.", "numpy.lapack.")
+
+
+def _bundled(env: EnvDiff, package_names: set[str]) -> tuple[dict[str, str], set[str]]:
+    """Vendored native libraries of changed packages: ``{package: "libarrow 2000 → 2600, …"}`` and the keys
+    of the native changes folded into those rows."""
+    native = env.section("native")
+    found: dict[str, list[str]] = {}
+    folded: set[str] = set()
+    for change in native.changes if native is not None else ():
+        match = _BUNDLED.match(change.key)
+        if match is None:
+            continue
+        owner = normalize_name(match.group("owner").removesuffix(".libs"))
+        if owner not in package_names:
+            continue
+        name = "lib" + match.group("name") if not match.group("name").startswith("lib") else match.group("name")
+        if change.kind == "changed":
+            found.setdefault(owner, []).append(f"{name} {_fmt(change.before)} → {_fmt(change.after)}")
+        else:
+            found.setdefault(owner, []).append(f"{name} {change.kind}")
+        folded.add(change.key)
+    texts = {}
+    for owner, items in found.items():
+        shown = sorted(items)[:3]
+        more = len(items) - len(shown)
+        texts[owner] = ", ".join(shown) + (f" and {more} more" if more else "")
+    return texts, folded
+
+
 def rank_suspects(
     env: EnvDiff, data: DataDiff, a: Snapshot, b: Snapshot, *, code: CodeDiff | None = None
 ) -> tuple[Suspect, ...]:
     """Every environment difference and input change as a :class:`Suspect`, most likely first."""
-    ctx = _Context(data, a, b)
+    ctx = _Context(data, a, b, env)
     packages = env.section("packages")
     notes = {c.key: c.note for c in packages.changes} if packages is not None else {}
-    suspects: list[Suspect] = [_package(d, ctx, notes.get(d.name)) for d in env.packages]
     package_names = {normalize_name(d.name) for d in env.packages}
+    bundled, folded = _bundled(env, package_names)
+    suspects: list[Suspect] = [
+        _package(d, ctx, notes.get(d.name), bundled.get(normalize_name(d.name))) for d in env.packages
+    ]
     for section in env.sections:
+        if section.name == "job":
+            continue  # the outcome is what the suspects explain, not one of them
         for change in section.changes:
             # The package deltas already tell these (with the version step), and a lock line moves with
             # its package.
@@ -479,17 +712,43 @@ def rank_suspects(
                 continue
             if section.name == "lockfiles" and _lockfile_package(change.key) in package_names:
                 continue
-            # How the capture was told to redact (--env-allow, the key in use) is not the job's runtime.
-            if section.name == "envvars" and change.key.startswith("policy."):
+            # How the capture was told to redact (--env-allow, the key in use) is not the job's runtime,
+            # and where or as whom it ran (PWD, HOME, USER) is not what ran it: listed, never suspects.
+            if section.name == "envvars" and (change.key.startswith("policy.") or change.key in HOST_PATH_VARIABLES):
+                continue
+            # A vendored library moves with its package: one row, "and its bundled libarrow …"; so does the
+            # BLAS/LAPACK numpy was built against when numpy itself changed.
+            if section.name == "native" and (
+                change.key in folded or ("numpy" in package_names and change.key.startswith(_NUMPY_BUILD))
+            ):
                 continue
             suspects.append(_change(change, ctx))
     suspects.extend(_inputs(data, ctx))
     suspects = _merge_git(suspects, code, data.first_diverging_stage)
+    suspects = _trace_project(suspects, ctx)
     # One subject once: a thread variable shows up both as configured thread setting and as env var.
     best: dict[str, Suspect] = {}
     for suspect in suspects:
         held = best.get(suspect.subject)
         if held is None or suspect.score > held.score:
             best[suspect.subject] = suspect
-    ordered = sorted(best.values(), key=lambda s: (-round(s.score, 6), s.subject, s.kind))
-    return tuple(Suspect(i, round(s.score, 2), s.kind, s.subject, s.reason, s.change) for i, s in enumerate(ordered, 1))
+    ordered = sorted(best.values(), key=_order)
+    return tuple(
+        Suspect(
+            i,
+            round(s.score, 2),
+            s.kind,
+            s.subject,
+            s.reason,
+            s.change,
+            s.evidence,
+            tuple(ScoreTerm(t.term, round(t.points, 2)) for t in _terms(s)),
+        )
+        for i, s in enumerate(ordered, 1)
+    )
+
+
+def _order(suspect: Suspect) -> tuple[float, int, str, str]:
+    """Score descending; at equal scores the stronger evidence first; then subject and kind."""
+    evidence = EVIDENCE.index(suspect.evidence) if suspect.evidence in EVIDENCE else len(EVIDENCE)
+    return (-round(suspect.score, 6), evidence, suspect.subject, suspect.kind)

@@ -51,11 +51,15 @@ def env_diff(
     packages: tuple[PackageDelta, ...] = (NUMPY, REQUESTS, TQDM),
     changes: tuple[Change, ...] = (OMP_THREADS, OMP_VAR, TOKEN, COMMIT, GLIBC),
 ) -> EnvDiff:
-    """An EnvDiff with every fixed section, the packages section mirroring the deltas as the env differ does."""
+    """An EnvDiff with every fixed section, the packages and lock sections mirroring the deltas as the env
+    differ does."""
     by_section: dict[str, list[Change]] = {name: [] for name in SECTIONS}
     for delta in packages:
         kind = {"upgraded": "changed", "downgraded": "changed"}.get(delta.change, delta.change)
         by_section["packages"].append(Change("packages", delta.name, kind, delta.before, delta.after))
+        # The lock moves with the pins (no hashes in this one): the lock section says so.
+        note = {"added": "requirement added", "removed": "requirement removed"}.get(delta.change, "pin changed")
+        by_section["lock"].append(Change("lock", delta.name, kind, delta.before, delta.after, note=note))
     for change in changes:
         by_section[change.section].append(change)
     sections = tuple(SectionDiff(name, tuple(by_section[name])) for name in SECTIONS)

@@ -100,8 +100,8 @@ def test_text_plain_without_color_and_ansi_with(diff: SnapshotDiff) -> None:
 
 def test_text_unchanged_sections_are_counted_not_listed(diff: SnapshotDiff) -> None:
     text = render_text(diff)
-    assert "Environment: 5 of 13 sections changed" in text
-    assert "unchanged: python, lock, native, gpu, container, artifacts, lockfiles, configs" in text
+    assert "Environment: 6 of 14 sections changed" in text
+    assert "unchanged: python, native, gpu, container, artifacts, lockfiles, configs, job" in text
     assert "\ngpu (" not in text
 
 

@@ -101,6 +101,8 @@ def _verdict(diff: SnapshotDiff) -> str:
         f"<h1>{headline}</h1>",
         f'<p class="refs">a: {_e(ref_text(diff.a))}<br>b: {_e(ref_text(diff.b))}</p>',
     ]
+    if diff.job_outcome:
+        parts.append(f'<p id="job-outcome"><strong>Job:</strong> {_e(diff.job_outcome)}</p>')
     if diff.suspects:
         items = "".join(
             f'<li class="top-suspect"><strong>{_e(s.subject)}</strong> — {_e(s.reason)}</li>'

@@ -77,6 +77,8 @@ def _verdict(diff: SnapshotDiff) -> list[str]:
         f"- **a**: {_cell(ref_text(diff.a))}",
         f"- **b**: {_cell(ref_text(diff.b))}",
     ]
+    if diff.job_outcome:
+        lines += ["", f"**Job:** {_cell(diff.job_outcome)}"]
     if diff.suspects:
         lines += ["", "**Top suspects:**", ""]
         lines += [f"{s.rank}. **{_cell(s.subject)}** — {_cell(s.reason)}" for s in diff.suspects[:TOP_SUSPECTS]]

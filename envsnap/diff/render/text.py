@@ -76,6 +76,8 @@ def _verdict(console: Console, diff: SnapshotDiff) -> None:
     else:
         headline = Text.assemble(("Verdict: ", "bold"), ("no difference", "green"))
     console.print(headline)
+    if diff.job_outcome:
+        console.print(Text.assemble(("Job: ", "bold"), (diff.job_outcome, "bold red")))
     if diff.suspects:
         console.print(Text("Top suspects:", style="bold"))
         console.print(_hanging([(f"  {s.rank}.", f"{s.subject} — {s.reason}") for s in diff.suspects[:TOP_SUSPECTS]]))
