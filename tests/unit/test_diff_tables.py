@@ -233,3 +233,14 @@ def test_same_instants_in_ns_and_us_do_not_shift(tmp_path: Path) -> None:
     assert shift.psi is not None and shift.psi < 0.01
     assert shift.ks is not None and shift.ks < 0.01
     assert shift.quantiles is not None and shift.quantiles["p50"][0] == shift.quantiles["p50"][1]
+
+
+def test_a_column_retyped_from_numbers_to_text_is_a_schema_change_not_a_crash(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    pq.write_table(pa.table({"k": [1, 2], "v": [1.0, 2.0]}), a)
+    pq.write_table(pa.table({"k": [1, 2], "v": ["1.0", "x"]}), b)
+    result = diff_parquet(a, b, name="t")
+    assert result.status == "different"
+    assert [(c.column, c.kind) for c in result.schema] == [("v", "retyped")]
+    assert {c.column: c.status for c in result.columns} == {"k": "equal", "v": "incomparable"}
+    assert [s.column for s in result.stats] == ["k"]  # no distribution shift across kinds
