@@ -160,3 +160,26 @@ def source_files(names: Any, also: Any = ()) -> list[str]:
             continue
         found.add(path)
     return sorted(found)[:MAX_SOURCE_FILES]
+
+
+def command_source_files(argv: list[str], cwd: str | None, pythonpath: list[str]) -> list[str]:
+    """The project source a ``run`` stage's command runs: ``python -m pkg.tool`` (looked up on ``cwd`` and
+    ``pythonpath``) or a ``*.py`` argument; what that code imports in its own process is not seen."""
+    base = cwd or os.getcwd()
+    roots = [base, *(p if os.path.isabs(p) else os.path.join(base, p) for p in pythonpath)]
+    found: list[str] = []
+    for index, arg in enumerate(argv):
+        if arg == "-m" and index + 1 < len(argv):
+            module = argv[index + 1].replace(".", os.sep)
+            for root in roots:
+                for candidate in (os.path.join(root, module + ".py"), os.path.join(root, module, "__main__.py")):
+                    if os.path.isfile(candidate):
+                        found.append(candidate)
+                        break
+                if found:
+                    break
+            break
+        if arg.endswith(".py"):
+            found.append(arg if os.path.isabs(arg) else os.path.join(base, arg))
+            break
+    return source_files((), [f for f in found if os.path.isfile(f)])

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 import time
 from typing import TYPE_CHECKING, Any
 
 from .command import CommandFailed, run_command
 from .failures import error_record, import_target, missing_columns, type_name
-from .measure import MemoryMeter, source_files, top_level_modules
+from .measure import MemoryMeter, command_source_files, source_files, top_level_modules
 from .tables import as_kind, columns_of, table_kind
 
 if TYPE_CHECKING:
@@ -86,6 +87,10 @@ def run_stages(
                 on_stage(outcome)
             break
         if stage["kind"] == "run":
+            try:
+                outcome["imported_files"] = command_source_files(shlex.split(stage["run"]), cwd, pythonpath or [])
+            except ValueError:
+                outcome["imported_files"] = []
             try:
                 result, facts = run_command(stage, f"{index:02d}-{name}", received, workdir, cwd, pythonpath or [])
                 outcome.update(facts)
