@@ -456,21 +456,31 @@ def _code_hashes(snap: Snapshot) -> dict[str, str] | None:
     return out
 
 
-def _trace_project(suspects: list[Suspect], ctx: _Context) -> list[Suspect]:
+def _trace_project(suspects: list[Suspect], ctx: _Context, code_diff: CodeDiff | None = None) -> list[Suspect]:
     """The project's code in the failure's traceback: the code suspect moves up, as strongly as the
-    snapshots can tell that the file in the frame changed (its hash in both code maps)."""
+    snapshots can tell that a file in its frames changed (the code diff names it, else its hash differs
+    in the two code maps); the reason names the innermost frame in a changed file."""
     hit = ctx.traced.get(_PROJECT)
     code = next((s for s in suspects if s.subject in ("git code", "git untracked_code")), None)
-    if hit is None or code is None:
+    if hit is None or code is None or ctx.failure is None:
         return suspects
     depth, frame = hit
-    before, after = _code_hashes(ctx.a), _code_hashes(ctx.b)
-    changed = None if before is None or after is None else before.get(frame.file) != after.get(frame.file)
-    if changed is False:
-        return suspects
+    frames = [f for f in ctx.failure.frames if f.where == "project"]
+    changed: set[str] | None = None
+    if code_diff is not None and code_diff.files:
+        changed = {f.path for f in code_diff.files} | {f.old_path for f in code_diff.files if f.old_path}
+    else:
+        before, after = _code_hashes(ctx.a), _code_hashes(ctx.b)
+        if before is not None and after is not None:
+            changed = {f.file for f in frames if before.get(f.file) != after.get(f.file)}
+    if changed is not None:
+        first = next((f for f in frames if f.file in changed), None)
+        if first is None:
+            return suspects  # the files in the traceback did not change
+        frame = first
     points = _Points()
     points.terms = list(_terms(code))
-    if changed:
+    if changed is not None:
         points.add("in the failure's traceback", TRACEBACK)
         points.add(f"traceback depth (#{depth + 1} from the raise)", TRACEBACK_DEPTH * max(0, 4 - depth))
     else:
@@ -725,7 +735,7 @@ def rank_suspects(
             suspects.append(_change(change, ctx))
     suspects.extend(_inputs(data, ctx))
     suspects = _merge_git(suspects, code, data.first_diverging_stage)
-    suspects = _trace_project(suspects, ctx)
+    suspects = _trace_project(suspects, ctx, code)
     # One subject once: a thread variable shows up both as configured thread setting and as env var.
     best: dict[str, Suspect] = {}
     for suspect in suspects:

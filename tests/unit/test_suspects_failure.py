@@ -233,3 +233,29 @@ def test_lock_section_reports_pins_that_moved_without_hashes() -> None:
     env = EnvDiff((SectionDiff("lock", section.changes),), (SKLEARN,), True)
     suspects = rank_suspects(env, DataDiff(), *_pair())
     assert [s.subject for s in suspects] == ["scikit-learn", "lock idna", "lock rich"]
+
+
+def test_project_code_in_the_traceback_moves_the_code_suspect_when_that_file_changed() -> None:
+    from envsnap.diff.model import CodeDiff, CodeFile
+
+    commit = Change("git", "commit", "changed", "a" * 40, "b" * 40)
+    frames = [_frame("job.py", 13, "<module>", "project"), _frame("churn/score.py", 8, "score", "project")]
+    good, bad = _snap(_job(0), "good"), _snap(_job(1, frames=frames), "bad")
+    env = _env(commit)
+
+    def code_row(code: CodeDiff | None) -> tuple[int, str, str]:
+        suspects = rank_suspects(env, DataDiff(), good, bad, code=code)
+        row = next(s for s in suspects if s.subject == "git code")
+        return row.rank, row.evidence, row.reason
+
+    rank, evidence, reason = code_row(CodeDiff(files=(CodeFile("churn/score.py", "modified"),)))
+    assert (rank, evidence) == (1, "traceback")
+    assert reason.endswith("the failure's traceback runs through churn/score.py:8")
+    # Only an outer frame's file changed: it is named, still first (no package is in the traceback).
+    rank, evidence, reason = code_row(CodeDiff(files=(CodeFile("job.py", "modified"),)))
+    assert (rank, evidence) == (1, "traceback") and reason.endswith("runs through job.py:13")
+    # A file outside the traceback changed: the traceback says nothing about the code.
+    assert code_row(CodeDiff(files=(CodeFile("README.md", "modified"),)))[1] == "present"
+    # Nothing says which files changed: a small bonus only, below the numpy major.
+    rank, evidence, _ = code_row(None)
+    assert evidence == "traceback" and rank > 1
