@@ -39,10 +39,21 @@ JOB = textwrap.dedent(
     """
 )
 
+# pyarrow (the same on both sides) lets the stage runner hand the pipeline's inputs over.
 PINS = {
-    "good": ("scikit-learn==1.5.2", "numpy==1.26.4", "pandas==2.2.3"),
-    "bad": ("scikit-learn==1.6.1", "numpy==2.2.6", "pandas==2.3.3"),
+    "good": ("scikit-learn==1.5.2", "numpy==1.26.4", "pandas==2.2.3", "pyarrow==20.0.0"),
+    "bad": ("scikit-learn==1.6.1", "numpy==2.2.6", "pandas==2.3.3", "pyarrow==20.0.0"),
 }
+
+STAGES = textwrap.dedent(
+    """    from sklearn.metrics import mean_squared_error
+
+
+    def score(frame):
+        rmse = mean_squared_error(frame["y"], frame["p"], squared=False)
+        return frame.assign(rmse=rmse)
+    """
+)
 
 
 @pytest.fixture(scope="session")
@@ -99,3 +110,32 @@ def test_sklearn_is_the_top_suspect_when_the_traceback_runs_through_it(
     text = _envsnap("diff", good, bad, cwd=tmp_path)
     assert "Job: the job fails in b: TypeError at job.py:8 in main (exit 1)" in text.stdout
     assert "1. scikit-learn — scikit-learn 1.5.2 → 1.6.1: minor; the failure's traceback runs" in text.stdout
+
+
+def test_a_failed_stage_traceback_text_ranks_sklearn_first(tmp_path: Path, sklearn_venvs: dict[str, Path]) -> None:
+    """A pipeline stage keeps only the traceback text: its site-packages path maps to scikit-learn through
+    the ``top_level`` names the packages probe recorded."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "stages.py").write_text(STAGES)
+    (project / "envsnap.toml").write_text(
+        '[pipeline]\nname = "metrics"\ninputs = {scores = "scores.parquet"}\n\n'
+        '[[pipeline.stages]]\nname = "score"\ncall = "stages:score"\n'
+    )
+    pq.write_table(pa.table({"y": [1.0, 2.0, 3.0], "p": [1.1, 1.9, 3.2]}), project / "scores.parquet")
+    for side, python in sklearn_venvs.items():
+        run = _envsnap(
+            "run", "-c", "envsnap.toml", "--python", python, "-o", tmp_path / f"{side}.envsnap", "--no-git", cwd=project
+        )
+        assert run.returncode == (0 if side == "good" else 1), run.stderr
+    result = _envsnap("diff", tmp_path / "good.envsnap", tmp_path / "bad.envsnap", "--json", cwd=tmp_path)
+    doc = json.loads(result.stdout)
+    assert doc["data"]["first_diverging_stage"] == "score"
+    top = doc["suspects"][0]
+    assert (top["subject"], top["evidence"]) == ("scikit-learn", "traceback")
+    assert "the failure's traceback runs through sklearn/utils/_param_validation.py" in top["reason"]
+    [row] = next(s for s in doc["env"]["sections"] if s["name"] == "job")["changes"]
+    assert row["after"].startswith("TypeError in stage `score` at stages.py:5 in score")
