@@ -50,8 +50,11 @@ MAX_FILES = 2000
 _BINARY_PROBE = 8192
 
 
-def project_root(git: Any, command: Mapping[str, Any] | None, files: Iterable[str]) -> str | None:
-    """The git root, else the command's root, else the deepest directory holding every file."""
+def project_root(
+    git: Any, command: Mapping[str, Any] | None, files: Iterable[str], cwd: str | None = None
+) -> str | None:
+    """The git root, else the command's root, else ``cwd`` when it holds every file, else the deepest
+    directory holding every file."""
     if isinstance(git, Mapping) and git.get("present", True) and isinstance(git.get("root"), str):
         return os.path.normpath(str(git["root"]))
     if command is not None and isinstance(command.get("root_abs"), str):
@@ -59,6 +62,8 @@ def project_root(git: Any, command: Mapping[str, Any] | None, files: Iterable[st
     paths = [os.path.dirname(os.path.abspath(f)) for f in files]
     if not paths:
         return None
+    if cwd is not None and all(_inside(p, os.path.normpath(cwd)) for p in paths):
+        return os.path.normpath(cwd)
     try:
         return os.path.commonpath(paths)
     except ValueError:
@@ -260,7 +265,7 @@ class SourceFilesProbe(Probe):
         options = ctx.options
         git = ctx.results.get("git")
         every = [f for _, files in options.code_files for f in files]
-        root = project_root(git, options.command, every)
+        root = project_root(git, options.command, every, options.cwd)
         wanted = _wanted(ctx, root)
         origin = "pipeline" if options.code_files else "command" if options.command is not None else "traceback"
         index, texts = code_index(wanted, root=root or "", origin=origin, git=git, keep_text=options.source)

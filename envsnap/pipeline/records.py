@@ -83,7 +83,8 @@ class CodeFiles:
         from envsnap.capture.source_files import project_root, relative_files
 
         every = [f for _, files in code_files for f in files]
-        self.root = project_root(git, None, every)
+        recorded = index.get("root") if isinstance(index, dict) else None
+        self.root = recorded if isinstance(recorded, str) and recorded else project_root(git, None, every)
         self.hashes: dict[str, str | None] = {}
         if isinstance(index, dict) and isinstance(index.get("files"), list):
             self.hashes = {str(f.get("path")): f.get("sha256") for f in index["files"] if isinstance(f, dict)}

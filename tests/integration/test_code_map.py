@@ -314,3 +314,15 @@ def test_a_command_job_maps_its_script_and_its_traceback(tmp_path: Path) -> None
     document = diff_json(failing, fixed)
     assert list(files_of(document)) == ["job.py"]
     assert document["suspects"][0]["reason"].startswith("job.py:2 `print(pkg.mod.f(2))`; commit ")
+
+
+def test_without_git_the_paths_are_relative_to_the_working_directory(repo: Path) -> None:
+    import envsnap
+
+    snap = envsnap.load(record(repo, "nogit", "--no-git"))
+    index = snap.read_json("code/index.json")
+    assert index["root"] == str(repo)
+    assert {f["path"] for f in index["files"]} >= {"steps/clean.py", "steps/scale.py"}
+    assert {f["tracked"] for f in index["files"]} == {None}
+    clean = snap.read_json("pipeline/stages/01-clean.json")["files"]
+    assert [f["path"] for f in clean] == ["steps/__init__.py", "steps/clean.py"]
