@@ -50,7 +50,7 @@ def test_every_probe_succeeds_and_every_member_validates(tmp_path: Path) -> None
     statuses = {name: s.status for name, s in snap.manifest.probes.items()}
     # --no-git; no inputs, artifacts or OS packages were asked for
     # (no source_files either: no stage, command or traceback ran project code)
-    skipped = {"git", "data", "artifacts", "os_packages", "source_files"}
+    skipped = {"git", "data", "artifacts", "os_packages", "source_files", "job_files"}
     assert statuses == {name: ("skipped" if name in skipped else "ok") for name in PROBE_MODULES}
     loaded = envsnap.load(tmp_path / "s.envsnap")
     assert set(loaded.members()) >= EXPECTED_MEMBERS
