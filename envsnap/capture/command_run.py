@@ -306,16 +306,13 @@ class _CommandSteps(CaptureSteps):
     def __init__(
         self, command: ResolvedCommand, root: str, root_kind: str, outputs: Sequence[FileSpec], cwd: str, *, nice: bool
     ) -> None:
-        from envsnap.capture import load_probes
-
         self.nice = nice
-
         self.command = command
         self.root = root
         self.root_kind = root_kind
         self.outputs = list(outputs)
         self.cwd = cwd
-        self.first = tuple(cls.name for cls in load_probes() if cls.name not in AFTER_JOB)
+        self.first: tuple[str, ...] = ()  # set once the job runs: importing the probes takes time
         self.jobs: list[_Job] = []
         self.workdir = tempfile.mkdtemp(prefix="envsnap-run-")
         self.reports = os.path.join(self.workdir, "reports")
@@ -333,6 +330,9 @@ class _CommandSteps(CaptureSteps):
             # This thread only (Linux nice is per thread); the probes' helper processes inherit it.
             with contextlib.suppress(OSError):
                 os.setpriority(os.PRIO_PROCESS, 0, min(19, os.getpriority(os.PRIO_PROCESS, 0) + 10))
+        from envsnap.capture import load_probes
+
+        self.first = tuple(cls.name for cls in load_probes() if cls.name not in AFTER_JOB)
 
     def check_target(self, options: CaptureOptions, target: Any) -> None:
         return None

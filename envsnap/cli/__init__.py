@@ -66,6 +66,7 @@ app.add_typer(check_cmd.baseline_app, name="baseline")
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; returns the exit code."""
     State.argv = tuple(sys.argv[1:] if argv is None else argv)
+    State.own_process = argv is None
     try:
         app(args=argv, prog_name="envsnap")
     except SystemExit as exc:

@@ -34,6 +34,8 @@ class State:
     verbose: bool = False
     #: The command line's arguments as given (``envsnap run`` tells ``--`` with nothing after it).
     argv: tuple[str, ...] = ()
+    #: Run as the ``envsnap`` program (not called in-process): a command may end the process at once.
+    own_process: bool = False
 
 
 def err(message: str) -> None:
