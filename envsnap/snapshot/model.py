@@ -38,6 +38,7 @@ SECTIONS: Mapping[str, str] = MappingProxyType(
         "git-patch": "env/git.patch",
         "job": "job/command.json",
         "job-files": "job/files.json",
+        "code": "code/index.json",
         "inputs": "data/inputs.json",
         "pipeline": "pipeline/pipeline.json",
         "artifacts": "artifacts/index.json",

@@ -138,6 +138,13 @@ def _job(d: Any) -> str:
     return line
 
 
+def _code(d: Any) -> str:
+    files = [f for f in _g(d, "files", default=[]) or [] if isinstance(f, Mapping)]
+    stored = sum(1 for f in files if f.get("member"))
+    line = f"{len(files)} project file(s) mapped, {stored} with their text ({_g(d, 'stored_bytes', default=0)} bytes)"
+    return line + (", truncated" if _g(d, "truncated") else "")
+
+
 def _job_files(d: Any) -> str:
     files = [f for f in _g(d, "files", default=[]) or [] if isinstance(f, Mapping)]
     counts: dict[str, int] = {}
@@ -261,6 +268,7 @@ SUMMARIZERS: Mapping[str, Callable[[Any], str]] = {
     "git": _git,
     "job": _job,
     "job-files": _job_files,
+    "code": _code,
     "inputs": _inputs,
     "pipeline": _pipeline,
     "artifacts": _artifacts,
