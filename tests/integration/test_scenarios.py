@@ -48,7 +48,8 @@ def diff(good: Path, bad: Path, *args: str) -> dict[str, Any]:
 
 
 def changed_sections(document: dict[str, Any]) -> set[str]:
-    return {s["name"] for s in document["env"]["sections"] if s["changes"]}
+    """The environment sections that changed (``job`` is how the run ended, not the environment)."""
+    return {s["name"] for s in document["env"]["sections"] if s["changes"] and s["name"] != "job"}
 
 
 def stage(document: dict[str, Any], name: str) -> dict[str, Any]:
@@ -104,6 +105,7 @@ def test_upstream_schema_change_is_the_input_finding(tmp_path: Path) -> None:
     assert "read by stage `ingest`" in reason
     assert doc["suspects"][1]["subject"] == "input events.plan_id"
     assert not changed_sections(doc), "same code, same environment"
+    assert "the job fails in b: churn.StageInputError in stage `ingest` at churn/__init__.py" in doc["verdict"]
 
 
 def test_dependency_upgrade_in_two_real_venvs(tmp_path: Path) -> None:
