@@ -205,6 +205,12 @@ _SESSION_VARIABLES = frozenset(
     }
 )  # fmt: skip
 _SESSION_PREFIXES = ("SSH_", "XDG_", "GPG_")
+#: Settings of tools around the job (package installers, TLS trust stores, toolchains, shells' managers):
+#: named together in one note, so that the job's own variables stand out one per line.
+_TOOL_PREFIXES = (
+    "PIP_", "UV_", "POETRY_", "PIPENV_", "CONDA_", "PYENV", "NODE_", "NPM_", "NVM_", "RUST", "CARGO_", "GOPATH",
+    "SSL_CERT_", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "TF_CLI_", "DEBIAN_FRONTEND", "MAKE", "VENV",
+)  # fmt: skip
 
 
 def _redacted_variables(snap: Snapshot, plan: ReplayPlan) -> list[str]:
@@ -218,7 +224,8 @@ def _redacted_variables(snap: Snapshot, plan: ReplayPlan) -> list[str]:
         and key not in HOST_PATH_VARIABLES
     )
     session = [k for k in redacted if k in _SESSION_VARIABLES or k.startswith(_SESSION_PREFIXES)]
-    job = [k for k in redacted if k not in session]
+    tools = [k for k in redacted if k not in session and k.startswith(_TOOL_PREFIXES)]
+    job = [k for k in redacted if k not in session and k not in tools]
     notes = []
     for key in job[:SHOWN_NAMES]:
         if key in NEVER_KEEP or is_secret_name(key):
@@ -233,6 +240,11 @@ def _redacted_variables(snap: Snapshot, plan: ReplayPlan) -> list[str]:
         notes.append(
             f"{len(rest)} more variable(s) redacted at capture are not in the replay: {', '.join(rest)} "
             "(recapture with --env-allow NAME to keep one)"
+        )
+    if tools:
+        notes.append(
+            f"tool settings redacted at capture are not in the replay: {', '.join(tools)} "
+            "(installers, certificates, toolchains; --env-allow NAME keeps one)"
         )
     if session:
         notes.append(f"the capture's shell/session variables are not carried: {', '.join(session)}")

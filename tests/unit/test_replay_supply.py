@@ -77,6 +77,7 @@ def _capture(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sna
     monkeypatch.setenv("SCORE_CONFIG", "weights=v3")
     monkeypatch.setenv("SCORE_API_TOKEN", "s3cr3t-value")
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    monkeypatch.setenv("PIP_FIND_LINKS", "/srv/wheels")
     return capture(
         tmp_path / "s.envsnap",
         argv=["job.py"],
@@ -105,6 +106,9 @@ def test_a_replay_from_the_commit_names_what_it_lacks(
     assert "s3cr3t" not in text and "weights=v3" not in text
     assert "OMP_NUM_THREADS" not in text  # its value was kept and is applied
     assert "--env-allow HOME" not in text  # the shell's own variables: one line, no advice
+    # tool settings (installers, certificates) are named together, not one line each
+    assert not any(n.startswith("PIP_FIND_LINKS was redacted") for n in notes)
+    assert any(n.startswith("tool settings redacted at capture") and "PIP_FIND_LINKS" in n for n in notes)
     # configs: the tracked one comes with the commit; the untracked one and the one outside the code do not
     assert "tracked.yaml" not in text.replace("local.yaml", "")
     assert any(n.startswith(f"config file local.yaml ({repo}/local.yaml)") for n in notes)
