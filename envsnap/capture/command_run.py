@@ -28,14 +28,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from envsnap.capture import CaptureSteps
 from envsnap.capture.base import CaptureContext, CaptureOptions
 from envsnap.capture.job import iso_utc
-from envsnap.capture.job_files import FileSpec
+from envsnap.capture.job_files import FileSpec, relative_to_root
 from envsnap.core.redact import scrub_argv, scrub_text
 from envsnap.errors import EnvsnapError
 
@@ -95,7 +95,6 @@ class CommandResult:
     snapshot: Snapshot | None = None
     path: str | None = None
     capture_error: str | None = None
-    notes: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
@@ -334,9 +333,6 @@ class _CommandSteps(CaptureSteps):
 
         self.first = tuple(cls.name for cls in load_probes() if cls.name not in AFTER_JOB)
 
-    def check_target(self, options: CaptureOptions, target: Any) -> None:
-        return None
-
     def finish(self) -> dict[str, Any]:
         """Wait for the job; build its record (once)."""
         if self.record is not None:
@@ -353,11 +349,7 @@ class _CommandSteps(CaptureSteps):
         shutil.rmtree(self.workdir, ignore_errors=True)
 
         def rel(path: str) -> str:
-            try:
-                inside = os.path.commonpath([path, self.root]) == self.root
-            except ValueError:
-                inside = False
-            return scrub_text(os.path.relpath(path, self.root) if inside else path)
+            return scrub_text(relative_to_root(path, self.root))
 
         self.opened = {"read": list(files.get("read") or ()), "written": list(files.get("written") or ())}
         self.record = {
@@ -415,9 +407,6 @@ class _CommandSteps(CaptureSteps):
                     specs.append(FileSpec(role, None, path))
                     named.add(path)
         ctx.options = dataclasses.replace(ctx.options, failure=failure, command=record, job_files=tuple(specs))
-
-    def extra_members(self, ctx: CaptureContext) -> tuple[dict[str, bytes], dict[str, ProbeStatus]]:
-        return {}, {}
 
 
 def _output_specs(outputs: Iterable[str], cwd: str) -> list[FileSpec]:

@@ -30,7 +30,15 @@ from envsnap.capture.base import CaptureContext, Probe, ProbeOutput, register
 from envsnap.core.hashing import hash_file
 from envsnap.core.redact import scrub_text
 
-__all__ = ["LIMIT_BYTES", "SMALL_FILE", "FileSpec", "JobFilesProbe", "file_format", "table_form"]
+__all__ = [
+    "LIMIT_BYTES",
+    "SMALL_FILE",
+    "FileSpec",
+    "JobFilesProbe",
+    "file_format",
+    "relative_to_root",
+    "table_form",
+]
 
 #: Files up to this size are recorded whole (``--input``/``--output``); larger inputs are sampled.
 LIMIT_BYTES = 64 << 20
@@ -93,7 +101,8 @@ def table_form(path: str, fmt: str) -> bytes | None:
     return None
 
 
-def _relative(path: str, root: str) -> str:
+def relative_to_root(path: str, root: str) -> str:
+    """``path`` relative to ``root`` when it lies inside it, else absolute."""
     absolute = os.path.abspath(path)
     try:
         inside = os.path.commonpath([absolute, root]) == root
@@ -145,7 +154,7 @@ def _record(spec: FileSpec, index: int, root: str, limit: int, small: int) -> tu
     entry: dict[str, Any] = {
         "role": spec.role,
         "name": spec.name,
-        "path": scrub_text(_relative(spec.path, root)),
+        "path": scrub_text(relative_to_root(spec.path, root)),
         "format": fmt,
         "size": None,
         "sha256": None,

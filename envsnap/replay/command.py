@@ -32,6 +32,7 @@ from envsnap._target import jobhook
 from envsnap.core.redact import scrub_text
 from envsnap.diff.model import TableDiff
 from envsnap.replay.engines.base import Engine, Exit, Prepared
+from envsnap.replay.fidelity import recorded_config_path
 from envsnap.replay.layout import Layout, run_environment
 from envsnap.replay.plan import ReplayPlan
 from envsnap.replay.source import SourceTree
@@ -177,14 +178,8 @@ def _place_configs(snap: Snapshot, layout: Layout, root: str) -> list[str]:
         member = entry.get("raw_member") if isinstance(entry, dict) else None
         if not isinstance(member, str) or member not in snap or not entry.get("path"):
             continue
-        path, repo_path = str(entry["path"]), entry.get("repo_path")
-        if os.path.isabs(path):
-            recorded = path
-        elif repo_path and git_root:
-            recorded = os.path.join(git_root, str(repo_path))
-        elif isinstance(cwd, str) and os.path.isabs(cwd):
-            recorded = os.path.join(cwd, path)
-        else:
+        recorded = recorded_config_path(entry, git_root, cwd)
+        if recorded is None:
             continue
         rel = _inside(recorded, root)
         if rel is None or (layout.source.host / rel).exists():
@@ -193,7 +188,7 @@ def _place_configs(snap: Snapshot, layout: Layout, root: str) -> list[str]:
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_bytes(snap.read_bytes(member))
         os.chmod(dest, 0o666)  # noqa: S103 - the private copy
-        notes.append(f"config file {path}: put in place from the snapshot (the code tree lacks it)")
+        notes.append(f"config file {entry['path']}: put in place from the snapshot (the code tree lacks it)")
     return notes
 
 

@@ -42,7 +42,16 @@ from envsnap.replay.source import SourceTree
 from envsnap.snapshot.model import Snapshot
 from envsnap.snapshot.sections import PythonSection, SystemSection
 
-__all__ = ["FACTS_FILE", "SHOWN_NAMES", "Difference", "differences", "probe_command", "read_facts", "supply_notes"]
+__all__ = [
+    "FACTS_FILE",
+    "SHOWN_NAMES",
+    "Difference",
+    "differences",
+    "probe_command",
+    "read_facts",
+    "recorded_config_path",
+    "supply_notes",
+]
 
 #: The shipped module that reads the replayed runtime, and the file it writes under the output directory.
 PROBE = "fidelity_probe"
@@ -273,6 +282,19 @@ def _check_file(what: str, recorded: str, sha256: Any, tree: SourceTree | None, 
     return None
 
 
+def recorded_config_path(entry: Mapping[str, Any], git_root: str | None, cwd: Any) -> str | None:
+    """Where a ``project/configs.json`` file entry was read at capture (absolute), or None when unknown:
+    its absolute path, else its path in the repository, else its path under the capture's working directory."""
+    path, repo_path = str(entry["path"]), entry.get("repo_path")
+    if os.path.isabs(path):
+        return path
+    if repo_path and git_root:
+        return os.path.join(git_root, str(repo_path))
+    if isinstance(cwd, str) and os.path.isabs(cwd):
+        return os.path.join(cwd, path)
+    return None
+
+
 def _configs(snap: Snapshot, tree: SourceTree | None, placed: frozenset[str], git_root: str | None) -> list[str]:
     files = _section(snap, "configs", "project/configs.json").get("files") or []
     job = snap.read_json("job/command.json") if "job/command.json" in snap else {}
@@ -281,16 +303,10 @@ def _configs(snap: Snapshot, tree: SourceTree | None, placed: frozenset[str], gi
     for entry in files:
         if not isinstance(entry, Mapping) or entry.get("error") or not entry.get("path"):
             continue  # not read at capture: the job did not have it either
-        path, repo_path = str(entry["path"]), entry.get("repo_path")
-        if os.path.isabs(path):
-            recorded = path
-        elif repo_path and git_root:
-            recorded = os.path.join(git_root, str(repo_path))
-        elif isinstance(cwd, str) and os.path.isabs(cwd):
-            recorded = os.path.join(cwd, path)
-        else:
+        recorded = recorded_config_path(entry, git_root, cwd)
+        if recorded is None:
             continue
-        note = _check_file(f"config file {path}", recorded, entry.get("sha256"), tree, placed)
+        note = _check_file(f"config file {entry['path']}", recorded, entry.get("sha256"), tree, placed)
         if note is not None:
             notes.append(note)
     return notes
