@@ -14,7 +14,8 @@ Written for ``envsnap run -- COMMAND`` only (:mod:`envsnap.capture.command_run`)
 A file that cannot be read is an entry with ``error`` (``recorded: missing``), never a failed snapshot.
 Every member is bytes as found; the text scanners of the capture do not touch binary members, so a
 file that looks like it holds a credential is listed but not stored (``recorded: listed``,
-``error`` says why).
+``error`` says why). Neither is a pickle (``*.pkl``, ``*.joblib``, PyTorch's ``*.pt``): a snapshot never
+holds one.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from envsnap.capture.artifacts import detect_format
 from envsnap.capture.base import CaptureContext, Probe, ProbeOutput, register
 from envsnap.core.hashing import hash_file
 from envsnap.core.redact import scrub_text
@@ -47,6 +49,8 @@ SMALL_FILE = 1 << 20
 #: At most this many unnamed files are recorded (the rest are listed).
 MAX_UNNAMED = 50
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+#: Formats that unpickle when loaded (PyTorch's files hold pickles too): a snapshot never stores one.
+PICKLE_FORMATS = frozenset({"joblib", "pickle", "pytorch"})
 
 
 @dataclass(frozen=True)
@@ -198,7 +202,10 @@ def _record(spec: FileSpec, index: int, root: str, limit: int, small: int) -> tu
         entry["error"] = f"{spec.path}: {exc}"
         return entry, members
     if entry["recorded"] in ("whole", "sample"):
-        if _looks_secret(data):
+        if detect_format(spec.path) in PICKLE_FORMATS:
+            entry["recorded"] = "listed"
+            entry["error"] = "a pickle: listed by hash, never stored (--artifact records a model's metadata)"
+        elif _looks_secret(data):
             entry["recorded"] = "listed"
             entry["error"] = "holds what looks like a credential: listed by hash, not recorded"
         else:

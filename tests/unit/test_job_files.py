@@ -106,3 +106,12 @@ def test_default_snapshot_name_names_the_job() -> None:
     assert default_snapshot_name(["python", "train.py", "--lr", "3"], 0).startswith("train-19700101T000000Z")
     assert default_snapshot_name(["python3", "-m", "pkg.score"], 0).startswith("pkg.score-")
     assert default_snapshot_name(["/usr/bin/make", "all"], 0).startswith("make-")
+
+
+@pytest.mark.parametrize("name", ["model.joblib", "model.pkl.gz", "weights.pt"])
+def test_a_pickle_the_job_wrote_is_listed_never_stored(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(b"\x80\x04\x95 not really a pickle")
+    entry, members = _record(FileSpec("written", None, str(path)), 0, str(tmp_path), 1 << 20, 1 << 20)
+    assert entry["recorded"] == "listed" and "pickle" in entry["error"] and not members
+    assert entry["sha256"] is not None
