@@ -188,6 +188,25 @@ def _polars_table(name: str, source: Any, kind: str) -> pa.Table:
         ) from None
 
 
+def _is_ndarray(source: Any) -> bool:
+    kind = type(source)
+    return kind.__name__ == "ndarray" and kind.__module__ == "numpy"
+
+
+def _array_table(name: str, source: Any) -> pa.Table:
+    """A 1-D or 2-D numpy array as a table (columns ``c0..cN``), as a stage value of that kind is recorded."""
+    from envsnap._target.runner.values import numpy_arrays
+
+    if source.ndim not in (1, 2):
+        raise InputError(
+            name, "<ndarray>", f"a {source.ndim}-D array cannot be sampled by rows", hint="give a 2-D array"
+        )
+    try:
+        return numpy_arrays.to_arrow(source if source.ndim == 2 else source.reshape(-1, 1), None)
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        raise InputError(name, "<ndarray>", f"cannot convert the array to Arrow: {exc}") from None
+
+
 def describe_source(source: Any) -> str:
     """How an input's source is shown: its path, or ``<DataFrame>``/``<Table>``/``<TypeName>``."""
     if isinstance(source, (str, os.PathLike)):
@@ -220,9 +239,13 @@ def _sample_memory(name: str, source: Any, options: SampleOptions, rng: random.R
         kind = "pandas"
     else:
         polars = _polars_kind(source)
-        kind = "arrow"  # a polars frame is read through Arrow, and recorded as such
+        kind = "arrow"
         if polars is not None:
             source = _polars_table(name, source, polars)
+            kind = "polars"  # read through Arrow, handed to the stages as polars again
+        elif _is_ndarray(source):
+            source = _array_table(name, source)
+            kind = "numpy"
         elif isinstance(source, pa.RecordBatch):
             source = pa.Table.from_batches([source])
         elif not isinstance(source, pa.Table):

@@ -6,11 +6,12 @@ Both files have the same shape (in pyproject.toml everything sits under ``tool.e
     name = "churn"
     inputs = { events = "data/events.parquet" }   # default inputs; --input NAME=PATH overrides
     pythonpath = ["src"]                           # put in front of sys.path while stages run (default ".")
-    accepts = "pandas"                             # file inputs reach the stages as pandas (or "arrow")
+    accepts = "pandas"                             # file inputs reach the stages as pandas (arrow, polars, numpy)
 
     [[pipeline.stages]]
     name = "clean"
-    call = "churn.clean:clean"                     # in-process: a table in, a table out
+    call = "churn.clean:clean"                     # in-process: a value in, a value out
+    params = { min_events = 3 }                    # keyword arguments: recorded, and diffed
 
     [[pipeline.stages]]
     name = "score"
@@ -40,7 +41,7 @@ else:  # pragma: no cover - Python 3.10
 
 CONFIG_NAME = "envsnap.toml"
 PIPELINE_KEYS = frozenset({"name", "inputs", "pythonpath", "accepts", "stages"})
-STAGE_KEYS = frozenset({"name", "call", "run", "inputs", "accepts"})
+STAGE_KEYS = frozenset({"name", "call", "run", "inputs", "accepts", "params", "columns"})
 
 
 def find_config(cwd: str | os.PathLike[str]) -> Path | None:
@@ -146,7 +147,9 @@ def pipeline_from_dict(data: dict[str, Any], *, source: str, base: Path, prefix:
         _expect(entry, str, "a directory string", source, f"{key}.pythonpath[{i}]")
         pythonpath.append(str((base / entry).resolve()))
 
-    accepts = _expect(table.get("accepts", "pandas"), str, "'pandas' or 'arrow'", source, f"{key}.accepts")
+    accepts = _expect(
+        table.get("accepts", "pandas"), str, "'pandas', 'arrow', 'polars' or 'numpy'", source, f"{key}.accepts"
+    )
     pipeline = Pipeline(
         name,
         inputs=inputs,
@@ -177,8 +180,14 @@ def pipeline_from_dict(data: dict[str, Any], *, source: str, base: Path, prefix:
             else None,
             run=_expect(raw["run"], str, "a command string", source, f"{skey}.run") if "run" in raw else None,
             inputs=tuple(stage_inputs) if stage_inputs is not None else None,
-            accepts=_expect(raw["accepts"], str, "'pandas' or 'arrow'", source, f"{skey}.accepts")
+            accepts=_expect(raw["accepts"], str, "'pandas', 'arrow', 'polars' or 'numpy'", source, f"{skey}.accepts")
             if "accepts" in raw
+            else None,
+            params=_expect(raw["params"], dict, "a table of name = value", source, f"{skey}.params")
+            if "params" in raw
+            else None,
+            columns=tuple(_expect(raw["columns"], list, "a list of column names", source, f"{skey}.columns"))
+            if "columns" in raw
             else None,
         )
         pipeline.add(stage)

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from envsnap._target import PACKAGE
+from envsnap._target.runner import values as value_kinds
 from envsnap._target.runner.measure import top_level_modules
 from envsnap._target.runner.stages import run_stages
-from envsnap._target.runner.tables import to_arrow
+from envsnap.core.redact import scrub_data
 from envsnap.pipeline.types import PipelineSpec
+from envsnap.pipeline.values import arrow_of
 
 __all__ = [
     "Intermediate",
@@ -43,10 +45,14 @@ class Intermediate:
 
 @dataclass(frozen=True)
 class StageRun:
-    """The outcome of running the stages (before any snapshot exists)."""
+    """The outcome of running the stages (before any snapshot exists).
+
+    ``intermediates`` is keyed by member stem ``NN-LABEL`` (LABEL: the stage, or ``NAME.K`` for the
+    elements of a returned tuple); a stage that returned None has none.
+    """
 
     outcomes: list[dict[str, Any]]
-    intermediates: dict[int, Intermediate]
+    intermediates: dict[str, Intermediate]
     preloaded_modules: list[str]
     runner: dict[str, Any]
 
@@ -108,12 +114,16 @@ def run_stages_here(
     from envsnap.pipeline.remote import make_workdir, stage_specs
 
     specs = stage_specs(pipeline, importable=False)
-    intermediates: dict[int, Intermediate] = {}
+    intermediates: dict[str, Intermediate] = {}
 
-    def sink(index: int, name: str, table: Any) -> int:
-        arrow = to_arrow(table)
-        intermediates[index] = record_intermediate(arrow)
-        return int(arrow.num_rows)
+    def sink(index: int, label: str, value: Any, kind: str, columns: list[str] | None) -> dict[str, Any]:
+        facts = value_kinds.describe(value, kind, columns)
+        if kind == "dict":
+            facts["data"] = scrub_data(facts["data"])
+        arrow = arrow_of(facts, value=value)
+        intermediates[f"{index:02d}-{label}"] = record_intermediate(arrow)
+        facts["rows"] = int(arrow.num_rows)
+        return facts
 
     added = [p for p in pipeline.pythonpath if p not in sys.path]
     sys.path[:0] = added
@@ -149,7 +159,7 @@ def run_stages_there(
     environ: Mapping[str, str] | None = None,
     on_stage: Callable[[dict[str, Any]], None] | None = None,
 ) -> StageRun:
-    """Run the stages in another interpreter (``--python``) on pyarrow ``tables``."""
+    """Run the stages in another interpreter (``--python``) on pyarrow ``tables`` (it needs no pyarrow)."""
     import pyarrow.parquet as pq
 
     from envsnap.pipeline.remote import make_workdir, run_in_interpreter
@@ -167,8 +177,7 @@ def run_stages_there(
             on_stage=on_stage,
         )
         intermediates = {
-            index: intermediate_of(pq.read_table(path), path.read_bytes())
-            for index, path in remote.intermediates.items()
+            path.stem: intermediate_of(pq.read_table(path), path.read_bytes()) for path in remote.intermediates
         }
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -1,4 +1,5 @@
-"""The pipeline's snapshot members: ``pipeline/pipeline.json`` and ``pipeline/stages/NN-NAME.{parquet,json}``.
+"""The pipeline's snapshot members: ``pipeline/pipeline.json`` and ``pipeline/stages/NN-NAME.{parquet,json}``
+(``NN-NAME.K.parquet`` for the elements of a returned tuple).
 
 A stage record carries the intermediate's schema, row count and column stats, the stage's wall time and
 peak memory (null with ``--reproducible``: they differ run to run), the top-level modules imported while
@@ -27,6 +28,7 @@ __all__ = [
     "member_stem",
     "pipeline_record",
     "received_inputs",
+    "stage_outputs",
     "stage_record",
 ]
 
@@ -112,30 +114,37 @@ def stage_record(
     stage_def: Mapping[str, Any],
     *,
     received: list[str],
-    intermediate: Intermediate | None,
-    parquet_member: str | None,
+    intermediates: Mapping[str, Intermediate],
     mapping: Mapping[str, list[dict[str, str]]],
     reproducible: bool,
     files: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The ``NN-NAME.json`` record of one stage that ran (``intermediate``: its output, None if it failed).
+    """The ``NN-NAME.json`` record of one stage that ran.
 
-    ``files``: the project's source files it imported (``[{path, sha256}]``, minor 3; left out when None).
+    ``intermediates``: the run's recorded outputs by member stem (``NN-LABEL``); this stage's are its own
+    (``NN-NAME``) or, for a returned tuple, one per element (``NN-NAME.K``). ``files``: the project's
+    source files it imported (``[{path, sha256}]``, minor 3; left out when None). Minor 4 adds
+    ``params``, ``value`` (the kind and facts of what it returned; see docs/format.md) and ``fitted``.
     """
+    index, name = int(outcome["index"]), str(outcome["name"])
+    main = intermediates.get(f"{index:02d}-{name}") if outcome.get("status") == "ok" else None
     modules = outcome.get("imported_modules")
     record = {
-        "index": outcome["index"],
-        "name": outcome["name"],
+        "index": index,
+        "name": name,
         "kind": outcome["kind"],
         "status": outcome["status"],
         "call": stage_def.get("call"),
         "run": stage_def.get("run"),
         "inputs": received,
+        "params": outcome.get("params", stage_def.get("params")),
         "returned": outcome.get("returned"),
-        "parquet": parquet_member,
-        "rows": intermediate.rows if intermediate is not None else None,
-        "schema": intermediate.schema if intermediate is not None else None,
-        "columns": intermediate.columns if intermediate is not None else None,
+        "value": _value_record(outcome, intermediates),
+        "parquet": f"{member_stem(index, name)}.parquet" if main is not None else None,
+        "rows": main.rows if main is not None else None,
+        "schema": main.schema if main is not None else None,
+        "columns": main.columns if main is not None else None,
+        "fitted": outcome.get("fitted"),
         "load_time_s": None if reproducible else outcome.get("load_time_s"),
         "wall_time_s": None if reproducible else outcome.get("wall_time_s"),
         "memory": None if reproducible else outcome.get("memory"),
@@ -146,6 +155,50 @@ def stage_record(
     if files is not None:
         record["files"] = files
     return record
+
+
+def _value_record(outcome: Mapping[str, Any], intermediates: Mapping[str, Intermediate]) -> dict[str, Any] | None:
+    """The record's ``value``: the kind and its facts; a tuple lists each element with its own member."""
+    from envsnap.pipeline.values import record_facts
+
+    value = outcome.get("value")
+    if outcome.get("status") != "ok" or not isinstance(value, Mapping):
+        return None
+    if value.get("kind") != "tuple":
+        return record_facts(value)
+    index, name = int(outcome["index"]), str(outcome["name"])
+    elements = []
+    for position, element in enumerate(value.get("elements") or ()):
+        label = f"{name}.{position}"
+        kept = intermediates.get(f"{index:02d}-{label}")
+        elements.append(
+            {
+                "index": position,
+                "label": label,
+                "parquet": f"{member_stem(index, label)}.parquet" if kept is not None else None,
+                "rows": kept.rows if kept is not None else None,
+                "schema": kept.schema if kept is not None else None,
+                "columns": kept.columns if kept is not None else None,
+                "value": record_facts(element),
+            }
+        )
+    return {"kind": "tuple", "elements": elements}
+
+
+def stage_outputs(record: Mapping[str, Any]) -> list[tuple[str, str | None]]:
+    """``(label, parquet member)`` of every recorded output of one stage record (any format minor).
+
+    One for most values, one per element (``NAME.K``) for a returned tuple, none for a stage that returned
+    None or failed (a record before minor 4 has its one ``parquet``).
+    """
+    value = record.get("value")
+    if isinstance(value, Mapping) and value.get("kind") == "tuple":
+        return [(str(e.get("label")), e.get("parquet")) for e in value.get("elements") or () if isinstance(e, Mapping)]
+    if isinstance(value, Mapping) and value.get("kind") == "none":
+        return []
+    if record.get("status") not in (None, "ok"):
+        return []
+    return [(str(record.get("name")), record.get("parquet"))]
 
 
 def received_inputs(pipeline: PipelineSpec, input_names: list[str]) -> list[list[str]]:

@@ -9,10 +9,11 @@ pipeline's ``pythonpath`` goes in front of it. The sampled inputs travel as parq
 and a JSON report come back the same way, the report checked like every answer of shipped code. The
 report lists what the runner added to ``sys.path`` (its own directory, nothing else).
 
-A target without pyarrow is refused before anything runs: the runner needs it for parquet, and lending
-the target envsnap's own pyarrow would put every package of envsnap's environment on the target's path
-(and a compiled extension built for another Python or numpy), so the snapshot would describe an
-environment that never existed.
+The target needs nothing of envsnap's: the runner writes each value with whatever library produced it
+(pyarrow when the target has it, polars frames with polars, numpy arrays as ``.npy``, a pandas frame
+without pyarrow as one ``.npy`` per column), and :func:`envsnap.pipeline.values.normalize` turns them into
+parquet here. Lending the target envsnap's own pyarrow would put every package of envsnap's environment
+on the target's path, so the snapshot would describe an environment that never existed; it is never done.
 """
 
 from __future__ import annotations
@@ -26,15 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from envsnap._target import TargetError, answer, command, install, target_environ
+from envsnap.core.redact import scrub_data
 from envsnap.errors import EnvsnapError, InterpreterError
 from envsnap.pipeline.types import PipelineError, PipelineSpec
+from envsnap.pipeline.values import normalize
 
 __all__ = [
     "RUNNER_MAIN",
     "RemoteRun",
     "RunnerError",
-    "TargetLacksPyarrowError",
-    "check_target",
     "make_workdir",
     "run_in_interpreter",
     "stage_specs",
@@ -49,36 +50,15 @@ class RunnerError(EnvsnapError):
     """The stage runner in the other interpreter could not run the job (not a stage failure)."""
 
 
-class TargetLacksPyarrowError(EnvsnapError, ValueError):
-    """The ``--python`` interpreter has no pyarrow, which the stage runner needs for parquet."""
-
-    def __init__(self, python: str) -> None:
-        super().__init__(
-            "has no pyarrow; the stage runner uses the target's own pyarrow to read and write the parquet "
-            "intermediates and never installs anything there",
-            hint=f"run `{python} -m pip install pyarrow`, or drop --python to run the stages in envsnap's interpreter",
-        )
-        self.python = python
-
-    def __str__(self) -> str:
-        return f"--python {self.python}: {self.message}; {self.hint}"
-
-
 @dataclass(frozen=True)
 class RemoteRun:
     """What came back from the target: per-stage outcomes, their intermediates, and the runner's facts."""
 
     outcomes: list[dict[str, Any]]
-    intermediates: dict[int, Path]
+    intermediates: list[Path]
     preloaded_modules: list[str]
     added_to_sys_path: list[str]
     python: str
-
-
-def check_target(python: str, distributions: list[dict[str, Any]]) -> None:
-    """Refuse a target without pyarrow, before any work (see the module docstring)."""
-    if not any(d.get("normalized_name") == "pyarrow" for d in distributions):
-        raise TargetLacksPyarrowError(python)
 
 
 def stage_specs(pipeline: PipelineSpec, *, importable: bool) -> list[dict[str, Any]]:
@@ -90,6 +70,8 @@ def stage_specs(pipeline: PipelineSpec, *, importable: bool) -> list[dict[str, A
             "kind": stage.kind,
             "inputs": list(stage.inputs) if stage.inputs is not None else None,
             "accepts": stage.accepts,
+            "params": dict(stage.params) if stage.params is not None else None,
+            "columns": list(stage.columns) if stage.columns is not None else None,
         }
         if stage.run is not None:
             spec["run"] = stage.run
@@ -172,11 +154,7 @@ def run_in_interpreter(
     if on_stage is not None:
         for outcome in outcomes:
             on_stage(outcome)
-    intermediates = {}
-    for outcome in outcomes:
-        path = out_dir / f"{outcome['index']:02d}-{outcome['name']}.parquet"
-        if outcome["status"] == "ok" and path.is_file():
-            intermediates[outcome["index"]] = path
+    intermediates = [output.path for outcome in outcomes for output in normalize(out_dir, outcome, scrub_data)]
     return RemoteRun(
         outcomes=outcomes,
         intermediates=intermediates,

@@ -23,9 +23,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from envsnap._target.runner.tables import table_kind, to_arrow
+from envsnap._target.runner import values as value_kinds
+from envsnap._target.runner.tables import to_arrow
 from envsnap.capture import CaptureSteps, capture_snapshot
-from envsnap.capture import target as target_mod
 from envsnap.capture.base import CaptureArguments, CaptureContext, CaptureOptions
 from envsnap.core.redact import scrub_data, scrub_text
 from envsnap.pipeline import records
@@ -84,7 +84,11 @@ def _input_kind(pipeline: PipelineSpec, source: Any) -> str:
     """In-memory inputs keep their kind; inputs read from files arrive as ``pipeline.accepts`` says."""
     if isinstance(source, (str, os.PathLike)):
         return pipeline.accepts
-    return table_kind(source) or "arrow"
+    try:
+        kind = value_kinds.kind_of(source)
+    except value_kinds.UnsupportedValue:
+        return "arrow"
+    return kind if kind in value_kinds.ACCEPTS else "arrow"
 
 
 def _encode(data: Any) -> bytes:
@@ -115,11 +119,6 @@ class _PipelineSteps(CaptureSteps):
             from envsnap.pipeline.remote import stage_specs
 
             stage_specs(self.pipeline, importable=True)  # refuse unimportable functions before any work
-
-    def check_target(self, options: CaptureOptions, target: target_mod.TargetRuntime) -> None:
-        from envsnap.pipeline.remote import check_target
-
-        check_target(str(options.python), target.distributions)  # the runner needs pyarrow there
 
     def between(self, ctx: CaptureContext, statuses: Mapping[str, ProbeStatus]) -> None:
         options = ctx.options
@@ -164,24 +163,22 @@ class _PipelineSteps(CaptureSteps):
         code = records.CodeFiles.of(ctx.results.get("source_files"), ctx.results.get("git"), ctx.options.code_files)
         members: dict[str, bytes] = {}
         stage_members: list[str] = []
+        for stem, intermediate in run.intermediates.items():
+            members[f"{records.STAGES_DIR}/{stem}.parquet"] = intermediate.parquet
+            stage_members.append(f"{records.STAGES_DIR}/{stem}.parquet")
         for outcome in run.outcomes:
             index = outcome["index"]
             stem = records.member_stem(index, outcome["name"])
-            intermediate = run.intermediates.get(index)
-            parquet_member = f"{stem}.parquet" if intermediate is not None else None
-            if intermediate is not None and parquet_member is not None:
-                members[parquet_member] = intermediate.parquet
-                stage_members.append(parquet_member)
             record = records.stage_record(
                 outcome,
                 pipeline.stages[index - 1].to_dict(),
                 received=received[index - 1],
-                intermediate=intermediate,
-                parquet_member=parquet_member,
+                intermediates=run.intermediates,
                 mapping=mapping,
                 reproducible=ctx.options.reproducible,
                 files=code.of_stage(outcome),
             )
+            kept = run.intermediates.get(f"{index:02d}-{outcome['name']}")
             members[f"{stem}.json"] = _encode(record)
             stage_members.append(f"{stem}.json")
             memory = outcome.get("memory") or {}
@@ -191,7 +188,7 @@ class _PipelineSteps(CaptureSteps):
                     name=outcome["name"],
                     kind=outcome["kind"],
                     status=outcome["status"],
-                    rows=intermediate.rows if intermediate is not None else None,
+                    rows=kept.rows if kept is not None else None,
                     wall_time_s=outcome.get("wall_time_s"),
                     peak_memory_bytes=memory.get("peak_rss_delta_bytes", memory.get("peak_rss_bytes")),
                     error=outcome.get("error"),

@@ -11,6 +11,7 @@ what can safely become a member name (``pipeline/stages/NN-NAME.parquet``).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -24,9 +25,11 @@ __all__ = ["TABLE_KINDS", "PipelineError", "PipelineSpec", "Stage", "callable_pa
 F = TypeVar("F", bound=Callable[..., Any])
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+#: Stage names may hold dots (``pre.num.scale``: the flattened steps of a scikit-learn Pipeline).
+STAGE_NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]|\.(?=[A-Za-z0-9_-])){0,127}$")
 CALL_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
 #: What a stage may ask to receive: ``None`` keeps the kind the previous stage returned.
-TABLE_KINDS = ("pandas", "arrow")
+TABLE_KINDS = ("pandas", "arrow", "polars", "numpy")
 
 
 class PipelineError(EnvsnapError, ValueError):
@@ -66,6 +69,8 @@ class Stage:
     inputs: tuple[str, ...] | None = None
     accepts: str | None = None
     func: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
+    params: Mapping[str, Any] | None = None
+    columns: tuple[str, ...] | None = None
 
     @property
     def kind(self) -> str:
@@ -83,10 +88,11 @@ class Stage:
 
     def validate(self, source: str, key: str) -> None:
         """Raise :class:`PipelineError` naming ``source`` and ``key`` when the stage is malformed."""
-        if not NAME_RE.match(self.name):
+        if not STAGE_NAME_RE.match(self.name):
             raise PipelineError(
                 source,
-                f"stage name {self.name!r} must be 1-64 letters, digits, '-' or '_' (it names the intermediate)",
+                f"stage name {self.name!r} must be 1-128 letters, digits, '-', '_' or inner '.' (it names the "
+                "intermediate)",
                 key=key,
             )
         given = [k for k, v in (("call", self.call), ("run", self.run), ("function", self.func)) if v is not None]
@@ -113,8 +119,28 @@ class Stage:
                 key=f"{key}.accepts",
             )
         for name in self.inputs or ():
-            if not NAME_RE.match(name):
+            if not STAGE_NAME_RE.match(name):
                 raise PipelineError(source, f"stage {self.name!r}: bad input name {name!r}", key=f"{key}.inputs")
+        if self.params is not None:
+            if not isinstance(self.params, Mapping) or not all(isinstance(k, str) for k in self.params):
+                raise PipelineError(
+                    source, f"stage {self.name!r}: params must be a table of name = value", key=f"{key}.params"
+                )
+            for param, value in self.params.items():
+                if not param.isidentifier():
+                    raise PipelineError(
+                        source, f"stage {self.name!r}: param {param!r} is not a Python name", key=f"{key}.params"
+                    )
+                problem = _not_json(value)
+                if problem:
+                    raise PipelineError(
+                        source,
+                        f"stage {self.name!r}: param {param!r} {problem}",
+                        key=f"{key}.params.{param}",
+                        hint="params are recorded and diffed: use numbers, strings, booleans, lists and tables",
+                    )
+        if self.columns is not None and not all(isinstance(c, str) for c in self.columns):
+            raise PipelineError(source, f"stage {self.name!r}: columns must be a list of names", key=f"{key}.columns")
 
     def to_dict(self) -> dict[str, Any]:
         """The stage as recorded in ``pipeline/pipeline.json``."""
@@ -125,7 +151,26 @@ class Stage:
             out["call"] = self.target
         out["inputs"] = list(self.inputs) if self.inputs is not None else None
         out["accepts"] = self.accepts
+        if self.params is not None:  # minor 4; left out when unset, as older snapshots have it
+            out["params"] = dict(self.params)
+        if self.columns is not None:
+            out["columns"] = list(self.columns)
         return out
+
+
+def _not_json(value: Any) -> str | None:
+    """Why ``value`` is not a plain JSON value (None when it is)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"is {value}, which JSON cannot hold"
+    if isinstance(value, (list, tuple)):
+        return next((p for p in map(_not_json, value) if p), None)
+    if isinstance(value, Mapping):
+        if not all(isinstance(k, str) for k in value):
+            return "has a table with a key that is not a string"
+        return next((p for p in map(_not_json, value.values()) if p), None)
+    return f"is a {type(value).__module__}.{type(value).__qualname__}, not a JSON value"
 
 
 def callable_path(func: Callable[..., Any] | None) -> str:
@@ -204,6 +249,8 @@ class PipelineSpec:
         name: str | None = None,
         inputs: Iterable[str] | None = None,
         accepts: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        columns: Iterable[str] | None = None,
     ) -> Callable[[F], F]: ...
 
     def stage(
@@ -214,6 +261,8 @@ class PipelineSpec:
         name: str | None = None,
         inputs: Iterable[str] | None = None,
         accepts: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        columns: Iterable[str] | None = None,
     ) -> F | Callable[[F], F]:
         """Decorator: register a function as the next stage (``@pipeline.stage()`` or ``@pipeline.stage``).
 
@@ -227,6 +276,8 @@ class PipelineSpec:
                     inputs=tuple(inputs) if inputs is not None else None,
                     accepts=accepts,
                     func=fn,
+                    params=dict(params) if params is not None else None,
+                    columns=tuple(columns) if columns is not None else None,
                 )
             )
             return fn
@@ -240,12 +291,6 @@ class PipelineSpec:
         available = list(names)
         if not self.stages:
             raise PipelineError(self.source, f"pipeline {self.name!r} has no stages", hint="add [[pipeline.stages]]")
-        if not available:
-            raise PipelineError(
-                self.source,
-                f"pipeline {self.name!r} has no inputs",
-                hint='give --input NAME=PATH or declare [pipeline] inputs = {name = "path"}',
-            )
         seen = set(available)
         for index, stage in enumerate(self.stages):
             if stage.inputs is None and index == 0 and len(available) > 1:
@@ -257,7 +302,7 @@ class PipelineSpec:
                     hint='declare inputs = ["a", "b"]; they are passed as keyword arguments',
                 )
             for wanted in stage.inputs or ():
-                if wanted not in seen:
+                if wanted not in seen and wanted.rpartition(".")[0] not in seen:
                     raise PipelineError(
                         self.source,
                         f"stage {stage.name!r} takes {wanted!r}, which is neither an input nor an earlier stage "

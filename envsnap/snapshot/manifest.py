@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 3
+FORMAT_MINOR = 4
 FORMAT = f"envsnap/{FORMAT_MAJOR}"
 MANIFEST = "manifest.json"
 

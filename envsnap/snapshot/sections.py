@@ -551,11 +551,14 @@ class PipelineStage:
     name: str
     kind: Literal["call", "run"]
     inputs: tuple[str, ...] | None
-    accepts: Literal["pandas", "arrow"] | None
+    accepts: Literal["pandas", "arrow", "polars", "numpy"] | None
     status: Literal["ok", "failed", "not-run"]
     record: str | None
     call: str | None = _optional()
     run: str | None = _optional()
+    #: Minor 4: fixed keyword arguments, and the names of a 2-D numpy output's columns (absent when unset).
+    params: Mapping[str, Any] | None = _optional()
+    columns: tuple[str, ...] | None = _optional()
 
     @property
     def target(self) -> str:
@@ -574,7 +577,7 @@ class PipelineSection(_Section):
 
     name: str
     source: str
-    accepts: Literal["pandas", "arrow"]
+    accepts: Literal["pandas", "arrow", "polars", "numpy"]
     inputs: tuple[str, ...]
     stages: tuple[PipelineStage, ...]
     status: Literal["ok", "failed", "not-run"]

@@ -104,7 +104,17 @@ def test_no_config_anywhere_is_a_clear_error(tmp_path: Path) -> None:
             "pipeline.stages[1]",
             "two stages are named 'a'",
         ),
-        ('[pipeline]\n[[pipeline.stages]]\nname="a"\ncall="m:f"\naccepts="polars"\n', "accepts", "pandas, arrow"),
+        (
+            '[pipeline]\n[[pipeline.stages]]\nname="a"\ncall="m:f"\naccepts="xarray"\n',
+            "accepts",
+            "pandas, arrow, polars",
+        ),
+        (
+            '[pipeline]\n[[pipeline.stages]]\nname="a"\ncall="m:f"\nparams={bad-name=1}\n',
+            "pipeline.stages[0].params",
+            "param 'bad-name' is not a Python name",
+        ),
+        ('[pipeline]\n[[pipeline.stages]]\nname="a"\ncall="m:f"\nparams=3\n', "pipeline.stages[0].params", "table"),
         ('[pipeline]\n[[pipeline.stages]]\nname="a"\ncall="m:f"\ninputs="x"\n', "pipeline.stages[0].inputs", "list"),
     ],
 )
@@ -169,8 +179,8 @@ def test_stage_inputs_must_be_known_and_several_inputs_must_be_declared() -> Non
         pipeline.check_inputs(["a", "b"])
     with pytest.raises(PipelineError, match=r"takes 'nope', which is neither an input nor an earlier stage"):
         pipeline.check_inputs(["a"])
-    with pytest.raises(PipelineError, match="has no inputs"):
-        pipeline.check_inputs([])
+    # No inputs at all: the first stage is a source stage that loads its own data.
+    Pipeline("p", stages=[Stage("load", call="m:f", params={"n": 3})]).check_inputs([])
     ok = Pipeline("p", stages=[Stage("j", call="m:f", inputs=("a", "b")), Stage("k", call="m:g", inputs=("j", "a"))])
     ok.check_inputs(["a", "b"])
 

@@ -97,7 +97,8 @@ def test_a_table_that_cannot_be_stored_as_parquet_fails_its_stage() -> None:
     run = run_stages_here(pipeline, {"x": pd.DataFrame({"a": [1]})})
     error = run.outcomes[0]["error"]
     assert error["kind"] == "output"
-    assert error["message"].startswith("stage 'mixed' returned a table that cannot be stored as parquet: ")
+    assert error["message"].startswith("stage 'mixed' returned a pandas value that cannot be recorded: ")
+    assert "column x" in error["message"]
 
 
 def test_table_kind() -> None:

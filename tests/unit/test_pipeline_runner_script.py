@@ -39,9 +39,9 @@ def test_stages_run_through_the_runner_script_in_a_child_interpreter() -> None:
     ]
     assert run.outcomes[2]["error"]["missing_columns"] == ["tenure"]
     assert "needs_missing" in run.outcomes[2]["error"]["traceback"]
-    isolation = pq.read_table(io.BytesIO(run.intermediates[2].parquet))
+    isolation = pq.read_table(io.BytesIO(run.intermediates["02-isolation"].parquet))
     assert isolation["runner_last"].to_pylist() == [True, True], "the runner's directory is the last sys.path entry"
-    assert run.intermediates[1].rows == 2 and set(run.intermediates) == {1, 2}
+    assert run.intermediates["01-clean"].rows == 2 and set(run.intermediates) == {"01-clean", "02-isolation"}
     assert run.runner["mode"] == "subprocess" and run.runner["added_by_runner"]
     assert "pyarrow" in run.preloaded_modules and "envsnap_toy" not in run.preloaded_modules
 

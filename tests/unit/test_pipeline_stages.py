@@ -28,21 +28,24 @@ def _table() -> pa.Table:
     return pa.table({"a": [1.0, None, 3.0, 4.0], "b": [10, 20, 30, 40], "user": ["u1", "u2", "u1", "u3"]})
 
 
+def _key(run: StageRun, index: int) -> str:
+    """The intermediates are keyed by member stem ``NN-NAME``."""
+    return next(k for k in run.intermediates if k.startswith(f"{index:02d}-"))
+
+
 def _read(run: StageRun, index: int) -> pa.Table:
-    return pq.read_table(io.BytesIO(run.intermediates[index].parquet))
+    return pq.read_table(io.BytesIO(run.intermediates[_key(run, index)].parquet))
 
 
 def _check_records(run: StageRun, pipeline: Pipeline) -> list[dict[str, Any]]:
     out = []
     for outcome in run.outcomes:
         index = outcome["index"]
-        inter = run.intermediates.get(index)
         record = stage_record(
             outcome,
             pipeline.stages[index - 1].to_dict(),
             received=["x"],
-            intermediate=inter,
-            parquet_member=f"pipeline/stages/{index:02d}-{outcome['name']}.parquet" if inter else None,
+            intermediates=run.intermediates,
             mapping={},
             reproducible=False,
         )
@@ -57,7 +60,7 @@ def test_the_toy_config_runs_three_stages_of_every_kind() -> None:
     assert [(o["name"], o["status"], o["returned"], o["rows"]) for o in run.outcomes] == [
         ("clean", "ok", "pandas", 3),
         ("total", "ok", "arrow", 3),
-        ("label", "ok", "parquet", 3),
+        ("label", "ok", "arrow", 3),
     ]
     final = _read(run, 3)
     assert final.column_names == ["a", "b", "user", "total", "label"]
@@ -129,13 +132,13 @@ def test_an_intermediate_is_frozen_before_the_next_stage_mutates_it() -> None:
 def test_stats_of_an_intermediate() -> None:
     pipeline = _toy(Stage("same", call="envsnap_toy.stages:add_total"), accepts="arrow")
     run = run_stages_here(pipeline, {"x": _table()}, kinds={"x": "arrow"})
-    columns = {c["name"]: c for c in run.intermediates[1].columns}
+    columns = {c["name"]: c for c in run.intermediates[_key(run, 1)].columns}
     assert columns["a"]["null_count"] == 1 and columns["a"]["null_rate"] == 0.25
     assert (columns["a"]["min"], columns["a"]["max"]) == (1.0, 4.0)
     assert columns["a"]["quantiles"]["p50"] == 3.0
     assert columns["user"]["distinct"] == 3
     assert columns["user"]["top"] == [{"value": "u1", "count": 2}]
-    assert run.intermediates[1].schema[1] == {"name": "b", "type": "int64", "nullable": True}
+    assert run.intermediates[_key(run, 1)].schema[1] == {"name": "b", "type": "int64", "nullable": True}
 
 
 @pytest.mark.parametrize(
@@ -155,7 +158,7 @@ def test_a_missing_column_is_named_with_the_stage(call: str, accepts: str | None
     assert "stage 'features' failed" in error["message"]
     assert "column 'tenure' is not in the stage's input; its columns: a, b, user" in error["message"]
     assert "stages.py" in error["traceback"] and "_runner" not in error["traceback"].splitlines()[1]
-    assert set(run.intermediates) == {1}, "the intermediates before the failure are kept"
+    assert set(run.intermediates) == {"01-clean"}, "the intermediates before the failure are kept"
     _check_records(run, pipeline)
 
 
@@ -172,9 +175,8 @@ def test_a_stage_that_returns_something_else() -> None:
     run = run_stages_here(_toy(Stage("count", call="envsnap_toy.stages:returns_number")), {"x": _table()})
     error = run.outcomes[0]["error"]
     assert error["kind"] == "output"
-    assert (
-        error["message"] == "stage 'count' returned builtins.int, not a table (a pandas DataFrame or a pyarrow Table)"
-    )
+    assert error["message"].startswith("stage 'count' returned int, which envsnap cannot record; a stage returns")
+    assert "numpy array" in error["message"] and "dict of metrics" in error["message"]
     assert run.intermediates == {}
 
 

@@ -25,7 +25,7 @@ NEWER_STDLIB = frozenset({"graphlib", "tomllib", "zoneinfo", "_typing"})
 # Methods added after 3.8 that read naturally on 3.11 and break a 3.8 target.
 NEWER_METHODS = frozenset({"removeprefix", "removesuffix", "is_relative_to", "bit_count"})
 # Libraries of the target, imported inside the functions that need them (the stage runner's parquet).
-TARGET_LIBRARIES = frozenset({"pyarrow", "pandas"})
+TARGET_LIBRARIES = frozenset({"pyarrow", "pandas", "polars", "numpy", "scipy", "sklearn", "joblib"})
 
 
 def _is_type_checking(test: ast.expr) -> bool:

@@ -22,6 +22,9 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 def import_target(target: str) -> Callable[..., Any]:
     """The callable named ``package.module:qualified.name``."""
     module_name, _, qualname = target.partition(":")
+    if module_name.startswith("_envsnap_target.") and __package__ and not __package__.startswith("_envsnap_target"):
+        # envsnap's own shipped code (the scikit-learn steps) named as the shipped package, run in envsnap
+        module_name = __package__.rsplit(".", 1)[0] + module_name[len("_envsnap_target") :]
     obj: Any = importlib.import_module(module_name)
     for part in qualname.split("."):
         obj = getattr(obj, part)

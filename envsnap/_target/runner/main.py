@@ -9,10 +9,10 @@ import time
 import traceback
 from typing import Any
 
+from . import values
 from .failures import type_name
 from .measure import top_level_modules
 from .stages import run_stages
-from .tables import to_arrow
 
 # The directory the shipped package was installed in: this file is <it>/_envsnap_target/runner/main.py.
 _SHIPPED_FROM = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -34,22 +34,19 @@ def main(argv: list[str]) -> int:
     try:
         for entry in reversed(job["pythonpath"]):
             sys.path.insert(0, entry)
-        try:
-            import pyarrow.parquet as pq
-        except ImportError as exc:
-            report["fatal"] = {
-                "type": "MissingPyarrow",
-                "message": f"{sys.executable} cannot import pyarrow ({exc}); the stage runner needs it to read and "
-                "write the parquet intermediates: install pyarrow in that environment",
-            }
-            return _write_report(out_dir, report)
-        inputs = {name: pq.read_table(spec["path"]) for name, spec in job["inputs"].items()}
-        input_kinds = {name: spec["kind"] for name, spec in job["inputs"].items()}
+        # Inputs and recorded intermediates are read with the target's own pyarrow, else its polars (a job
+        # may use neither pandas nor pyarrow). Tables are converted to their kind when a stage takes them
+        # (so that a missing pandas is that stage's recorded failure); other values are rebuilt here.
+        inputs, input_kinds = {}, {}
+        for name, spec in job["inputs"].items():
+            if spec["kind"] in values.TABLE_KINDS:
+                inputs[name] = values.read_table(spec["path"])
+                input_kinds[name] = spec["kind"]
+            else:
+                inputs[name] = values.load(spec["path"], spec["kind"], spec.get("value"))
 
-        def sink(index: int, name: str, table: Any) -> int:
-            arrow = to_arrow(table)
-            pq.write_table(arrow, os.path.join(out_dir, f"{index:02d}-{name}.parquet"))
-            return int(arrow.num_rows)
+        def sink(index: int, label: str, value: Any, kind: str, columns: Any) -> dict[str, Any]:
+            return values.write(value, kind, out_dir, f"{index:02d}-{label}", columns)
 
         progress = os.path.join(out_dir, "progress.log")
 

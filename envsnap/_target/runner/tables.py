@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from . import values
+
 
 def table_kind(obj: Any) -> str | None:
     """``"pandas"`` for a DataFrame, ``"arrow"`` for a pyarrow Table/RecordBatch, else None (not a table).
@@ -21,14 +23,13 @@ def table_kind(obj: Any) -> str | None:
 
 
 def to_arrow(obj: Any) -> Any:
-    """A pyarrow Table for a DataFrame, Table or RecordBatch (a pandas index is kept as pandas does)."""
+    """A pyarrow Table for any table-like value (a pandas index is kept as pandas does; see :mod:`.values`)."""
     import pyarrow as pa
 
     if isinstance(obj, pa.Table):
         return obj
-    if isinstance(obj, pa.RecordBatch):
-        return pa.Table.from_batches([obj])
-    return pa.Table.from_pandas(obj)
+    kind = values.kind_of(obj)
+    return values.to_arrow(values.settle(obj, kind), kind)
 
 
 def as_kind(table: Any, kind: str | None) -> Any:
