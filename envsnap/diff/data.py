@@ -16,11 +16,21 @@ that cannot be read.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from envsnap.diff.model import DataDiff, StageDiff, TableDiff
+from envsnap.diff.model import DataDiff, StageChange, StageDiff, TableDiff
+from envsnap.diff.stage_values import (
+    TABLE_KINDS,
+    fitted_changes,
+    key_changes,
+    kind_text,
+    param_changes,
+    recorded_outputs,
+    value_kind,
+)
 from envsnap.snapshot.model import Snapshot
 
 __all__ = ["diff_data", "diff_member"]
@@ -135,6 +145,100 @@ def _imports(*records: Any) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
+#: Kinds recorded as one row (a column per key or fitted attribute).
+ONE_ROW_KINDS = frozenset({"dict", "estimator"})
+_SEVERITY = ("identical", "equal", "within_tolerance", "different", "incomparable")
+
+
+def _worst(tables: Sequence[TableDiff]) -> str:
+    return max((t.status for t in tables), key=lambda s: _SEVERITY.index(s) if s in _SEVERITY else len(_SEVERITY))
+
+
+def _kind_change(label: str, kinds: tuple[str | None, str | None], rows: Any) -> TableDiff | None:
+    """A stage that returned another kind of value (a dict, then a numpy array): different, not read.
+
+    Table kinds (pandas, Arrow, polars) share one recorded form, so a move between them is compared."""
+    ka, kb = kinds
+    if ka is None or kb is None or ka == kb or (ka in TABLE_KINDS and kb in TABLE_KINDS):
+        return None
+    note = f"returned {kind_text(ka)} in a, {kind_text(kb)} in b"
+    return TableDiff(name=label, status="different", rows=rows, note=note)
+
+
+def _compare_outputs(
+    a: Snapshot, b: Snapshot, name: str, rec_a: Any, rec_b: Any, rows: Any, options: dict[str, Any]
+) -> tuple[TableDiff, tuple[TableDiff, ...], tuple[StageChange, ...]]:
+    """The stage's output(s) compared: (summary table, tuple elements, dict keys that differ)."""
+    kinds = (value_kind(rec_a), value_kind(rec_b))
+    changed = _kind_change(name, kinds, rows)
+    if changed is not None:
+        return changed, (), ()
+    outs_a, outs_b = recorded_outputs(rec_a), recorded_outputs(rec_b)
+    if not outs_a and not outs_b:
+        if kinds == ("none", "none"):
+            note = "returned nothing on both sides (the previous value flowed on)"
+            return TableDiff(name=name, status="equal", note=note), (), ()
+        return TableDiff(name=name, status="incomparable", rows=rows, note="stage output missing"), (), ()
+    by_label_a = {label: (member, kind, value) for label, member, kind, value in outs_a}
+    by_label_b = {label: (member, kind, value) for label, member, kind, value in outs_b}
+    tables: list[TableDiff] = []
+    keys: list[StageChange] = []
+    tuple_stage = "tuple" in kinds
+    for label in [*by_label_b, *(n for n in by_label_a if n not in by_label_b)]:
+        ea, eb = by_label_a.get(label), by_label_b.get(label)
+        element_rows = rows if not tuple_stage else (None, None)
+        if ea is None or eb is None:
+            what = "element" if tuple_stage else "output"
+            note = f"{what} {label} only in {'b' if ea is None else 'a'}"
+            tables.append(TableDiff(name=label, status="incomparable", rows=element_rows, note=note))
+            continue
+        (ma, ka, va), (mb, kb, vb) = ea, eb
+        table = _kind_change(label, (ka, kb), element_rows)
+        if table is None:
+            if not isinstance(ma, str) or not isinstance(mb, str) or ma not in a or mb not in b:
+                table = TableDiff(name=label, status="incomparable", rows=element_rows, note="stage output missing")
+            else:
+                table = diff_member(a, b, ma, mb, name=label, rows=element_rows, **options)
+            if ka == kb and ka in ONE_ROW_KINDS and table.stats:
+                # One value per column: a distribution shift of one row says nothing the cells do not.
+                table = dataclasses.replace(table, stats=())
+            if ka == kb == "dict" and isinstance(va, dict) and isinstance(vb, dict):
+                element = label if tuple_stage else None
+                keys.extend(key_changes(name, table, va.get("data"), vb.get("data"), element))
+        tables.append(table)
+    if not tuple_stage and len(tables) == 1:
+        return tables[0], (), tuple(keys)
+    diverged = [t.name for t in tables if t.diverged]
+    said = f"{len(diverged)} of {len(tables)} elements differ: {', '.join(diverged)}" if diverged else None
+    summary = TableDiff(name=name, status=_worst(tables), note=said)
+    return summary, tuple(tables), tuple(keys)
+
+
+def _params(entry: Any, record: Any) -> Any:
+    """A stage's params: its ``pipeline.json`` entry (the definition), else its record (minor 4)."""
+    for source in (entry, record):
+        if isinstance(source, dict) and "params" in source:
+            return source["params"]
+    return None
+
+
+def _fitted(stage: str, rec_a: Any, rec_b: Any) -> tuple[StageChange, ...]:
+    """The fitted state that differs: of the step a stage applied (``fitted``), or of the estimator it
+    returned (``value.description``); the same attribute named once."""
+    changes: dict[str, StageChange] = {}
+    sides = [r if isinstance(r, dict) else {} for r in (rec_a, rec_b)]
+    returned: list[Any] = []
+    for side in sides:
+        value = side.get("value")
+        returned.append(
+            value.get("description") if isinstance(value, dict) and value.get("kind") == "estimator" else None
+        )
+    for before, after in ((sides[0].get("fitted"), sides[1].get("fitted")), (returned[0], returned[1])):
+        for change in fitted_changes(stage, before, after):
+            changes.setdefault(change.name, change)
+    return tuple(changes.values())
+
+
 def _diff_stages(a: Snapshot, b: Snapshot, options: dict[str, Any]) -> list[StageDiff]:
     pipeline_a, pipeline_b = _json(a, PIPELINE) or {}, _json(b, PIPELINE) or {}
     stages_a = {s["name"]: s for s in pipeline_a.get("stages", [])}
@@ -158,18 +262,18 @@ def _diff_stages(a: Snapshot, b: Snapshot, options: dict[str, Any]) -> list[Stag
         rec_b = _json(b, sb["record"]) if sb and sb.get("record") else None
         rows = ((rec_a or {}).get("rows"), (rec_b or {}).get("rows"))
         note = None
-        pa_member, pb_member = (rec_a or {}).get("parquet"), (rec_b or {}).get("parquet")
         if sa is None or sb is None:
             note = f"stage missing in {'a' if sa is None else 'b'}"
         elif status != ("ok", "ok"):
             bad = [f"{side}: {st}" for side, st in zip("ab", status, strict=True) if st != "ok"]
             note = f"stage did not succeed ({', '.join(bad)})"
-        elif pa_member not in a or pb_member not in b:
-            note = "stage output missing"
-        if note is not None or not isinstance(pa_member, str) or not isinstance(pb_member, str):
-            table = TableDiff(name=name, status="incomparable", rows=rows, note=note or "stage output missing")
+        elements: tuple[TableDiff, ...] = ()
+        keys: tuple[StageChange, ...] = ()
+        if note is not None:
+            table = TableDiff(name=name, status="incomparable", rows=rows, note=note)
         else:
-            table = diff_member(a, b, pa_member, pb_member, name=name, rows=rows, **options)
+            table, elements, keys = _compare_outputs(a, b, name, rec_a, rec_b, rows, options)
+        both = sa is not None and sb is not None
         out.append(
             StageDiff(
                 index=index,
@@ -178,6 +282,11 @@ def _diff_stages(a: Snapshot, b: Snapshot, options: dict[str, Any]) -> list[Stag
                 table=table,
                 imports=_imports(rec_a, rec_b),
                 preloaded=preloaded,
+                kinds=(value_kind(rec_a), value_kind(rec_b)),
+                elements=elements,
+                params=param_changes(name, _params(sa, rec_a), _params(sb, rec_b)) if both else (),
+                fitted=_fitted(name, rec_a, rec_b),
+                keys=keys,
             )
         )
     return out

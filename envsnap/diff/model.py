@@ -27,6 +27,7 @@ __all__ = [
     "SectionDiff",
     "SnapshotDiff",
     "SnapshotRef",
+    "StageChange",
     "StageDiff",
     "StatsShift",
     "Suspect",
@@ -199,8 +200,37 @@ class TableDiff:
 
 
 @dataclass(frozen=True)
+class StageChange:
+    """One named thing of a stage that differs between a and b (format minor 4 records).
+
+    ``kind``: ``param`` (a keyword argument from the stage's definition: ``threshold``), ``fitted`` (the
+    fitted state of the estimator the stage applied or returned: ``mean_``, ``feature_names_in``,
+    ``params.C``, ``scaler/scale_`` in a nested pipeline) or ``key`` (a key of a returned dict:
+    ``metrics.auc``). ``change`` is added | removed | changed; ``before``/``after`` are the values when
+    small (None when absent or too big to show); ``note`` summarises the difference (``first at [1]:
+    2.5 → 2.75; max abs diff 0.25``). ``element`` names the tuple element (``split.1``) the key is in.
+    """
+
+    stage: str
+    kind: str
+    name: str
+    change: str
+    before: Any = None
+    after: Any = None
+    note: str | None = None
+    element: str | None = None
+
+
+@dataclass(frozen=True)
 class StageDiff:
-    """One pipeline stage on both sides: its status on each side and its intermediate compared."""
+    """One pipeline stage on both sides: its status on each side and its intermediate compared.
+
+    ``table`` is the stage's output compared; for a stage that returned a tuple it sums up ``elements``
+    (one table diff per element, ``NAME.0``, ``NAME.1``). ``kinds`` are the value kinds it returned on each
+    side (``pandas``, ``numpy``, ``dict``, ``estimator``, ``none``, ``tuple``, ...; None when the record
+    does not say). ``params``, ``fitted`` and ``keys`` name what differs in its params, in its fitted state
+    and in the keys of a returned dict.
+    """
 
     index: int
     name: str
@@ -210,6 +240,11 @@ class StageDiff:
     #: Distributions already loaded before the first stage ran (the runner reads inputs with them): any
     #: stage may use them without importing them.
     preloaded: tuple[str, ...] = ()
+    kinds: tuple[str | None, str | None] = (None, None)
+    elements: tuple[TableDiff, ...] = ()
+    params: tuple[StageChange, ...] = ()
+    fitted: tuple[StageChange, ...] = ()
+    keys: tuple[StageChange, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -306,7 +341,7 @@ class Suspect:
     kind: str
     subject: str
     reason: str
-    change: Change | PackageDelta | SchemaChange | None = None
+    change: Change | PackageDelta | SchemaChange | StageChange | None = None
     evidence: str = "present"
     terms: tuple[ScoreTerm, ...] = ()
 

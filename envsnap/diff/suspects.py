@@ -28,9 +28,11 @@ from envsnap.diff.model import (
     PackageDelta,
     SchemaChange,
     ScoreTerm,
+    StageChange,
     Suspect,
     TableDiff,
 )
+from envsnap.diff.stage_suspects import stage_suspects
 from envsnap.snapshot.sections import PipelineSection
 
 if TYPE_CHECKING:
@@ -332,7 +334,7 @@ def _suspect(
     kind: str,
     subject: str,
     reason: str,
-    change: Change | PackageDelta | SchemaChange | None,
+    change: Change | PackageDelta | SchemaChange | StageChange | None,
     evidence: str = "present",
 ) -> Suspect:
     return Suspect(0, points.total, kind, subject, reason, change, evidence, tuple(points.terms))
@@ -734,6 +736,7 @@ def rank_suspects(
                 continue
             suspects.append(_change(change, ctx))
     suspects.extend(_inputs(data, ctx))
+    suspects.extend(stage_suspects(data))
     suspects = _merge_git(suspects, code, data.first_diverging_stage)
     suspects = _trace_project(suspects, ctx, code)
     # One subject once: a thread variable shows up both as configured thread setting and as env var.

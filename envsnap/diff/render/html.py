@@ -27,7 +27,9 @@ from envsnap.diff.render.phrasing import (
     section_changes,
     section_count,
     shifted,
+    stage_lines,
     stage_run_text,
+    stage_tables,
     table_summary,
     value_text,
 )
@@ -300,12 +302,21 @@ def _data(diff: SnapshotDiff) -> str:
         mark = " ← first to diverge" if first else ""
         ran = stage_run_text(s)
         mark = f" ({ran}){mark}" if ran else mark
-        is_open = " open" if first else ""
+        changes = stage_lines(s)
+        is_open = " open" if first or changes else ""
         cls = "stage first-diverging" if first else "stage"
+        listed = "".join(f"<li>{_e(line)}</li>" for line in changes)
+        body = f'<ul class="stage-changes">{listed}</ul>' if listed else ""
+        if s.elements:
+            body += f'<p class="status-{_e(s.table.status)}">{_e(table_summary(s.table))}</p>'
+        for table, cells in stage_tables(s):
+            heading = f'<h4 id="element-{_slug(table.name)}">{_e(table.name)}</h4>' if s.elements else ""
+            shown = f'<p class="status-{_e(table.status)}">{_e(table_summary(table))}</p>'
+            body += heading + (_table_body(table) if cells else shown)
         out.append(
             f'<details id="stage-{_slug(s.name)}" class="{cls}"{is_open}><summary>stage {s.index} {_e(s.name)}: '
             f'<span class="status-{_e(s.table.status)}">{_e(s.table.status)}</span>{_e(mark)}</summary>'
-            f"{_table_body(s.table)}</details>"
+            f"{body}</details>"
         )
     out.append("</section>")
     return "".join(out)

@@ -22,7 +22,10 @@ from envsnap.diff.render.phrasing import (
     section_changes,
     section_count,
     shifted,
+    stage_lines,
     stage_run_text,
+    stage_summary,
+    stage_tables,
     table_summary,
     value_text,
 )
@@ -177,13 +180,20 @@ def _data(diff: SnapshotDiff) -> list[str]:
             mark = " ← first to diverge" if s.name == data.first_diverging_stage else ""
             ran = stage_run_text(s)
             mark = f"; {ran}{mark}" if ran else mark
-            lines.append(_row(f"stage {s.index}", s.name, table_summary(s.table) + mark))
+            lines.append(_row(f"stage {s.index}", s.name, stage_summary(s) + mark))
     for t in data.inputs:
         if t.diverged or t.schema:
             lines += _details(f"input {t.name}: {t.status}", _table_body(t))
     for s in data.stages:
-        if s.table.diverged or s.table.schema:
-            lines += _details(f"stage {s.index} {s.name}: {s.table.status}", _table_body(s.table))
+        changes = stage_lines(s)
+        if s.table.diverged or s.table.schema or changes:
+            body = [f"- {_cell(line)}" for line in changes]
+            for table, cells in stage_tables(s):
+                if not (table.diverged or table.schema):
+                    continue
+                body += ["", f"**{_cell(table.name)}**"] if s.elements else []
+                body += ([""] if body else []) + (_table_body(table) if cells else [table_summary(table)])
+            lines += _details(f"stage {s.index} {s.name}: {s.table.status}", body)
     return lines
 
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         PackageDelta,
         SnapshotDiff,
         SnapshotRef,
+        StageChange,
         StageDiff,
         StatsShift,
         TableDiff,
@@ -39,7 +40,12 @@ __all__ = [
     "section_changes",
     "section_count",
     "shifted",
+    "stage_change_line",
+    "stage_change_text",
+    "stage_lines",
     "stage_run_text",
+    "stage_summary",
+    "stage_tables",
     "table_summary",
     "value_text",
 ]
@@ -153,6 +159,55 @@ def table_summary(table: TableDiff) -> str:
     differing = [c for c in table.columns if c.status == "different"]
     if differing:
         parts.append(f"{len(differing)} column{'s' if len(differing) != 1 else ''} differ")
+    if table.note:
+        parts.append(table.note)
+    return "; ".join(parts)
+
+
+def stage_change_text(change: StageChange) -> str:
+    """``0.5 → 0.7``, ``added 3``, ``removed (was 3)``, ``first at [1]: 2.5 → 2.75; max abs diff 0.25``.
+
+    Small values read before → after; a big array or list only by its note (where it first differs, by how
+    much at most); a feature order by the features that moved."""
+    if change.change == "added":
+        return f"added {value_text(change.after, limit=60)}"
+    if change.change == "removed":
+        return f"removed (was {value_text(change.before, limit=60)})"
+    if change.note and (isinstance(change.before, list) or isinstance(change.after, list) or change.before is None):
+        return change.note
+    text = f"{value_text(change.before, limit=60)} → {value_text(change.after, limit=60)}"
+    return f"{text} ({change.note})" if change.note else text
+
+
+def stage_change_line(change: StageChange) -> str:
+    """``param `threshold`: 0.5 → 0.7``, ``fitted `mean_`: …``, ``key `metrics.auc`: 0.91 → 0.88``."""
+    where = f" of {change.element}" if change.element else ""
+    return f"{change.kind} `{change.name}`{where}: {stage_change_text(change)}"
+
+
+def stage_lines(stage: StageDiff) -> list[str]:
+    """What differs inside a stage beyond its table, one line each: params, fitted state, dict keys."""
+    return [stage_change_line(c) for c in (*stage.params, *stage.fitted, *stage.keys)]
+
+
+def stage_tables(stage: StageDiff) -> list[tuple[TableDiff, bool]]:
+    """The tables a stage's detail shows, each with whether its cells are worth showing: not those of a
+    dict whose keys :func:`stage_lines` already tell (its one row, key by key)."""
+    keyed = {k.element for k in stage.keys}
+    if not stage.elements:
+        return [(stage.table, not keyed)]
+    return [(t, t.name not in keyed) for t in stage.elements]
+
+
+def stage_summary(stage: StageDiff) -> str:
+    """A stage's output in one line; a dict's differing columns are its keys (``1 key differs``)."""
+    table = stage.table
+    if "dict" not in stage.kinds or stage.elements or table.status in ("identical", "incomparable"):
+        return table_summary(table)
+    parts = [table.status.replace("_", " "), "a dict"]
+    keys = len(stage.keys)
+    if keys:
+        parts.append(f"{keys} key{'s differ' if keys != 1 else ' differs'}")
     if table.note:
         parts.append(table.note)
     return "; ".join(parts)

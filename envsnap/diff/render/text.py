@@ -23,7 +23,10 @@ from envsnap.diff.render.phrasing import (
     section_changes,
     section_count,
     shifted,
+    stage_lines,
     stage_run_text,
+    stage_summary,
+    stage_tables,
     table_summary,
     value_text,
 )
@@ -217,11 +220,20 @@ def _data(console: Console, diff: SnapshotDiff) -> None:
             ran = stage_run_text(stage)
             status = f" ({ran})" if ran else ""
             line = Text(f"    {stage.index}. {stage.name}: ")
-            line.append(table_summary(stage.table), style=STATUS_STYLE.get(stage.table.status, ""))
+            line.append(stage_summary(stage), style=STATUS_STYLE.get(stage.table.status, ""))
             line.append(status + marker, style="bold red" if marker else "")
             console.print(line)
-            if stage.table.diverged or stage.table.schema:
-                _table_detail(console, stage.table, "      ")
+            for change in stage_lines(stage):
+                console.print(Text(f"      {change}"))
+            for table, cells in stage_tables(stage):
+                indent = "      "
+                if stage.elements:
+                    line = Text(f"      {table.name}: ")
+                    line.append(table_summary(table), style=STATUS_STYLE.get(table.status, ""))
+                    console.print(line)
+                    indent = "        "
+                if cells and (table.diverged or table.schema):
+                    _table_detail(console, table, indent)
 
 
 def _suspects(console: Console, diff: SnapshotDiff) -> None:
