@@ -46,7 +46,7 @@ import pyarrow.parquet as pq
 from envsnap.capture.base import InputSpec, SampleOptions
 from envsnap.capture.sample_csv import csv_kind, sample_csv
 from envsnap.capture.sample_files import Drawn, Progress, check_columns, draw, sample_parquet, target_rows
-from envsnap.core.arrow import int64_array, string_array
+from envsnap.core.arrow import int64_array, string_array, without_views
 from envsnap.core.column_stats import column_stats
 from envsnap.errors import InputError
 
@@ -179,9 +179,8 @@ def _polars_table(name: str, source: Any, kind: str) -> pa.Table:
     shown = f"<polars.{kind}>"
     try:
         frame = source.collect() if kind == "LazyFrame" else source
-        if hasattr(frame, "__arrow_c_stream__"):
-            return pa.table(frame)
-        return frame.to_arrow()
+        table = pa.table(frame) if hasattr(frame, "__arrow_c_stream__") else frame.to_arrow()
+        return without_views(table)
     except Exception as exc:  # noqa: BLE001 - whatever polars raises, the input is named and kept out
         raise InputError(
             name, shown, f"cannot convert the polars {kind} to Arrow: {type(exc).__name__}: {exc}"

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["guard", "int64_array", "string_array"]
+__all__ = ["guard", "int64_array", "string_array", "without_views"]
 
 _done = False
 
@@ -65,3 +65,30 @@ def string_array(values: Sequence[str | None]) -> pa.Array:
         validity = pa.py_buffer(bytes(bits))
     buffers = [validity, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
     return pa.Array.from_buffers(pa.large_string(), len(values), buffers).cast(pa.string())
+
+
+def _plain_type(type_: pa.DataType) -> pa.DataType:
+    """``type_`` with string/binary *view* types (polars' Arrow export) as large string/binary, nested too."""
+    import pyarrow as pa
+    if pa.types.is_string_view(type_):
+        return pa.large_string()
+    if pa.types.is_binary_view(type_):
+        return pa.large_binary()
+    if pa.types.is_large_list(type_) or pa.types.is_list(type_):
+        item = _plain_type(type_.value_type)
+        if item == type_.value_type:
+            return type_
+        return pa.large_list(item) if pa.types.is_large_list(type_) else pa.list_(item)
+    if pa.types.is_struct(type_):
+        fields = [type_.field(i) for i in range(type_.num_fields)]
+        plain = [f.with_type(_plain_type(f.type)) for f in fields]
+        return type_ if plain == fields else pa.struct(plain)
+    return type_
+
+
+def without_views(table: pa.Table) -> pa.Table:
+    """``table`` with view-typed columns cast to their plain types: Arrow's compute kernels (``take``,
+    hashing) and older parquet readers do not all handle views, and a polars frame exports them."""
+    import pyarrow as pa
+    schema = pa.schema([f.with_type(_plain_type(f.type)) for f in table.schema], metadata=table.schema.metadata)
+    return table if schema == table.schema else table.cast(schema)
