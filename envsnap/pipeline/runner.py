@@ -76,7 +76,13 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        """0 ok, 1 a stage failed (the pipeline's failure, recorded), 3 nothing ran (inputs unusable)."""
+        """0 ok, 1 a stage failed (the pipeline's failure, recorded), 3 nothing ran (inputs unusable) or a
+        stage returned a value envsnap cannot record (a generator, an object array: bad input, not the job's
+        failure)."""
+        if self.status == "failed" and any(
+            s.status == "failed" and (s.error or {}).get("kind") == "output" for s in self.stages
+        ):
+            return EXIT_NOT_RUN
         return {"ok": EXIT_OK, "failed": EXIT_STAGE_FAILED}.get(self.status, EXIT_NOT_RUN)
 
 
