@@ -145,3 +145,29 @@ def test_a_stage_returning_a_generator_is_one_line_and_exit_3(polars_venv: Path,
     assert message.startswith("stage 'rows' returned generator, which envsnap cannot record; a stage returns")
     assert "\n" not in message and message in result.output
     assert json.loads(json.dumps(record["value"])) is None
+
+
+@pytest.mark.slow
+def test_a_file_input_reaches_a_venv_without_pandas_as_polars(polars_venv: Path, tmp_path: Path) -> None:
+    """The pipeline-wide default (pandas) gives way where the job has no pandas; nothing is installed."""
+    import pyarrow as pa
+
+    root = tmp_path / "job"
+    root.mkdir()
+    (root / "countjob.py").write_text(
+        "def count(df):\n    return {'rows': df.height, 'module': type(df).__module__.split('.')[0]}\n",
+        encoding="utf-8",
+    )
+    (root / "envsnap.toml").write_text(
+        '[pipeline]\nname = "count"\npythonpath = ["."]\n\n'
+        '[[pipeline.stages]]\nname = "count"\ncall = "countjob:count"\n',
+        encoding="utf-8",
+    )
+    source = tmp_path / "events.parquet"
+    pq.write_table(pa.table({"a": list(range(50)), "s": ["x"] * 50}), source)
+    out = tmp_path / "count.envsnap"
+    args = ["run", "-c", str(root / "envsnap.toml"), "-i", f"events={source}", "-o", str(out)]
+    result = runner.invoke(app, [*args, "--python", str(polars_venv)])
+    assert result.exit_code == 0, result.output
+    value = envsnap.load(out).read_json("pipeline/stages/01-count.json")["value"]
+    assert value["data"] == {"rows": 50, "module": "polars"}

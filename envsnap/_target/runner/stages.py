@@ -81,7 +81,7 @@ def run_stages(
         try:
             for w in wanted:
                 if w is not None:
-                    received[w] = values.convert(tables[w], stage.get("accepts") or kinds.get(w))
+                    received[w] = _hand_over(tables[w], stage.get("accepts"), kinds.get(w))
         except Exception as exc:  # noqa: BLE001 - e.g. a pandas input where pandas is not installed
             target = stage.get("accepts") or kinds.get(str(w))
             outcome["error"] = error_record(
@@ -89,7 +89,7 @@ def run_stages(
                 "input",
                 exc,
                 f"stage {name!r}: cannot hand it {w!r} as {target}: {type_name(exc)}: {exc}"
-                + (' (accepts = "arrow" passes pyarrow Tables instead)' if target == "pandas" else ""),
+                + (' (accepts = "arrow" or "polars" passes those instead)' if target == "pandas" else ""),
             )
             if on_stage is not None:
                 on_stage(outcome)
@@ -180,6 +180,23 @@ def run_stages(
         if outcome["error"] is not None:
             break
     return outcomes
+
+
+def _hand_over(value: Any, accepts: str | None, input_kind: str | None) -> Any:
+    """``value`` as the stage's ``accepts``, else as the kind its input arrives as.
+
+    The pipeline-wide kind of file inputs (``pandas`` unless configured) gives way where this interpreter
+    has no pandas: a job whose venv holds polars gets the table as polars read it, not an ImportError.
+    A stage's own ``accepts`` is never second-guessed.
+    """
+    if accepts is not None:
+        return values.convert(value, accepts)
+    try:
+        return values.convert(value, input_kind)
+    except ImportError:
+        if input_kind != "pandas":
+            raise
+        return value
 
 
 def keyword(name: str) -> str:
