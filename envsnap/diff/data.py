@@ -214,11 +214,20 @@ def _compare_outputs(
     return summary, tuple(tables), tuple(keys)
 
 
+#: The scikit-learn step runner (``envsnap run --sklearn``): its ``model`` param names the model (a file
+#: path, a label) and moves with where the model lies; what the model holds is compared as each step's
+#: fitted state, so a new name alone is not a change.
+_SKLEARN_STEP = "runner.sklearn_steps:step"
+
+
 def _params(entry: Any, record: Any) -> Any:
     """A stage's params: its ``pipeline.json`` entry (the definition), else its record (minor 4)."""
     for source in (entry, record):
         if isinstance(source, dict) and "params" in source:
-            return source["params"]
+            params = source["params"]
+            if str(source.get("call") or "").endswith(_SKLEARN_STEP) and isinstance(params, dict):
+                return {k: v for k, v in params.items() if k != "model"}
+            return params
     return None
 
 

@@ -96,7 +96,10 @@ def _stage_files(index: int, name: str, out: Out | tuple[Out, ...]) -> tuple[dic
 
 
 def snapshot(
-    *stages: tuple[str, Out | tuple[Out, ...], dict[str, Any] | None], fitted: Any = None, old: bool = False
+    *stages: tuple[str, Out | tuple[Out, ...], dict[str, Any] | None],
+    fitted: Any = None,
+    old: bool = False,
+    call: str | None = None,
 ) -> Snapshot:
     """A minor-4 snapshot whose pipeline ran ``stages`` (name, output, params); ``fitted``: {stage: state}.
 
@@ -112,7 +115,7 @@ def snapshot(
             "name": name,
             "kind": "call",
             "status": "ok",
-            "call": f"job:{name}",
+            "call": call or f"job:{name}",
             "run": None,
             "inputs": [],
             "returned": value["kind"],
@@ -134,7 +137,7 @@ def snapshot(
         entry = {
             "name": name,
             "kind": "call",
-            "call": f"job:{name}",
+            "call": call or f"job:{name}",
             "inputs": None,
             "accepts": None,
             "params": params,
@@ -331,6 +334,16 @@ def test_a_returned_estimator_is_diffed_by_its_description() -> None:
     assert train.kinds == ("estimator", "estimator")
     names = [c.name for c in train.fitted]
     assert names == ["scaler/feature_names_in", "scaler/mean_", "scaler/scale_", "clf/params.C"]
+
+
+def test_the_model_name_of_a_sklearn_step_is_no_param_change() -> None:
+    """``run --sklearn a/model.joblib`` against ``b/model.joblib``: the steps' fitted state tells what differs."""
+    step = "_envsnap_target.runner.sklearn_steps:step"
+    frame = Out("pandas", pa.table({"a": [1.0]}))
+    a = snapshot(("scale", frame, {"model": "a/model.joblib", "path": ["scale"], "method": None}), call=step)
+    b = snapshot(("scale", frame, {"model": "b/model.joblib", "path": ["scale"], "method": "transform"}), call=step)
+    scale = _stage(diff_data(a, b), "scale")
+    assert [(c.name, c.before, c.after) for c in scale.params] == [("method", None, "transform")]
 
 
 def test_pure_helpers() -> None:
