@@ -177,3 +177,23 @@ def test_a_pipeline_of_polars_numpy_tuple_none_and_dict_with_params_and_a_source
     assert run.outcomes[4]["params"] == {"scale": 0.5}
     metrics = pq.read_table(io.BytesIO(run.intermediates["05-score"].parquet))
     assert metrics.column_names == ["total", "rows"] and metrics.num_rows == 1
+
+
+def test_a_list_of_values_is_recorded_element_by_element_and_flows_on_as_a_list() -> None:
+    """``train_test_split`` returns a list of four: each element is recorded, the list flows on."""
+    pipeline = Pipeline("split")
+
+    @pipeline.stage()
+    def split(frame: Any) -> Any:
+        return [frame.iloc[:2], frame.iloc[2:], frame["y"].iloc[:2], frame["y"].iloc[2:]]
+
+    @pipeline.stage(inputs=["split.1", "split"])
+    def check(split_1: Any, split: Any) -> Any:
+        return {"rows": len(split_1), "is_list": isinstance(split, list)}
+
+    run = run_stages_here(pipeline, {"x": pd.DataFrame({"a": [1, 2, 3, 4], "y": [0, 1, 0, 1]})})
+    assert [o["returned"] for o in run.outcomes] == ["tuple", "dict"], [o["error"] for o in run.outcomes]
+    assert [e["kind"] for e in run.outcomes[0]["value"]["elements"]] == ["pandas", "pandas", "series", "series"]
+    assert run.outcomes[1]["value"]["data"] == {"rows": 2, "is_list": True}
+    with pytest.raises(values.UnsupportedValue, match="^list, which envsnap cannot record"):
+        values.kind_of([1, "a"])

@@ -238,7 +238,7 @@ def _record(
                 facts = sink(index, f"{name}.{position}", ready, item_kind, None)
                 elements.append(dict(facts, index=position, label=f"{name}.{position}"))
                 settled.append(ready)
-            result = tuple(settled)
+            result = list(settled) if isinstance(result, list) else tuple(settled)
             outcome["value"] = {"kind": "tuple", "elements": elements}
         else:
             result = values.settle(result, kind)

@@ -20,8 +20,8 @@ kind           what                                      recorded as (the table 
 ``estimator``  anything with fitted ``*_`` attributes    one row, a column per fitted attribute
 =============  ========================================  ===========================================
 
-``None`` (kind ``none``) records nothing and the previous value flows on; a tuple (kind ``tuple``)
-records each element (``stage.0``, ``stage.1``). Anything else is refused with :class:`UnsupportedValue`,
+``None`` (kind ``none``) records nothing and the previous value flows on; a tuple, or a list of values
+such as ``train_test_split`` returns (kind ``tuple``), records each element (``stage.0``, ``stage.1``). Anything else is refused with :class:`UnsupportedValue`,
 one line naming the type and the kinds above.
 
 Each kind module has ``KIND``, ``matches(value)``, ``describe(value, columns)`` (JSON facts recorded in
@@ -88,7 +88,14 @@ def kind_of(value: Any) -> str:
     for kind, module in KINDS.items():
         if module.matches(value):
             return str(kind)
+    if type(value) is list and value and all(_element(item) for item in value):
+        return "tuple"  # a list of values (train_test_split's four), recorded element by element
     raise UnsupportedValue(f"{type_label(value)}, which envsnap cannot record; a stage returns {SUPPORTED}")
+
+
+def _element(item: Any) -> bool:
+    """Whether ``item`` can be one element of a returned tuple or list (a value of a kind, not None)."""
+    return item is not None and any(module.matches(item) for module in KINDS.values())
 
 
 def type_label(value: Any) -> str:
