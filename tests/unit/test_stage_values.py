@@ -195,5 +195,5 @@ def test_a_list_of_values_is_recorded_element_by_element_and_flows_on_as_a_list(
     assert [o["returned"] for o in run.outcomes] == ["tuple", "dict"], [o["error"] for o in run.outcomes]
     assert [e["kind"] for e in run.outcomes[0]["value"]["elements"]] == ["pandas", "pandas", "series", "series"]
     assert run.outcomes[1]["value"]["data"] == {"rows": 2, "is_list": True}
-    with pytest.raises(values.UnsupportedValue, match="^list, which envsnap cannot record"):
+    with pytest.raises(values.UnsupportedValue, match=r"^list, which envsnap cannot record"):
         values.kind_of([1, "a"])

@@ -21,8 +21,8 @@ kind           what                                      recorded as (the table 
 =============  ========================================  ===========================================
 
 ``None`` (kind ``none``) records nothing and the previous value flows on; a tuple, or a list of values
-such as ``train_test_split`` returns (kind ``tuple``), records each element (``stage.0``, ``stage.1``). Anything else is refused with :class:`UnsupportedValue`,
-one line naming the type and the kinds above.
+such as ``train_test_split`` returns (kind ``tuple``), records each element (``stage.0``, ``stage.1``).
+Anything else is refused with :class:`UnsupportedValue`, one line naming the type and the kinds above.
 
 Each kind module has ``KIND``, ``matches(value)``, ``describe(value, columns)`` (JSON facts recorded in
 the stage record: dtype, shape, the dict's data, the estimator's fitted state), ``to_arrow(value, columns)``
