@@ -51,18 +51,40 @@ def load_inputs(baseline: Snapshot | str | os.PathLike[str], *, kind: str = "pan
     return {name: t.to_pandas() if kind == "pandas" else t for name, t in tables.items()}
 
 
-def _stage_parquet(snap: Snapshot, stage: str) -> bytes:
+def _expected(snap: Snapshot, stage: str) -> tuple[list[tuple[str, bytes]], list[str] | None]:
+    """``[(label, parquet bytes)]`` of ``stage``'s recorded outputs (``stage`` may name a tuple element,
+    ``NAME.0``), and the stage's ``columns`` option (names of a 2-D array's columns)."""
     from envsnap.check.baseline import CheckError, recorded_stages
 
     stages = recorded_stages(snap)
     entry = next((s for s in stages if s["name"] == stage), None)
+    element = None
+    if entry is None:
+        entry = next((s for s in stages if any(label == stage for label, _ in s["outputs"])), None)
+        element = stage
     if entry is None:
         raise CheckError(
             f"{snap.path}: the baseline has no stage {stage!r} (its stages: {', '.join(s['name'] for s in stages)})"
         )
-    if not entry["parquet"]:
+    if not entry["outputs"]:
+        if entry.get("value_kind") == "none" and entry.get("status") == "ok":
+            raise CheckError(f"{snap.path}: stage {stage!r} returned None when the baseline was made: nothing to match")
         raise CheckError(f"{snap.path}: stage {stage!r} did not succeed when the baseline was made: no intermediate")
-    return snap.read_bytes(entry["parquet"])
+    outputs = [(label, snap.read_bytes(member)) for label, member in entry["outputs"] if element in (None, label)]
+    columns = entry.get("columns") if isinstance(entry.get("columns"), list) else None
+    return outputs, columns
+
+
+def _table_form(value: Any, columns: list[str] | None) -> Any:
+    """A stage's value as the table it is recorded as (tables pass as they are)."""
+    from envsnap._target.runner import values
+
+    if isinstance(value, (bytes, bytearray)):
+        return value
+    kind = values.kind_of(value)
+    if kind in ("pandas", "arrow"):
+        return value
+    return values.to_arrow(values.settle(value, kind), kind, columns)
 
 
 def assert_stage_matches(
@@ -77,12 +99,17 @@ def assert_stage_matches(
     columns: Mapping[str, tuple[float, float]] | None = None,
     max_rows: int = 5,
 ) -> TableDiff:
-    """Assert that ``output`` (pandas DataFrame, pyarrow Table or RecordBatch) matches ``stage``'s
-    intermediate in ``baseline`` within ``rtol``/``atol`` (``columns``: column -> (rtol, atol)).
+    """Assert that ``output`` matches ``stage``'s recorded output in ``baseline`` within ``rtol``/``atol``
+    (``columns``: column -> (rtol, atol)).
 
-    Rows are matched by position. Returns the :class:`~envsnap.diff.model.TableDiff` when it matches;
-    raises :class:`AssertionError` showing the differing columns, the first differing rows and the stats
-    shift when it does not, and :class:`~envsnap.check.CheckError` when the baseline has no such stage.
+    ``output`` is what the stage returns: a table (pandas, pyarrow, polars), a numpy array, a Series, a dict
+    of metrics, a fitted estimator, ... compared in the table form the recording has (a dict: one row, a
+    column per key). For a stage that returned a tuple, pass the whole tuple (each element is compared with
+    its recorded one) or name one element, ``stage="NAME.0"``. Rows are matched by position.
+
+    Returns the :class:`~envsnap.diff.model.TableDiff` (of the first output) when it matches; raises
+    :class:`AssertionError` showing the differing columns, the first differing rows and the stats shift
+    when it does not, and :class:`~envsnap.check.CheckError` when the baseline has no such stage.
     """
     from envsnap.check.render import table_details
     from envsnap.check.tolerance import Tolerance, compare_intermediate
@@ -97,17 +124,32 @@ def assert_stage_matches(
         columns=dict(columns or {}),
     )
     with opened(baseline) as snap:
-        expected = _stage_parquet(snap, stage)
+        expected, stage_columns = _expected(snap, stage)
         where = snap.path
-    table = compare_intermediate(expected, output, name=stage, tolerance=tolerance, max_rows=max_rows)
-    if table.diverged:
-        lines = [
-            f"stage {stage!r} does not match the baseline {where} (rtol={rtol:g}, atol={atol:g}): "
-            f"{table_summary(table)}",
-            *(f"  {line}" for line in table_details(table, max_rows=max_rows)),
-        ]
-        raise AssertionError("\n".join(lines))
-    return table
+    if len(expected) > 1:
+        if type(output) is not tuple or len(output) != len(expected):
+            got = f"a tuple of {len(output)}" if type(output) is tuple else type(output).__name__
+            raise AssertionError(
+                f"stage {stage!r} returned a tuple of {len(expected)} in the baseline {where}, not {got}; pass the "
+                f"whole tuple, or one element by its label ({', '.join(label for label, _ in expected)})"
+            )
+        produced = list(output)
+    else:
+        produced = [output]
+    tables = []
+    for (label, data), value in zip(expected, produced, strict=True):
+        table = compare_intermediate(
+            data, _table_form(value, stage_columns), name=label, tolerance=tolerance, max_rows=max_rows
+        )
+        if table.diverged:
+            lines = [
+                f"stage {label!r} does not match the baseline {where} (rtol={rtol:g}, atol={atol:g}): "
+                f"{table_summary(table)}",
+                *(f"  {line}" for line in table_details(table, max_rows=max_rows)),
+            ]
+            raise AssertionError("\n".join(lines))
+        tables.append(table)
+    return tables[0]
 
 
 def _baseline_path(request: pytest.FixtureRequest) -> tuple[Path, str]:

@@ -33,6 +33,7 @@ from envsnap.check.baseline import (
     recorded_inputs,
     recorded_stages,
     rerun,
+    stage_entries,
     stage_mismatch,
     update_baseline,
 )
@@ -73,6 +74,37 @@ def _preloaded(*snaps: Snapshot) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
+def _compare_outputs(
+    baseline: Snapshot, current: Snapshot, base: dict[str, Any], cur: dict[str, Any], tolerance: Tolerance,
+    max_rows: int,
+) -> list[TableDiff]:  # fmt: skip
+    """Each output of one stage against the baseline's with the same label (one per tuple element; a dict's or
+    an estimator's one-row table too); another kind of value returned is a difference of its own."""
+    name = str(base["name"])
+    if base.get("value_kind") and cur.get("value_kind") and base["value_kind"] != cur["value_kind"]:
+        note = f"returned {cur['value_kind']}, the baseline {base['value_kind']}"
+        return [TableDiff(name=name, status="different", note=note)]
+    ours, theirs = dict(base["outputs"]), dict(cur["outputs"])
+    if not ours and not theirs:  # a stage that returned None, as in the baseline: nothing to compare
+        return [TableDiff(name=name, status="equal", note="returned None, as in the baseline")]
+    tables = []
+    for label in [*ours, *(k for k in theirs if k not in ours)]:
+        if label not in ours or label not in theirs:
+            where = "the baseline" if label not in ours else "this run"
+            tables.append(TableDiff(name=label, status="different", note=f"{label} is missing from {where}"))
+            continue
+        tables.append(
+            compare_intermediate(
+                baseline.read_bytes(ours[label]),
+                current.read_bytes(theirs[label]),
+                name=label,
+                tolerance=tolerance,
+                max_rows=max_rows,
+            )
+        )
+    return tables
+
+
 def _compare_stages(
     baseline: Snapshot, current: Snapshot, recorded: list[dict[str, Any]], settings: CheckConfig,
     selected: Sequence[str], max_rows: int,
@@ -95,38 +127,30 @@ def _compare_stages(
             failure = (current.read_json(cur["record"]) if cur.get("record") else {}).get("error") or {}
             error = str(failure.get("message") or cur["status"])
             status = "failed" if cur["status"] == "failed" else "not-run"
-            table = TableDiff(name=name, status="incomparable", note=error if status == "failed" else "did not run")
+            tables = [TableDiff(name=name, status="incomparable", note=error if status == "failed" else "did not run")]
         else:
-            table = compare_intermediate(
-                baseline.read_bytes(base["parquet"]),
-                current.read_bytes(cur["parquet"]),
-                name=name,
-                tolerance=tolerance,
-                max_rows=max_rows,
+            tables = _compare_outputs(baseline, current, base, cur, tolerance, max_rows)
+            status = ""
+        # One row per output: a tuple's elements are judged (and named, NAME.0 ...) one by one.
+        for table in tables:
+            row_status = status or (table.status if not table.diverged else "regressed")
+            checks.append(StageCheck(base["index"], table.name, row_status, tolerance, table, error))
+            diffs.append(
+                StageDiff(
+                    index=base["index"],
+                    name=table.name,
+                    status=(base["status"], cur["status"]),
+                    table=table,
+                    imports=_imports(base["imports"], cur["imports"]),
+                    preloaded=preloaded,
+                )
             )
-            status = table.status if not table.diverged else "regressed"
-        checks.append(StageCheck(base["index"], name, status, tolerance, table, error))
-        diffs.append(
-            StageDiff(
-                index=base["index"],
-                name=name,
-                status=(base["status"], cur["status"]),
-                table=table,
-                imports=_imports(base["imports"], cur["imports"]),
-                preloaded=preloaded,
-            )
-        )
     return checks, diffs
 
 
 def recorded_stages_of_run(snap: Snapshot) -> list[dict[str, Any]]:
     """The stages of a fresh run (like :func:`recorded_stages`, without requiring intermediates)."""
-    stages = list(snap.read_json(PIPELINE).get("stages") or [])
-    for stage in stages:
-        record = snap.read_json(stage["record"]) if stage.get("record") else {}
-        stage["parquet"] = record.get("parquet")
-        stage["imports"] = record.get("imports") or []
-    return stages
+    return stage_entries(snap)
 
 
 def check(
@@ -182,7 +206,11 @@ def check(
         if unknown:
             raise CheckError(f"no stage {unknown[0]!r} in pipeline {pipe.name!r} (its stages: {', '.join(names)})")
         last = max((names.index(s) for s in stages), default=len(names) - 1)
-        missing = [s["name"] for s in recorded[: last + 1] if not s["parquet"] and (not stages or s["name"] in stages)]
+        missing = [
+            s["name"]
+            for s in recorded[: last + 1]
+            if not s["outputs"] and s.get("value_kind") != "none" and (not stages or s["name"] in stages)
+        ]
         if missing:
             raise CheckError(
                 f"{base.path}: the baseline has no intermediate for stage {', '.join(missing)} (it did not succeed "

@@ -32,6 +32,7 @@ __all__ = [
     "recorded_inputs",
     "recorded_stages",
     "rerun",
+    "stage_entries",
     "stage_mismatch",
     "update_baseline",
     "update_label",
@@ -47,11 +48,14 @@ class CheckError(EnvsnapError, ValueError):
     """The baseline cannot serve this check (unreadable, no intermediates, stages that do not match)."""
 
 
-def recorded_inputs(baseline: Snapshot) -> dict[str, bytes]:
-    """Input name -> the baseline's sampled batch as parquet bytes (verified against the manifest)."""
+def recorded_inputs(baseline: Snapshot, *, required: bool = True) -> dict[str, bytes]:
+    """Input name -> the baseline's sampled batch as parquet bytes (verified against the manifest).
+
+    ``required=False``: a baseline without inputs (its pipeline's first stage loads its own data) gives {}.
+    """
     index = baseline.read_json(INPUTS).get("inputs", {}) if INPUTS in baseline else {}
     out = {name: baseline.read_bytes(entry["parquet"]) for name, entry in index.items() if entry.get("parquet")}
-    if not out:
+    if not out and (required or index):
         raise CheckError(
             f"{baseline.path}: the baseline holds no recorded inputs",
             hint="make one with `envsnap run --config FILE -o baseline.envsnap`",
@@ -59,15 +63,29 @@ def recorded_inputs(baseline: Snapshot) -> dict[str, bytes]:
     return out
 
 
-def recorded_stages(baseline: Snapshot) -> list[dict[str, Any]]:
-    """The baseline's stages (``pipeline/pipeline.json``), each with its record's ``parquet`` member or None."""
-    pipeline = baseline.read_json(PIPELINE) if PIPELINE in baseline else None
+def stage_entries(snap: Snapshot) -> list[dict[str, Any]]:
+    """The stages of ``pipeline/pipeline.json``, each with what its record says it returned: ``value_kind`` (the
+    value kind, None in records older than format minor 4), ``outputs`` (``[(label, member)]`` present in
+    ``snap``: one, one per tuple element, none for kind none or a failure), ``parquet`` (the one output's
+    member, else None) and ``imports``."""
+    from envsnap.pipeline.records import stage_outputs
+
+    pipeline = snap.read_json(PIPELINE) if PIPELINE in snap else None
     stages = list((pipeline or {}).get("stages") or [])
     for stage in stages:
-        record = baseline.read_json(stage["record"]) if stage.get("record") in baseline else {}
-        stage["parquet"] = record.get("parquet") if record.get("parquet") in baseline else None
+        record = snap.read_json(stage["record"]) if stage.get("record") and stage["record"] in snap else {}
+        value = record["value"] if isinstance(record.get("value"), dict) else {}
+        stage["value_kind"] = str(value["kind"]) if value.get("kind") else None
+        stage["outputs"] = [(label, m) for label, m in stage_outputs(record) if m and m in snap] if record else []
+        stage["parquet"] = stage["outputs"][0][1] if len(stage["outputs"]) == 1 else None
         stage["imports"] = record.get("imports") or []
-    if not any(s["parquet"] for s in stages):
+    return stages
+
+
+def recorded_stages(baseline: Snapshot) -> list[dict[str, Any]]:
+    """The baseline's stages (:func:`stage_entries`); raises when none kept an output."""
+    stages = stage_entries(baseline)
+    if not any(s["outputs"] for s in stages):
         raise CheckError(
             f"{baseline.path}: the baseline has no stage intermediates (it was captured without running a pipeline)",
             hint="make one with `envsnap run --config FILE -o baseline.envsnap`",
@@ -163,7 +181,7 @@ def config_file(pipeline: Pipeline) -> str | None:
 @contextlib.contextmanager
 def _input_files(pipeline: Pipeline, baseline: Snapshot) -> Iterator[dict[str, str]]:
     """The baseline's samples as parquet files in a private temporary directory, by input name."""
-    samples = recorded_inputs(baseline)
+    samples = recorded_inputs(baseline, required=bool(pipeline.inputs))
     if pipeline.inputs and set(pipeline.inputs) != set(samples):
         raise CheckError(
             f"the pipeline's inputs ({', '.join(sorted(pipeline.inputs))}) are not the baseline's "

@@ -38,7 +38,7 @@ from envsnap.replay.plan import PlannedStage, ReplayPlan
 from envsnap.replay.source import SourceTree, prepare_source
 from envsnap.snapshot.model import Snapshot
 
-__all__ = ["Progress", "ReplayError", "ReplayReport", "StageReplay", "execute", "shell"]
+__all__ = ["NORMALIZED", "Progress", "ReplayError", "ReplayReport", "StageReplay", "execute", "shell"]
 
 _NETWORK = re.compile(
     r"gaierror|Temporary failure in name resolution|Name or service not known|Network is unreachable|"
@@ -46,6 +46,11 @@ _NETWORK = re.compile(
     r"Failed to establish a new connection|getaddrinfo",
     re.IGNORECASE,
 )
+
+
+#: ``out/`` file listing each replayed stage's outputs in recorded form (one JSON line per stage):
+#: ``{"index", "name", "outputs": [{"label", "file", "value"}]}``.
+NORMALIZED = "outputs.jsonl"
 
 
 class ReplayError(EnvsnapError):
@@ -65,6 +70,7 @@ class StageReplay:
     index: int
     name: str
     status: str
+    #: The compare of the stage's output (for several outputs, the first that diverged, else the first).
     table: TableDiff | None = None
     rows: int | None = None
     wall_time_s: float | None = None
@@ -72,6 +78,10 @@ class StageReplay:
     error: str | None = None
     #: Failed in the replay as in the recording (the same exception type): a reproduced failure.
     as_recorded: bool = False
+    #: Every output compared, one per tuple element (``NAME.0``, ``NAME.1``, ...); empty for kind none.
+    outputs: tuple[TableDiff, ...] = ()
+    #: What the stage returned in the replay (pandas, numpy, dict, tuple, none, ...), when the runner said.
+    returned: str | None = None
 
 
 @dataclass(frozen=True)
@@ -118,18 +128,90 @@ def _quiet(_kind: str, _message: str) -> None:
     return None
 
 
-def _compare(snap: Snapshot, stage: PlannedStage, produced: Path, rtol: float, atol: float) -> TableDiff:
+def _compare(snap: Snapshot, member: str, label: str, produced: Path, rtol: float, atol: float) -> TableDiff:
+    from envsnap.core.hashing import hash_file
     from envsnap.diff.tables import diff_parquet
 
-    member = stage.recorded_member
-    if member is None:
-        return TableDiff(name=stage.name, status="incomparable", note="the recording has no intermediate for it")
-    from envsnap.core.hashing import hash_file
-
     if snap.manifest.members[member].sha256 == hash_file(str(produced))[0]:
-        return TableDiff(name=stage.name, status="identical", note="same sha256 as the recorded intermediate")
+        return TableDiff(name=label, status="identical", note="same sha256 as the recorded intermediate")
     with snap.open_member(member) as recorded:
-        return diff_parquet(recorded, str(produced), name=stage.name, rtol=rtol, atol=atol)
+        return diff_parquet(recorded, str(produced), name=label, rtol=rtol, atol=atol)
+
+
+def _recorded_kinds(snap: Snapshot, stage: PlannedStage) -> dict[str, str]:
+    """Output label -> the kind the recording says it was (the stage's own, and each tuple element's)."""
+    record = snap.read_json(stage.record) if stage.record else {}
+    value = record.get("value") if isinstance(record.get("value"), dict) else None
+    if value is None:
+        return {}
+    kinds = {stage.name: str(value.get("kind"))}
+    for element in value.get("elements") or () if value.get("kind") == "tuple" else ():
+        inner = element.get("value") if isinstance(element, dict) else None
+        if isinstance(inner, dict) and inner.get("kind"):
+            kinds[str(element.get("label"))] = str(inner["kind"])
+    return kinds
+
+
+@dataclass(frozen=True)
+class _Produced:
+    """What a replayed stage returned: its kind (None when the runner did not say) and its outputs."""
+
+    kind: str | None
+    #: label -> (the parquet file, or None when the output has no table form; its kind)
+    outputs: dict[str, tuple[Path | None, str | None]]
+
+
+def _produced(layout: Layout, stage: PlannedStage, outcome: dict[str, Any]) -> _Produced:
+    """Normalize what the runner wrote for ``stage`` (any form: parquet, npy, columns, json) to
+    ``out/NN-LABEL.parquet`` files, and say what came back."""
+    from envsnap.core.redact import scrub_data
+    from envsnap.pipeline.values import normalize
+
+    out = layout.work / "out"
+    value = outcome.get("value")
+    if not isinstance(value, dict):  # a runner killed later: only what it had written, as parquet
+        path = out / f"{stage.index:02d}-{stage.name}.parquet"
+        return _Produced(None, {stage.name: (path, None)} if path.is_file() else {})
+    produced: dict[str, tuple[Path | None, str | None]] = {}
+    listed = []
+    # A dict's data is redacted as the capture redacted it, so that the same value compares equal.
+    for output in normalize(out, outcome, scrub_data):
+        kind = output.value.get("kind") if isinstance(output.value, dict) else None
+        produced[output.label] = (output.path, str(kind) if kind else None)
+        listed.append({"label": output.label, "file": output.path.name, "value": output.value})
+    # What each stage returned, in its recorded form: read by shrink to rewrite the stage records.
+    with (out / NORMALIZED).open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"index": stage.index, "name": stage.name, "outputs": listed}, default=str) + "\n")
+    return _Produced(str(value.get("kind") or "") or None, produced)
+
+
+def _compare_outputs(
+    snap: Snapshot, stage: PlannedStage, produced: _Produced, rtol: float, atol: float
+) -> tuple[tuple[TableDiff, ...], str | None]:
+    """Each recorded output against the replayed one with the same label; and why the stage diverged when
+    it is not about the values (another kind returned, an output missing on one side)."""
+    recorded_kinds = _recorded_kinds(snap, stage)
+    recorded = dict(stage.recorded_outputs)
+    if stage.recorded_kind is not None and produced.kind is not None and stage.recorded_kind != produced.kind:
+        return (), f"returned {produced.kind}, recorded {stage.recorded_kind}"
+    tables: list[TableDiff] = []
+    reason = None
+    for label in [*recorded, *(k for k in produced.outputs if k not in recorded)]:
+        member = recorded.get(label)
+        path, kind = produced.outputs.get(label, (None, None))
+        was = recorded_kinds.get(label)
+        if was is not None and kind is not None and was != kind:
+            tables.append(TableDiff(name=label, status="different", note=f"returned {kind}, recorded {was}"))
+            reason = reason or f"{label} returned {kind}, recorded {was}"
+        elif member is None:
+            tables.append(TableDiff(name=label, status="incomparable", note="the recording has no such output"))
+            reason = reason or f"{label}: not in the recording"
+        elif path is None or not path.is_file():
+            tables.append(TableDiff(name=label, status="incomparable", note="the replay did not produce it"))
+            reason = reason or f"{label}: not produced in the replay"
+        else:
+            tables.append(_compare(snap, member, label, path, rtol, atol))
+    return tuple(tables), reason
 
 
 def _failure_kind(error: dict[str, Any] | None) -> str:
@@ -158,14 +240,8 @@ def _stage_results(
             results.append(StageReplay(stage.index, stage.name, "skipped"))
             continue
         outcome = outcomes.get(stage.index)
-        produced = layout.work / "out" / f"{stage.index:02d}-{stage.name}.parquet"
-        if (
-            outcome is None
-            and report is None
-            and produced.is_file()
-            and started
-            and started[-1]["index"] != stage.index
-        ):
+        written = layout.work / "out" / f"{stage.index:02d}-{stage.name}.parquet"
+        if outcome is None and report is None and written.is_file() and started and started[-1]["index"] != stage.index:
             # The runner was killed later (memory, timeout) and never wrote its report, but this stage
             # finished: its intermediate was written before the next stage began. Compare it.
             outcome = {"status": "ok", "rows": None, "wall_time_s": None}
@@ -205,27 +281,45 @@ def _stage_results(
                 StageReplay(stage.index, stage.name, "failed", failure=kind, error=message, as_recorded=same)
             )
             continue
-        if stage.recorded_member is None:
+        if stage.recorded_status != "ok":
             results.append(
                 StageReplay(
                     stage.index,
                     stage.name,
-                    "failed" if stage.recorded_status != "ok" else "diverged",
+                    "failed",
                     rows=outcome.get("rows"),
                     failure="not-recorded",
                     error=f"ran here, but it {stage.recorded_status} in the recording",
                 )
             )
             continue
-        table = _compare(snap, stage, produced, rtol, atol)
+        produced = _produced(layout, stage, outcome)
+        if not stage.recorded_outputs and stage.recorded_kind != "none":
+            results.append(
+                StageReplay(
+                    stage.index,
+                    stage.name,
+                    "diverged",
+                    rows=outcome.get("rows"),
+                    failure="not-recorded",
+                    error="ran here, but the recording kept no output of it",
+                    returned=produced.kind,
+                )
+            )
+            continue
+        tables, reason = _compare_outputs(snap, stage, produced, rtol, atol)
+        diverged = reason is not None or any(t.diverged for t in tables)
         results.append(
             StageReplay(
                 stage.index,
                 stage.name,
-                "diverged" if table.diverged else "match",
-                table=table,
+                "diverged" if diverged else "match",
+                table=next((t for t in tables if t.diverged), tables[0] if tables else None),
                 rows=outcome.get("rows"),
                 wall_time_s=outcome.get("wall_time_s"),
+                error=reason,
+                outputs=tables,
+                returned=produced.kind,
             )
         )
     return results

@@ -19,7 +19,7 @@ from typing import Any
 from envsnap._target import install
 from envsnap.errors import EnvsnapError
 from envsnap.replay.engines.base import Mount
-from envsnap.replay.plan import ReplayPlan
+from envsnap.replay.plan import PlannedStage, ReplayPlan
 from envsnap.replay.source import SourceTree
 from envsnap.snapshot.model import Snapshot
 
@@ -109,17 +109,62 @@ def copy_runner(layout: Layout) -> None:
     install(layout.work / "runner")
 
 
+#: Value kinds the runner rebuilds from a parquet file (``kind`` of a job input).
+_PARQUET_KINDS = ("pandas", "arrow", "polars", "numpy")
+
+
+#: Recorded values the runner rebuilds from their table form (``value`` facts beside them).
+_REBUILT_KINDS = (*_PARQUET_KINDS, "series", "sparse", "records")
+
+
 def _input_kind(snap: Snapshot, name: str, accepts: str) -> str:
     member = f"data/inputs/{name}.json"
     record = snap.read_json(member) if member in snap else {}
     kind = str((record.get("source") or {}).get("kind") or "")
-    return kind if kind in ("pandas", "arrow") else accepts
+    return kind if kind in _PARQUET_KINDS else accepts
+
+
+def _stand_in(snap: Snapshot, stage: PlannedStage, layout: Layout, accepts: str) -> dict[str, Any] | None:
+    """The job input standing in for a stage before ``--from``: its recorded value as a file and its kind
+    (None: nothing to hand on, a kind none stage, or an estimator/tuple no running stage needs)."""
+    record = snap.read_json(stage.record) if stage.record else {}
+    value = record["value"] if isinstance(record.get("value"), dict) else {}
+    kind = str(value.get("kind") or record.get("returned") or "")
+    if kind == "dict":
+        dest = layout.work / "job" / f"stage-{stage.index:02d}.json"
+        dest.write_text(json.dumps(value.get("data")), encoding="utf-8")
+        return {"path": f"{layout.inner('job')}/{dest.name}", "kind": "dict"}
+    if kind in ("none", "estimator", "tuple") or stage.recorded_member is None:
+        return None
+    dest = layout.work / "job" / f"stage-{stage.index:02d}.parquet"
+    with snap.open_member(stage.recorded_member) as src, dest.open("wb") as out:
+        shutil.copyfileobj(src, out)
+    spec: dict[str, Any] = {"path": f"{layout.inner('job')}/{dest.name}"}
+    if kind in _REBUILT_KINDS:
+        # The facts (dtype, shape, a Series' name ...) rebuild the value as it was, not just a table.
+        spec.update(kind=kind, value=value)
+    else:  # a record older than format minor 4 (or a command's table): the pipeline's kind
+        spec["kind"] = accepts
+    return spec
+
+
+def _flows(snap: Snapshot, stage: PlannedStage) -> str | None:
+    """The name of the value a kind none stage passed on (None: not recorded)."""
+    value = snap.read_json(stage.record).get("value") if stage.record else None
+    flows = value.get("flows") if isinstance(value, dict) else None
+    return str(flows) if flows else None
 
 
 def write_job(snap: Snapshot, plan: ReplayPlan, layout: Layout) -> dict[str, Any]:
+    """Write ``job/job.json`` (and the files it names) for the stages ``plan`` runs; returns the job.
+
+    Inputs are the recorded samples; for ``--from``, each stage before it stands in with its recorded value
+    (a table, a numpy array or a dict, rebuilt as the kind it was); a stage that returned None stands in
+    with what flowed on. The plan has already refused values that cannot be rebuilt (estimators, tuples).
+    """
     pipeline = snap.read_json("pipeline/pipeline.json")
     accepts = str(pipeline.get("accepts") or "pandas")
-    inputs: dict[str, dict[str, str]] = {}
+    inputs: dict[str, dict[str, Any]] = {}
     index = snap.read_json("data/inputs.json").get("inputs") if "data/inputs.json" in snap else {}
     for name in plan.inputs:
         entry = (index or {}).get(name) or {}
@@ -136,15 +181,17 @@ def write_job(snap: Snapshot, plan: ReplayPlan, layout: Layout) -> dict[str, Any
     previous = None
     by_index = {int(s["index"]): s for s in pipeline.get("stages") or []}
     for stage in plan.stages:
-        if stage.action != "recorded" or stage.recorded_member is None:
+        if stage.action != "recorded":
             continue
-        dest = layout.work / "job" / f"stage-{stage.index:02d}.parquet"
-        with snap.open_member(stage.recorded_member) as src, dest.open("wb") as out:
-            shutil.copyfileobj(src, out)
-        record_member = stage.recorded_member[: -len(".parquet")] + ".json"
-        returned = snap.read_json(record_member).get("returned") if record_member in snap else None
-        kind = returned if returned in ("pandas", "arrow") else accepts
-        inputs[stage.name] = {"path": f"{layout.inner('job')}/{dest.name}", "kind": kind}
+        if stage.recorded_kind == "none":
+            flows = _flows(snap, stage)
+            if flows is not None and flows in inputs:
+                inputs[stage.name] = inputs[flows]
+            previous = flows if flows in inputs else previous
+            continue
+        spec = _stand_in(snap, stage, layout, accepts)
+        if spec is not None:
+            inputs[stage.name] = spec
         previous = stage.name
     specs = []
     for stage in plan.run_stages:
@@ -154,6 +201,8 @@ def write_job(snap: Snapshot, plan: ReplayPlan, layout: Layout) -> dict[str, Any
             "kind": entry.get("kind") or "call",
             "inputs": entry.get("inputs"),
             "accepts": entry.get("accepts"),
+            "params": entry.get("params"),
+            "columns": entry.get("columns"),
         }
         spec["run" if spec["kind"] == "run" else "call"] = entry.get("run") if spec["kind"] == "run" else entry["call"]
         specs.append(spec)

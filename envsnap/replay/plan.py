@@ -127,6 +127,13 @@ class PlannedStage:
     action: str
     recorded_member: str | None
     recorded_status: str
+    #: What the stage returned in the recording (``value.kind`` of its record: pandas, numpy, dict, tuple,
+    #: none, ...; None for a failed stage or a record older than format minor 4).
+    recorded_kind: str | None = None
+    #: ``(label, member)`` of every recorded output: one, one per tuple element (``NAME.0``, ...), or none.
+    recorded_outputs: tuple[tuple[str, str], ...] = ()
+    #: The stage record (``pipeline/stages/NN-NAME.json``), when the stage ran in the recording.
+    record: str | None = None
 
 
 @dataclass(frozen=True)
@@ -327,18 +334,15 @@ def _stages(
         raise PlanError(f"--from {names[first]!r} comes after --until {names[last]!r}")
     planned = []
     for i, entry in enumerate(pipeline.stages):
-        member = None
-        if entry.record and entry.status == "ok":
-            member = entry.record[: -len(".json")] + ".parquet"
-            if member not in snap:
-                member = None
+        kind, outputs = _recorded_outputs(snap, entry.record) if entry.status == "ok" else (None, ())
+        member = outputs[0][1] if len(outputs) == 1 else None
         if first <= i <= last:
             action = "run"
         elif i < first:
             action = "recorded"
         else:
             action = "skip"
-        if action == "recorded" and member is None:
+        if action == "recorded" and not outputs and kind != "none":
             raise PlanError(
                 f"--from {names[first]!r}: stage {entry.name!r} before it has no recorded intermediate "
                 f"(it {entry.status})",
@@ -353,9 +357,69 @@ def _stages(
                 action=action,
                 recorded_member=member,
                 recorded_status=entry.status,
+                recorded_kind=kind,
+                recorded_outputs=outputs,
+                record=entry.record if entry.record and entry.record in snap else None,
             )
         )
+    if first > 0:
+        option = f"--from {names[first]!r}" if from_stage is not None else f"--stage {names[first]!r}"
+        _check_stand_ins(snap, planned, pipeline, option)
     return tuple(planned), pipeline
+
+
+def _recorded_outputs(snap: Snapshot, record_member: str | None) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+    """(recorded value kind, ``(label, member)`` of each recorded output present in ``snap``) of one stage."""
+    from envsnap.pipeline.records import stage_outputs
+
+    if not record_member or record_member not in snap:
+        return None, ()
+    record = snap.read_json(record_member)
+    value = record.get("value")
+    kind = str(value["kind"]) if isinstance(value, dict) and value.get("kind") else None
+    outputs = tuple((label, member) for label, member in stage_outputs(record) if member and member in snap)
+    return kind, outputs
+
+
+#: Recorded values a replay cannot hand to a later stage: their record describes them, it does not hold them.
+_NOT_REBUILT = {"estimator": "a fitted estimator", "tuple": "a tuple"}
+
+
+def _check_stand_ins(snap: Snapshot, planned: list[PlannedStage], pipeline: PipelineSection, option: str) -> None:
+    """Refuse ``--from`` when a stage it runs would receive a recorded value that cannot be rebuilt."""
+    by_name = {s.name: s for s in planned}
+    definitions = {s.name: s for s in pipeline.stages}
+
+    def flowing(name: str | None) -> str | None:
+        # A stage that returned None passed on what it received: follow it to the value itself.
+        seen: set[str] = set()
+        while name in by_name and by_name[name].recorded_kind == "none" and name not in seen:
+            seen.add(name)
+            record = by_name[name].record
+            value = snap.read_json(record).get("value") if record else None
+            name = value.get("flows") if isinstance(value, dict) else None
+        return name
+
+    running = [s for s in planned if s.action == "run"]
+    stand_ins = [s for s in planned if s.action == "recorded"]
+    if not running or not stand_ins:
+        return
+    needed: list[str] = []
+    if definitions[running[0].name].inputs is None:
+        needed.append(stand_ins[-1].name)
+    for stage in running:
+        needed.extend(definitions[stage.name].inputs or ())
+    for name in needed:
+        source = flowing(name)
+        stand_in = by_name.get(source) if source is not None else None
+        if stand_in is None or stand_in.action != "recorded" or stand_in.recorded_kind not in _NOT_REBUILT:
+            continue
+        what = _NOT_REBUILT[stand_in.recorded_kind]
+        raise PlanError(
+            f"{option}: stage {stand_in.name!r} before it returned {what}, which cannot be rebuilt from "
+            "its record to hand on",
+            hint=f"replay --from {stand_in.name!r} or an earlier stage",
+        )
 
 
 def _pipeline_root(pipeline: PipelineSection) -> str | None:

@@ -6,6 +6,7 @@ import dataclasses
 import json
 from typing import Any
 
+from envsnap.diff.model import TableDiff
 from envsnap.diff.render.phrasing import number_text, table_summary, value_text
 from envsnap.diff.render.rows import row_text
 from envsnap.replay.command import CommandReplay
@@ -89,12 +90,20 @@ def render_plan(plan: ReplayPlan, *, engine: str = "docker") -> str:
 def _stage_line(stage: StageReplay) -> str:
     mark = {"match": "✓", "diverged": "✗", "failed": "✗", "recorded": "·", "skipped": " ", "not-run": "-"}[stage.status]
     head = f"  {mark} {stage.index:>2} {stage.name:<16}"
+    if stage.status == "match" and len(stage.outputs) > 1:
+        statuses = ", ".join(f"{t.name} {t.status.replace('_', ' ')}" for t in stage.outputs)
+        return f"{head}{statuses}"
     if stage.status == "match" and stage.table is not None:
         rows = f"  {stage.rows} rows" if stage.rows is not None else ""
         took = f"  {stage.wall_time_s:.2f} s" if stage.wall_time_s is not None else ""
         return f"{head}{stage.table.status.replace('_', ' ')}{rows}{took}"
+    if stage.status == "match" and stage.returned == "none":
+        return f"{head}returned None, as recorded"
+    if stage.status == "diverged" and stage.error and (stage.table is None or not stage.table.diverged):
+        return f"{head}diverged: {stage.error}"
     if stage.status == "diverged" and stage.table is not None:
-        return f"{head}diverged: {table_summary(stage.table)}"
+        which = f"{stage.table.name}: " if len(stage.outputs) > 1 else ""
+        return f"{head}diverged: {which}{table_summary(stage.table)}"
     if stage.status == "failed" and stage.as_recorded:
         return f"  ✓ {stage.index:>2} {stage.name:<16}{stage.error}"
     if stage.status == "failed":
@@ -104,9 +113,19 @@ def _stage_line(stage: StageReplay) -> str:
 
 
 def _table_lines(stage: StageReplay) -> list[str]:
-    table = stage.table
-    if table is None or stage.status != "diverged":
+    if stage.status != "diverged":
         return []
+    out: list[str] = []
+    several = len(stage.outputs) > 1
+    for table in stage.outputs or ((stage.table,) if stage.table is not None else ()):
+        if several:
+            out.append(f"       {table.name}: {table_summary(table)}")
+        if table.diverged:
+            out.extend(_one_table_lines(table))
+    return out
+
+
+def _one_table_lines(table: TableDiff) -> list[str]:
     out = []
     for change in table.schema:
         out.append(

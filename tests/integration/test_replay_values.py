@@ -1,0 +1,240 @@
+"""Replay and check with stage values of any shape (issue 19): polars -> numpy -> dict, params, a source stage.
+
+The pipeline is declared with :class:`envsnap.Pipeline` and recorded in a real venv that has polars and
+numpy and nothing else (no pyarrow, no pandas: the runner writes what the libraries can, the host turns it
+into parquet). Replays rebuild that venv (and, once, a Docker image) from the snapshot and compare every
+output: each tuple element, the dicts' one-row tables, the 2-D array's named columns.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import envsnap
+from envsnap.pipeline.types import Stage
+from tests.integration.conftest import make_venv, pip_install
+from tests.integration.replay_env import ENVSNAP, docker_base  # noqa: F401
+
+pytestmark = pytest.mark.slow
+
+#: The versions in the project's own .venv (dev extra), so that pip's cache serves them.
+PINS = ("polars==2.2.0", "numpy==2.4.6")
+
+STAGES = '''"""A source stage (polars) -> features (numpy) -> metrics (dict) -> summary (dict); a tuple on the side."""
+import numpy as np
+import polars as pl
+
+
+def load(rows=48, seed=7):
+    rng = np.random.default_rng(seed)
+    return pl.DataFrame({"x": rng.normal(size=rows), "y": rng.uniform(size=rows), "g": [i % 3 for i in range(rows)]})
+
+
+def features(df, scale=2.0):
+    return df.select((pl.col("x") * scale).alias("xs"), pl.col("y")).to_numpy()
+
+
+def metrics(arr, threshold=0.0, offset=0.0):
+    return {
+        "rows": int(arr.shape[0]),
+        "mean_xs": float(arr[:, 0].mean()) + offset,
+        "above": int((arr[:, 0] > threshold).sum()),
+        "col_means": arr.mean(axis=0).tolist(),
+    }
+
+
+def summary(m, digits=3):
+    return {"mean_xs": round(m["mean_xs"], digits), "share_above": round(m["above"] / m["rows"], digits)}
+
+
+def split(features, at=32):
+    return features[:at], features[at:]
+
+
+def sizes(parts):
+    return {"train": int(parts[0].shape[0]), "test": int(parts[1].shape[0])}
+'''
+
+NAMES = ["load", "features", "metrics", "summary", "split", "sizes"]
+
+
+def pipeline(project: Path, *, offset: float = 0.0, with_tuple: bool = True) -> envsnap.Pipeline:
+    stages = [
+        Stage("load", call="valstages:load", params={"rows": 48, "seed": 7}),
+        Stage("features", call="valstages:features", params={"scale": 2.0}, columns=("xs", "y")),
+        Stage("metrics", call="valstages:metrics", params={"threshold": 0.0, "offset": offset}),
+        Stage("summary", call="valstages:summary", params={"digits": 3}),
+    ]
+    if with_tuple:
+        stages += [
+            Stage("split", call="valstages:split", inputs=("features",), params={"at": 32}),
+            Stage("sizes", call="valstages:sizes"),
+        ]
+    return envsnap.Pipeline("values", stages=stages, root=str(project), pythonpath=[str(project)])
+
+
+def git_project(dest: Path) -> Path:
+    dest.mkdir(parents=True)
+    (dest / "valstages.py").write_text(STAGES, encoding="utf-8")
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t"}
+    env["GIT_COMMITTER_EMAIL"] = "t@e"
+    for argv in (["git", "init", "-q"], ["git", "add", "valstages.py"], ["git", "commit", "-qm", "p"]):
+        subprocess.run(argv, cwd=dest, env=env, check=True, capture_output=True)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def values_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real venv with polars and numpy only (no pyarrow, no pandas)."""
+    python = make_venv(tmp_path_factory.mktemp("values-venv") / "venv")
+    pip_install(python, *PINS)
+    return python
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return git_project(tmp_path_factory.mktemp("values-project") / "proj")
+
+
+@pytest.fixture(scope="module")
+def recorded(project: Path, values_python: Path) -> Path:
+    out = project.parent / "values.envsnap"
+    result = pipeline(project).run(output=out, python=str(values_python), cwd=str(project), force=True)
+    assert result.ok, result.error
+    return out
+
+
+def envsnap_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*ENVSNAP, *map(str, args)], capture_output=True, text=True, check=False)
+
+
+def replay_json(*args: str | Path) -> tuple[int, dict]:
+    proc = envsnap_cli("replay", *args, "--json")
+    assert proc.returncode in (0, 1), proc.stderr + proc.stdout
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def by_name(doc: dict) -> dict[str, dict]:
+    return {s["name"]: s for s in doc["stages"]}
+
+
+def test_the_recording_holds_every_kind(recorded: Path) -> None:
+    from envsnap.snapshot.reader import opened
+
+    with opened(recorded) as snap:
+        kinds = {}
+        for name in NAMES:
+            index = NAMES.index(name) + 1
+            record = snap.read_json(f"pipeline/stages/{index:02d}-{name}.json")
+            kinds[name] = record["value"]["kind"]
+        assert kinds == {
+            "load": "polars",
+            "features": "numpy",
+            "metrics": "dict",
+            "summary": "dict",
+            "split": "tuple",
+            "sizes": "dict",
+        }
+        assert "pipeline/stages/05-split.0.parquet" in snap and "pipeline/stages/05-split.1.parquet" in snap
+
+
+def test_venv_replay_reproduces_every_value(recorded: Path) -> None:
+    code, doc = replay_json(recorded, "--engine", "venv", "--no-fidelity")
+    stages = by_name(doc)
+    assert code == 0, doc["stages"]
+    assert [s["status"] for s in doc["stages"]] == ["match"] * len(NAMES)
+    assert [s["returned"] for s in doc["stages"]] == ["polars", "numpy", "dict", "dict", "tuple", "dict"]
+    # Every output is compared: the tuple element by element, the dicts as their one-row tables.
+    assert [t["name"] for t in stages["split"]["outputs"]] == ["split.0", "split.1"]
+    for stage in doc["stages"]:
+        assert stage["outputs"] and all(t["status"] in ("identical", "equal") for t in stage["outputs"]), stage
+
+
+def test_venv_replay_from_a_middle_stage(recorded: Path) -> None:
+    # metrics starts from the recorded numpy array; summary from metrics' value when it runs alone.
+    code, doc = replay_json(recorded, "--engine", "venv", "--no-fidelity", "--from", "metrics", "--until", "summary")
+    assert code == 0, doc["stages"]
+    statuses = [s["status"] for s in doc["stages"]]
+    assert statuses == ["recorded", "recorded", "match", "match", "skipped", "skipped"]
+    code, doc = replay_json(recorded, "--engine", "venv", "--no-fidelity", "--stage", "summary")
+    assert code == 0, doc["stages"]
+    assert by_name(doc)["summary"]["status"] == "match"  # the recorded dict, rebuilt from its JSON
+
+
+def test_from_after_a_tuple_is_refused_in_one_line(recorded: Path) -> None:
+    proc = envsnap_cli("replay", recorded, "--dry-run", "--from", "sizes")
+    assert proc.returncode in (2, 3), proc.stdout
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "'split'" in proc.stderr and "a tuple" in proc.stderr and "--from 'split'" in proc.stderr
+    # A stage after the tuple that does not take it may start there.
+    assert envsnap_cli("replay", recorded, "--dry-run", "--from", "split").returncode == 0
+
+
+def test_another_kind_returned_diverges_naming_both(recorded: Path, project: Path, tmp_path: Path) -> None:
+    edited = tmp_path / "edited"
+    shutil.copytree(project, edited, ignore=shutil.ignore_patterns(".git"))
+    code = (edited / "valstages.py").read_text(encoding="utf-8")
+    code = code.replace(
+        'return {"mean_xs": round(m["mean_xs"], digits), "share_above": round(m["above"] / m["rows"], digits)}',
+        "return np.array([m['mean_xs'], m['above'] / m['rows']])",
+    )
+    (edited / "valstages.py").write_text(code, encoding="utf-8")
+    rc, doc = replay_json(recorded, "--engine", "venv", "--no-fidelity", "--source", edited, "--stage", "summary")
+    assert rc == 1
+    summary = by_name(doc)["summary"]
+    assert summary["status"] == "diverged" and summary["returned"] == "numpy"
+    assert "returned numpy, recorded dict" in summary["error"]
+    assert doc["first_diverging_stage"] == "summary"
+    text = envsnap_cli(
+        "replay", recorded, "--engine", "venv", "--no-fidelity", "--source", edited, "--stage", "summary"
+    )
+    assert "summary" in text.stdout and "returned numpy, recorded dict" in text.stdout
+
+
+def test_docker_replay_reproduces_every_value(recorded: Path, docker_base: str) -> None:  # noqa: F811
+    code, doc = replay_json(recorded, "--base-image", docker_base, "--no-fidelity")
+    assert code == 0, doc["stages"]
+    assert [s["status"] for s in doc["stages"]] == ["match"] * len(NAMES)
+    assert [t["name"] for t in by_name(doc)["split"]["outputs"]] == ["split.0", "split.1"]
+
+
+# --- check: a dict value against the baseline, within and beyond --atol ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A baseline recorded in this interpreter (polars and numpy are in the dev extra)."""
+    project = git_project(tmp_path_factory.mktemp("values-check") / "proj")
+    out = project.parent / "baseline.envsnap"
+    result = pipeline(project, with_tuple=False).run(output=out, git=False, cwd=str(project))
+    assert result.ok, result.error
+    return project, out
+
+
+def test_check_compares_a_dict_key_by_key_with_atol(baseline: tuple[Path, Path]) -> None:
+    from envsnap.check import check
+
+    project, base = baseline
+    same = check(base, pipeline=pipeline(project, with_tuple=False), git=False, cwd=str(project))
+    assert same.passed, same.verdict
+    assert [s.name for s in same.stages] == ["load", "features", "metrics", "summary"]
+
+    nudged = pipeline(project, offset=1e-6, with_tuple=False)
+    within = check(base, pipeline=nudged, atol=1e-3, git=False, cwd=str(project))
+    assert within.passed, within.verdict
+    metrics = next(s for s in within.stages if s.name == "metrics")
+    assert metrics.status == "within_tolerance"
+
+    beyond = check(base, pipeline=nudged, atol=1e-9, git=False, cwd=str(project))
+    assert not beyond.passed and beyond.first_diverging_stage == "metrics"
+    metrics = next(s for s in beyond.stages if s.name == "metrics")
+    assert metrics.status == "regressed" and metrics.table is not None
+    assert [c.column for c in metrics.table.columns if c.status == "different"] == ["mean_xs"]
+    # summary rounds to 3 digits: the nudge does not reach it.
+    assert next(s for s in beyond.stages if s.name == "summary").passed
