@@ -192,10 +192,12 @@ def stage_lines(stage: StageDiff) -> list[str]:
 
 def stage_tables(stage: StageDiff) -> list[tuple[TableDiff, bool]]:
     """The tables a stage's detail shows, each with whether its cells are worth showing: not those of a
-    dict whose keys :func:`stage_lines` already tell (its one row, key by key)."""
+    dict or an estimator whose keys or fitted state :func:`stage_lines` already tell (its one row)."""
     keyed = {k.element for k in stage.keys}
     if not stage.elements:
-        return [(stage.table, not keyed)]
+        # A returned estimator's one row is its fitted state, which the fitted lines already tell.
+        told = bool(keyed) or (bool(stage.fitted) and "estimator" in stage.kinds)
+        return [(stage.table, not told)]
     return [(t, t.name not in keyed) for t in stage.elements]
 
 
