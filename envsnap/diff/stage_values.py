@@ -27,9 +27,9 @@ __all__ = [
     "value_kind",
 ]
 
-#: Kinds whose recorded form is the table itself: a stage that moved from one to another (pandas to
-#: polars) still has comparable outputs.
-TABLE_KINDS = frozenset({"pandas", "arrow", "polars", "table"})
+#: Kinds whose recorded form is the table itself (``parquet``: what a ``run`` stage wrote): a stage that
+#: moved from one to another (pandas to polars) still has comparable outputs.
+TABLE_KINDS = frozenset({"pandas", "arrow", "polars", "records", "parquet"})
 #: Values with up to this many leaves are kept whole in before/after; bigger ones only summarised.
 SMALL_VALUE = 32
 
@@ -37,6 +37,8 @@ _ARTICLES = {
     "pandas": "a pandas DataFrame",
     "arrow": "an Arrow table",
     "polars": "a polars DataFrame",
+    "records": "a list of dicts",
+    "parquet": "a parquet file",
     "numpy": "a numpy array",
     "series": "a pandas Series",
     "sparse": "a sparse matrix",
