@@ -374,7 +374,7 @@ def test_records_from_before_minor_4_still_diff() -> None:
     assert [(c.name, c.change) for c in mixed.params] == [("k", "added")]
 
 
-@pytest.mark.parametrize("kind", ["polars", "arrow", "records", "parquet"])
+@pytest.mark.parametrize("kind", ["polars", "arrow", "records"])
 def test_a_move_between_table_kinds_is_compared(kind: str) -> None:
     table = pa.table({"a": [1, 2]})
     stage = _stage(diff_data(snapshot(("t", Out("pandas", table), None)), snapshot(("t", Out(kind, table), None))), "t")
