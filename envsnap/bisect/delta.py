@@ -310,42 +310,56 @@ def repro_command(
     return line
 
 
+def _recorded_outputs(snap: Snapshot) -> dict[str, tuple[str, str | None, dict[str, str]]]:
+    """Stage name -> (status, the kind it returned or None, output label -> parquet member)."""
+    from envsnap.pipeline.records import stage_outputs
+
+    if snap.kind == "command":
+        raise BisectError(
+            f"{snap.path}: a command snapshot (envsnap run -- COMMAND) has no stage outputs to bisect on",
+            hint="replay it with `envsnap replay --with NAME==VERSION` per suspect, or declare the job as "
+            "a pipeline (docs/pipelines.md) and record both runs with `envsnap run`",
+        )
+    if snap.kind != "pipeline":
+        raise BisectError(
+            f"{snap.path}: the snapshot has no pipeline (captured with `envsnap capture`)",
+            hint="record both jobs with `envsnap run` so that bisect has outputs to compare",
+        )
+    out = {}
+    for entry in snap.read_json("pipeline/pipeline.json").get("stages") or []:
+        record_member = str(entry.get("record") or "")
+        record = snap.read_json(record_member) if record_member and record_member in snap else {}
+        value = record["value"] if isinstance(record.get("value"), dict) else {}
+        kind = str(value["kind"]) if value.get("kind") else None
+        members = {label: m for label, m in stage_outputs(record) if m and m in snap} if record else {}
+        out[str(entry["name"])] = (str(entry.get("status")), kind, members)
+    return out
+
+
 def recorded_differences(good: Snapshot, bad: Snapshot, stage: str | None, rtol: float, atol: float) -> list[str]:
-    """Stages whose recorded outputs differ between ``good`` and ``bad`` (status, or intermediate)."""
+    """Stages whose recorded outputs differ between ``good`` and ``bad``: status, the kind of value returned,
+    or any output (each tuple element, a dict's or an estimator's one-row table, ...) within ``rtol``/``atol``."""
     from envsnap.diff.tables import diff_parquet
 
-    def outputs(snap: Snapshot) -> dict[str, tuple[str, str | None]]:
-        if snap.kind == "command":
-            raise BisectError(
-                f"{snap.path}: a command snapshot (envsnap run -- COMMAND) has no stage outputs to bisect on",
-                hint="replay it with `envsnap replay --with NAME==VERSION` per suspect, or declare the job as "
-                "a pipeline (docs/pipelines.md) and record both runs with `envsnap run`",
-            )
-        if snap.kind != "pipeline":
-            raise BisectError(
-                f"{snap.path}: the snapshot has no pipeline (captured with `envsnap capture`)",
-                hint="record both jobs with `envsnap run` so that bisect has outputs to compare",
-            )
-        out = {}
-        for entry in snap.read_json("pipeline/pipeline.json").get("stages") or []:
-            record = str(entry.get("record") or "")
-            member = record[: -len(".json")] + ".parquet" if record else None
-            out[str(entry["name"])] = (str(entry.get("status")), member if member in snap else None)
-        return out
-
-    ours, theirs = outputs(good), outputs(bad)
+    ours, theirs = _recorded_outputs(good), _recorded_outputs(bad)
     if stage is not None and stage not in ours:
         raise BisectError(f"--stage {stage!r}: no such stage in GOOD", hint=f"the stages are: {', '.join(ours)}")
     names = [stage] if stage is not None else [*ours, *(n for n in theirs if n not in ours)]
     differing = []
     for name in names:
         a, b = ours.get(name), theirs.get(name)
-        if a is None or b is None or a[0] != b[0] or (a[1] is None) != (b[1] is None):
+        if a is None or b is None or a[0] != b[0] or set(a[2]) != set(b[2]):
             differing.append(name)
             continue
-        if a[1] is None or b[1] is None or good.manifest.members[a[1]].sha256 == bad.manifest.members[b[1]].sha256:
+        if a[1] is not None and b[1] is not None and a[1] != b[1]:
+            differing.append(name)
             continue
-        with good.open_member(a[1]) as left, bad.open_member(b[1]) as right:
-            if diff_parquet(left, right, name=name, rtol=rtol, atol=atol).diverged:
-                differing.append(name)
+        for label, left_member in a[2].items():
+            right_member = b[2][label]
+            if good.manifest.members[left_member].sha256 == bad.manifest.members[right_member].sha256:
+                continue
+            with good.open_member(left_member) as left, bad.open_member(right_member) as right:
+                if diff_parquet(left, right, name=label, rtol=rtol, atol=atol).diverged:
+                    differing.append(name)
+                    break
     return differing

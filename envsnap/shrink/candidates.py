@@ -8,6 +8,7 @@ git members stay the snapshot's: the code under test is the same).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -97,15 +98,22 @@ class Shrinker:
         return {int(o["index"]): o for o in report.get("stages") or []}
 
     @staticmethod
-    def produced(keep: Path, stage: dict[str, Any]) -> Path | None:
-        path = keep / "out" / f"{int(stage['index']):02d}-{stage['name']}.parquet"
-        return path if path.is_file() else None
+    def produced(keep: Path, stage: dict[str, Any]) -> dict[str, Path]:
+        """Output label -> the parquet file a replay kept for ``stage`` (``NN-NAME.parquet``, or one per tuple
+        element, ``NN-NAME.0.parquet`` ...; none for a stage that returned None or did not run)."""
+        stem = f"{int(stage['index']):02d}-{stage['name']}"
+        pattern = re.compile(rf"^{re.escape(stem)}(\.\d+)?\.parquet$")
+        out = keep / "out"
+        if not out.is_dir():
+            return {}
+        found = sorted(p for p in out.iterdir() if pattern.match(p.name) and p.is_file())
+        return {str(stage["name"]) + p.name[len(stem) : -len(".parquet")]: p for p in found}
 
     def differs(self, ours: Path, theirs: Path, stage: dict[str, Any]) -> bool:
         from envsnap.diff.tables import diff_parquet
 
         a, b = self.produced(ours, stage), self.produced(theirs, stage)
-        if a is None or b is None:
-            return (a is None) != (b is None)
+        if set(a) != set(b):
+            return True
         rtol, atol = self.options["rtol"], self.options["atol"]
-        return diff_parquet(str(a), str(b), name=str(stage["name"]), rtol=rtol, atol=atol).diverged
+        return any(diff_parquet(str(a[k]), str(b[k]), name=k, rtol=rtol, atol=atol).diverged for k in sorted(a))

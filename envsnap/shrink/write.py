@@ -8,13 +8,31 @@ than keep one that no longer matches the inputs. The manifest label records rows
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from envsnap.pipeline.records import stage_outputs
+from envsnap.replay.execute import NORMALIZED
 
 if TYPE_CHECKING:
     from envsnap.shrink.candidates import Row, Shrinker
 
 __all__ = ["write_shrunk"]
+
+
+def _replayed_values(keep: Path) -> dict[int, dict[str, Any]]:
+    """Stage index -> output label -> its value object, as the final replay recorded them (kind, shape, a
+    dict's data, ...); empty when the replay listed none."""
+    listing = keep / "out" / NORMALIZED
+    out: dict[int, dict[str, Any]] = {}
+    if not listing.is_file():
+        return out
+    for line in listing.read_text(encoding="utf-8").splitlines():
+        entry = json.loads(line)
+        values = {str(o["label"]): o["value"] for o in entry.get("outputs") or () if isinstance(o.get("value"), dict)}
+        out[int(entry["index"])] = values
+    return out
 
 
 def write_shrunk(
@@ -60,24 +78,36 @@ def write_shrunk(
             put_json(record_member, record)
     put_json("data/inputs.json", new_index)
 
+    replayed = _replayed_values(keep)
     for stage in shrinker.stages:
         record_member = str(stage.get("record") or "")
         if record_member not in snap:
             continue
         record = dict(snap.read_json(record_member))
-        parquet = record.get("parquet")
-        if not parquet:
+        outputs = [(label, str(m)) for label, m in stage_outputs(record) if m]
+        if not outputs:
             continue
         produced = shrinker.produced(keep, stage)
         outcome = outcomes.get(int(stage["index"])) or {}
-        if produced is not None and outcome.get("status") == "ok":
-            table = pq.read_table(str(produced))
-            members[str(parquet)] = parquet_bytes(table)
-            record["rows"] = table.num_rows
-            record["columns"] = column_stats(table)
-        else:
-            members.pop(str(parquet), None)
-            record.update(parquet=None, rows=None, columns=None)
+        ok = outcome.get("status") == "ok" and all(label in produced for label, _ in outputs)
+        value = record.get("value") if isinstance(record.get("value"), dict) else None
+        elements = {str(e.get("label")): e for e in (value or {}).get("elements") or () if isinstance(e, dict)}
+        new_values = replayed.get(int(stage["index"]), {})
+        for label, member in outputs:
+            # The one output's facts sit on the record itself; a tuple element's on its entry.
+            target = elements.get(label, record) if label in elements else record
+            if ok:
+                table = pq.read_table(str(produced[label]))
+                members[member] = parquet_bytes(table)
+                target.update(rows=table.num_rows, columns=column_stats(table))
+                if label in new_values:
+                    if target is record:
+                        record["value"] = new_values[label]
+                    else:
+                        target["value"] = new_values[label]
+            else:
+                members.pop(member, None)
+                target.update(parquet=None, rows=None, columns=None)
         put_json(record_member, record)
 
     probes = {

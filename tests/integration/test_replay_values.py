@@ -64,7 +64,7 @@ def sizes(parts):
 NAMES = ["load", "features", "metrics", "summary", "split", "sizes"]
 
 
-def pipeline(project: Path, *, offset: float = 0.0, with_tuple: bool = True) -> envsnap.Pipeline:
+def pipeline(project: Path, *, offset: float = 0.0, with_tuple: bool = True, at: int = 32) -> envsnap.Pipeline:
     stages = [
         Stage("load", call="valstages:load", params={"rows": 48, "seed": 7}),
         Stage("features", call="valstages:features", params={"scale": 2.0}, columns=("xs", "y")),
@@ -73,15 +73,15 @@ def pipeline(project: Path, *, offset: float = 0.0, with_tuple: bool = True) -> 
     ]
     if with_tuple:
         stages += [
-            Stage("split", call="valstages:split", inputs=("features",), params={"at": 32}),
+            Stage("split", call="valstages:split", inputs=("features",), params={"at": at}),
             Stage("sizes", call="valstages:sizes"),
         ]
     return envsnap.Pipeline("values", stages=stages, root=str(project), pythonpath=[str(project)])
 
 
-def git_project(dest: Path) -> Path:
+def git_project(dest: Path, code: str = STAGES) -> Path:
     dest.mkdir(parents=True)
-    (dest / "valstages.py").write_text(STAGES, encoding="utf-8")
+    (dest / "valstages.py").write_text(code, encoding="utf-8")
     env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t"}
     env["GIT_COMMITTER_EMAIL"] = "t@e"
     for argv in (["git", "init", "-q"], ["git", "add", "valstages.py"], ["git", "commit", "-qm", "p"]):
@@ -238,3 +238,84 @@ def test_check_compares_a_dict_key_by_key_with_atol(baseline: tuple[Path, Path])
     assert [c.column for c in metrics.table.columns if c.status == "different"] == ["mean_xs"]
     # summary rounds to 3 digits: the nudge does not reach it.
     assert next(s for s in beyond.stages if s.name == "summary").passed
+
+
+def test_bisect_compares_every_recorded_output(baseline: tuple[Path, Path], tmp_path: Path) -> None:
+    from envsnap.bisect.delta import recorded_differences
+    from envsnap.snapshot.reader import opened
+
+    project, base = baseline
+    other = tmp_path / "other.envsnap"
+    assert pipeline(project, offset=0.25, with_tuple=False).run(output=other, git=False, cwd=str(project)).ok
+    with opened(base) as good, opened(other) as bad:
+        # The nudged metrics dict differs, and so does the summary built from it; the arrays do not.
+        assert recorded_differences(good, bad, None, 0.0, 0.0) == ["metrics", "summary"]
+        assert recorded_differences(good, bad, None, 0.0, 0.5) == []
+        assert recorded_differences(good, bad, "features", 0.0, 0.0) == []
+
+
+def test_bisect_compares_tuple_elements(recorded: Path, project: Path, values_python: Path, tmp_path: Path) -> None:
+    from envsnap.bisect.delta import recorded_differences
+    from envsnap.snapshot.reader import opened
+
+    other = tmp_path / "moved.envsnap"
+    assert pipeline(project, at=30).run(output=other, python=str(values_python), cwd=str(project)).ok
+    with opened(recorded) as good, opened(other) as bad:
+        assert recorded_differences(good, bad, None, 0.0, 0.0) == ["split", "sizes"]
+
+
+# --- shrink: the rewritten snapshot keeps each output of its stages in its recorded form --------------------
+
+SHRINK_STAGES = '''"""polars rows -> numpy -> a tuple -> a guard that fails on one row."""
+import numpy as np
+import polars as pl
+
+
+def features(df):
+    return df.select("id", "x").to_numpy().astype("float64")
+
+
+def halves(arr):
+    middle = len(arr) // 2
+    return arr[:middle], arr[middle:]
+
+
+def guard(parts):
+    bad = [int(r[0]) for part in parts for r in part if r[1] > 100]
+    if bad:
+        raise ValueError(f"out of range: {bad}")
+    return {"rows": sum(len(p) for p in parts)}
+'''
+
+
+def test_shrink_rewrites_every_output(values_python: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    import polars as pl
+
+    from envsnap.shrink import shrink
+    from envsnap.snapshot.reader import opened
+
+    project = tmp_path_factory.mktemp("values-shrink") / "proj"
+    git_project(project, SHRINK_STAGES)
+    pl.DataFrame({"id": list(range(40)), "x": [500.0 if i == 29 else float(i) for i in range(40)]}).write_parquet(
+        project / "rows.parquet"
+    )
+    shrinking = envsnap.Pipeline(
+        "shrinking",
+        inputs={"rows": str(project / "rows.parquet")},
+        accepts="polars",
+        stages=[Stage(n, call=f"valstages:{n}") for n in ("features", "halves", "guard")],
+        root=str(project),
+        pythonpath=[str(project)],
+    )
+    failing = project.parent / "failing.envsnap"
+    result = shrinking.run(output=failing, python=str(values_python), cwd=str(project))
+    assert result.status == "failed" and result.failed_stage == "guard"
+    report = shrink(failing, engine="venv", chunks=4, output=project.parent / "minimal.envsnap")
+    assert report.status == "shrunk" and report.rows_kept == 1, report.message
+    with opened(report.output) as snap:
+        assert snap.read_json("pipeline/stages/01-features.json")["rows"] == 1
+        halves = snap.read_json("pipeline/stages/02-halves.json")["value"]
+        # One row: the first half is empty, the second holds the poisoned row; both rewritten with it.
+        assert [e["rows"] for e in halves["elements"]] == [0, 1]
+        assert [e["value"]["shape"] for e in halves["elements"]] == [[0, 2], [1, 2]]
+        assert "pipeline/stages/02-halves.1.parquet" in snap
