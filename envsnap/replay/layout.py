@@ -124,20 +124,20 @@ def _input_kind(snap: Snapshot, name: str, accepts: str) -> str:
     return kind if kind in _PARQUET_KINDS else accepts
 
 
-def _stand_in(snap: Snapshot, stage: PlannedStage, layout: Layout, accepts: str) -> dict[str, Any] | None:
-    """The job input standing in for a stage before ``--from``: its recorded value as a file and its kind
-    (None: nothing to hand on, a kind none stage, or an estimator/tuple no running stage needs)."""
-    record = snap.read_json(stage.record) if stage.record else {}
-    value = record["value"] if isinstance(record.get("value"), dict) else {}
-    kind = str(value.get("kind") or record.get("returned") or "")
+def _value_file(
+    snap: Snapshot, layout: Layout, stem: str, value: dict[str, Any], member: str | None, accepts: str
+) -> dict[str, Any] | None:
+    """One recorded value as a job input file (``job/STEM.parquet``, a dict's ``job/STEM.json``) and its
+    kind; None for what cannot be rebuilt from its record (an estimator, a tuple as a whole, nothing kept)."""
+    kind = str(value.get("kind") or "")
     if kind == "dict":
-        dest = layout.work / "job" / f"stage-{stage.index:02d}.json"
+        dest = layout.work / "job" / f"{stem}.json"
         dest.write_text(json.dumps(value.get("data")), encoding="utf-8")
         return {"path": f"{layout.inner('job')}/{dest.name}", "kind": "dict"}
-    if kind in ("none", "estimator", "tuple") or stage.recorded_member is None:
+    if kind in ("none", "estimator", "tuple") or member is None:
         return None
-    dest = layout.work / "job" / f"stage-{stage.index:02d}.parquet"
-    with snap.open_member(stage.recorded_member) as src, dest.open("wb") as out:
+    dest = layout.work / "job" / f"{stem}.parquet"
+    with snap.open_member(member) as src, dest.open("wb") as out:
         shutil.copyfileobj(src, out)
     spec: dict[str, Any] = {"path": f"{layout.inner('job')}/{dest.name}"}
     if kind in _REBUILT_KINDS:
@@ -146,6 +146,33 @@ def _stand_in(snap: Snapshot, stage: PlannedStage, layout: Layout, accepts: str)
     else:  # a record older than format minor 4 (or a command's table): the pipeline's kind
         spec["kind"] = accepts
     return spec
+
+
+def _stand_ins(snap: Snapshot, stage: PlannedStage, layout: Layout, accepts: str) -> dict[str, dict[str, Any]]:
+    """The job inputs standing in for a stage before ``--from``: its recorded value as a file and its kind,
+    by name; for a tuple, each element by its label (``NAME.0``: a later stage may name one), the tuple
+    itself not (the plan refused a stage that needs it)."""
+    record = snap.read_json(stage.record) if stage.record else {}
+    value = dict(record["value"]) if isinstance(record.get("value"), dict) else {}
+    if not value and record.get("returned"):  # a record older than format minor 4
+        value = {"kind": record["returned"]}
+    out: dict[str, dict[str, Any]] = {}
+    if value.get("kind") == "tuple":
+        for element in value.get("elements") or ():
+            facts = element.get("value") if isinstance(element, dict) else None
+            if not isinstance(facts, dict):
+                continue
+            label = str(element.get("label"))
+            member = element.get("parquet") if element.get("parquet") in snap else None
+            stem = f"stage-{stage.index:02d}.{element.get('index')}"
+            spec = _value_file(snap, layout, stem, facts, member, accepts)
+            if spec is not None:
+                out[label] = spec
+        return out
+    spec = _value_file(snap, layout, f"stage-{stage.index:02d}", value, stage.recorded_member, accepts)
+    if spec is not None:
+        out[stage.name] = spec
+    return out
 
 
 def _flows(snap: Snapshot, stage: PlannedStage) -> str | None:
@@ -189,9 +216,7 @@ def write_job(snap: Snapshot, plan: ReplayPlan, layout: Layout) -> dict[str, Any
                 inputs[stage.name] = inputs[flows]
             previous = flows if flows in inputs else previous
             continue
-        spec = _stand_in(snap, stage, layout, accepts)
-        if spec is not None:
-            inputs[stage.name] = spec
+        inputs.update(_stand_ins(snap, stage, layout, accepts))
         previous = stage.name
     specs = []
     for stage in plan.run_stages:

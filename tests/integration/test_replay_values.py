@@ -59,9 +59,13 @@ def split(features, at=32):
 
 def sizes(parts):
     return {"train": int(parts[0].shape[0]), "test": int(parts[1].shape[0])}
+
+
+def tail(split_1, n=3):
+    return split_1[-n:]
 '''
 
-NAMES = ["load", "features", "metrics", "summary", "split", "sizes"]
+NAMES = ["load", "features", "metrics", "summary", "split", "sizes", "tail"]
 
 
 def pipeline(project: Path, *, offset: float = 0.0, with_tuple: bool = True, at: int = 32) -> envsnap.Pipeline:
@@ -75,6 +79,7 @@ def pipeline(project: Path, *, offset: float = 0.0, with_tuple: bool = True, at:
         stages += [
             Stage("split", call="valstages:split", inputs=("features",), params={"at": at}),
             Stage("sizes", call="valstages:sizes"),
+            Stage("tail", call="valstages:tail", inputs=("split.1",), params={"n": 3}),
         ]
     return envsnap.Pipeline("values", stages=stages, root=str(project), pythonpath=[str(project)])
 
@@ -140,6 +145,7 @@ def test_the_recording_holds_every_kind(recorded: Path) -> None:
             "summary": "dict",
             "split": "tuple",
             "sizes": "dict",
+            "tail": "numpy",
         }
         assert "pipeline/stages/05-split.0.parquet" in snap and "pipeline/stages/05-split.1.parquet" in snap
 
@@ -149,7 +155,7 @@ def test_venv_replay_reproduces_every_value(recorded: Path) -> None:
     stages = by_name(doc)
     assert code == 0, doc["stages"]
     assert [s["status"] for s in doc["stages"]] == ["match"] * len(NAMES)
-    assert [s["returned"] for s in doc["stages"]] == ["polars", "numpy", "dict", "dict", "tuple", "dict"]
+    assert [s["returned"] for s in doc["stages"]] == ["polars", "numpy", "dict", "dict", "tuple", "dict", "numpy"]
     # Every output is compared: the tuple element by element, the dicts as their one-row tables.
     assert [t["name"] for t in stages["split"]["outputs"]] == ["split.0", "split.1"]
     for stage in doc["stages"]:
@@ -161,10 +167,14 @@ def test_venv_replay_from_a_middle_stage(recorded: Path) -> None:
     code, doc = replay_json(recorded, "--engine", "venv", "--no-fidelity", "--from", "metrics", "--until", "summary")
     assert code == 0, doc["stages"]
     statuses = [s["status"] for s in doc["stages"]]
-    assert statuses == ["recorded", "recorded", "match", "match", "skipped", "skipped"]
+    assert statuses == ["recorded", "recorded", "match", "match", "skipped", "skipped", "skipped"]
     code, doc = replay_json(recorded, "--engine", "venv", "--no-fidelity", "--stage", "summary")
     assert code == 0, doc["stages"]
     assert by_name(doc)["summary"]["status"] == "match"  # the recorded dict, rebuilt from its JSON
+    # A stage that takes one element of a recorded tuple gets it back as the array it was.
+    code, doc = replay_json(recorded, "--engine", "venv", "--no-fidelity", "--from", "tail")
+    assert code == 0, doc["stages"]
+    assert by_name(doc)["tail"]["status"] == "match"
 
 
 def test_from_after_a_tuple_is_refused_in_one_line(recorded: Path) -> None:
@@ -261,6 +271,7 @@ def test_bisect_compares_tuple_elements(recorded: Path, project: Path, values_py
     other = tmp_path / "moved.envsnap"
     assert pipeline(project, at=30).run(output=other, python=str(values_python), cwd=str(project)).ok
     with opened(recorded) as good, opened(other) as bad:
+        # Both elements moved (and the sizes with them); the last rows of the second did not.
         assert recorded_differences(good, bad, None, 0.0, 0.0) == ["split", "sizes"]
 
 
