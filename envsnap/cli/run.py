@@ -12,6 +12,9 @@ Two forms:
   stage ran; 1 a stage failed (the snapshot is written and records the failure); 2 usage or
   pipeline-definition error (nothing written); 3 an input could not be sampled (the snapshot is
   written, no stage ran) or any other envsnap error.
+* ``envsnap run --sklearn MODEL --input NAME=PATH [--method M]`` runs a fitted scikit-learn model step by
+  step, one stage per step, in the job's interpreter (:mod:`envsnap.integrations.sklearn`); the same
+  statuses, and 3 for a model that cannot be loaded there or is not a fitted estimator.
 """
 
 from __future__ import annotations
@@ -20,18 +23,26 @@ import os
 import sys
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from envsnap.cli import _options as opt
 from envsnap.cli._common import EXIT_USAGE, State, cli_errors, err, human_size
 
+if TYPE_CHECKING:
+    from envsnap.pipeline.runner import RunResult
+
 __all__ = ["run"]
+
+#: ``--method`` values that choose how inputs are sampled (the others are ``MODEL_METHODS``).
+SAMPLING_METHODS = ("uniform", "row-groups")
 
 SNAPSHOT = typer.Option(
     None, "--snapshot", "-o", help="Where to write the snapshot: *.envsnap = zip, else a directory (created)."
 )
+
+
 def _stage_line(outcome: dict[str, Any]) -> str:
     head = f"  {outcome['index']:02d} {outcome['name']:<20}"
     if outcome["status"] == "ok":
@@ -56,6 +67,8 @@ def _stage_line(outcome: dict[str, Any]) -> str:
         "python": "Capture this interpreter (default: the one the command runs; stages: run them in it).",
         "inputs": "NAME=PATH: an input file of the job, recorded whole up to 64 MiB, else sampled (repeatable).",
         "reproducible": "Omit timestamps, ids, timings and memory: same state, same bytes.",
+        "method": "Sampling: uniform or row-groups; with --sklearn, what the final step applies: predict "
+        "(default), predict_proba or transform.",
     },
 )
 def run(
@@ -70,12 +83,24 @@ def run(
         [], "--output", help="[NAME=]PATH: a file the command writes, recorded after it exits (repeatable)."
     ),
     on_failure: bool = typer.Option(False, "--on-failure", help="Write the snapshot only when the command fails."),
+    sklearn: str = typer.Option(
+        None,
+        "--sklearn",
+        metavar="PATH.joblib|MODULE:ATTR",
+        help="A fitted scikit-learn Pipeline, run step by step on the one input in the job's Python (docs/sklearn.md).",
+    ),
     flags: Mapping[str, Any] = opt.FLAGS,
     force: bool = opt.FORCE,
     quiet: bool = opt.QUIET,
 ) -> None:
     """Run a command (after --) or a pipeline's stages; write one snapshot of its runtime and what happened."""
     dashdash = "--" in State.argv
+    if sklearn is not None:
+        if command or dashdash or config is not None or job_outputs or on_failure:
+            err("envsnap: usage error: --sklearn runs a model's steps: no --config, command, --output or --on-failure")
+            raise typer.Exit(EXIT_USAGE)
+        _run_sklearn(sklearn, output, flags, force, quiet)
+        return
     if command or dashdash:
         if config is not None:
             err("envsnap: usage error: --config runs a pipeline's stages; a command after -- is run as it is: give one")
@@ -85,15 +110,16 @@ def run(
     if job_outputs or on_failure:
         err("envsnap: usage error: --output and --on-failure are for a command: envsnap run [OPTIONS] -- COMMAND")
         raise typer.Exit(EXIT_USAGE)
+    from envsnap._target.runner.sklearn_steps import METHODS as MODEL_METHODS
     from envsnap.pipeline import load_pipeline
     from envsnap.pipeline.runner import run_pipeline
 
+    if flags["method"] in MODEL_METHODS:
+        err(f"envsnap: usage error: --method {flags['method']} goes with --sklearn MODEL (what its final step applies)")
+        raise typer.Exit(EXIT_USAGE)
+
     pipeline = load_pipeline(config)
-    python = flags["python"]
-    if python is None:
-        python = opt.default_python()
-        if python is not None and not quiet:
-            err(f"envsnap: running in the active virtualenv {python} (VIRTUAL_ENV); pass --python to choose another")
+    python = _job_python(flags, quiet)
     if output is None:
         output = time.strftime(f"{pipeline.name}-%Y%m%dT%H%M%SZ.envsnap", time.gmtime())
     if not quiet:
@@ -105,6 +131,54 @@ def run(
         on_stage=None if quiet else lambda outcome: err(_stage_line(outcome)),
         **opt.capture_arguments({**flags, "python": python}),
     )
+    _report_run(result, quiet)
+
+
+def _job_python(flags: Mapping[str, Any], quiet: bool) -> str | None:
+    """``--python``, else the active virtualenv's interpreter (said out loud), else None."""
+    python: str | None = flags["python"]
+    if python is None:
+        python = opt.default_python()
+        if python is not None and not quiet:
+            err(f"envsnap: running in the active virtualenv {python} (VIRTUAL_ENV); pass --python to choose another")
+    return python
+
+
+def _run_sklearn(model: str, output: str | None, flags: Mapping[str, Any], force: bool, quiet: bool) -> None:
+    """``--sklearn MODEL``: the model's steps as stages, planned and run in the job's interpreter.
+
+    ``--method`` says what the final step applies; its values never overlap the sampling methods'.
+    """
+    from envsnap.integrations.sklearn import METHODS as MODEL_METHODS
+    from envsnap.integrations.sklearn import run_model
+
+    method = flags["method"] if flags["method"] in MODEL_METHODS else "predict"
+    if flags["method"] not in (*MODEL_METHODS, *SAMPLING_METHODS):
+        err(
+            f"envsnap: usage error: --method {flags['method']!r} is not one of {', '.join(MODEL_METHODS)} "
+            "(what the model's final step applies)"
+        )
+        raise typer.Exit(EXIT_USAGE)
+    flags = {**flags, "method": flags["method"] if flags["method"] in SAMPLING_METHODS else "uniform"}
+    python = _job_python(flags, quiet) or sys.executable
+    if output is None:
+        output = time.strftime("sklearn-%Y%m%dT%H%M%SZ.envsnap", time.gmtime())
+    if not quiet:
+        err(f"envsnap: scikit-learn model {model}, step by step in {python} (final step: {method})")
+    result = run_model(
+        model,
+        method=method,
+        output=output,
+        force=force,
+        on_stage=None if quiet else lambda outcome: err(_stage_line(outcome)),
+        **opt.capture_arguments({**flags, "python": python}),
+    )
+    _report_run(result, quiet)
+
+
+def _report_run(result: RunResult, quiet: bool) -> None:
+    """The snapshot written and how the stages went; exit with the run's status."""
+    pipeline = result.pipeline
     snap = result.snapshot
     if quiet:
         sys.stdout.write(f"{snap.path}\n")
