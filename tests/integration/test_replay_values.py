@@ -330,3 +330,66 @@ def test_shrink_rewrites_every_output(values_python: Path, tmp_path_factory: pyt
         assert [e["rows"] for e in halves["elements"]] == [0, 1]
         assert [e["value"]["shape"] for e in halves["elements"]] == [[0, 2], [1, 2]]
         assert "pipeline/stages/02-halves.1.parquet" in snap
+
+
+# --- envsnap.testing: any value against its recorded form ----------------------------------------------------
+
+
+def test_assert_stage_matches_takes_dicts_arrays_and_tuples(baseline: tuple[Path, Path], recorded: Path) -> None:
+    import importlib.util
+
+    from envsnap.testing import assert_stage_matches
+
+    project, base = baseline
+    spec = importlib.util.spec_from_file_location("valstages_here", project / "valstages.py")
+    assert spec is not None and spec.loader is not None
+    stages = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stages)
+    arr = stages.features(stages.load(rows=48, seed=7), scale=2.0)
+    assert_stage_matches(base, "features", arr)  # named columns xs, y, as the stage's columns option says
+    metrics = stages.metrics(arr)
+    assert_stage_matches(base, "metrics", metrics)
+    nudged = dict(metrics, mean_xs=metrics["mean_xs"] + 1e-6)
+    assert_stage_matches(base, "metrics", nudged, atol=1e-3)
+    with pytest.raises(AssertionError, match="mean_xs"):
+        assert_stage_matches(base, "metrics", nudged)
+    parts = stages.split(arr, at=32)
+    assert_stage_matches(recorded, "split", parts)
+    assert_stage_matches(recorded, "split.1", parts[1])
+    with pytest.raises(AssertionError, match=r"split\.0, split\.1"):
+        assert_stage_matches(recorded, "split", parts[0])
+
+
+def test_from_after_an_estimator_is_refused_in_one_line(tmp_path: Path) -> None:
+    from envsnap.replay.plan import PlanError, build_plan
+    from envsnap.snapshot.reader import opened
+
+    fitted = envsnap.Pipeline("fitted", root=str(tmp_path))
+
+    @fitted.stage(params={"rows": 20})
+    def frame(rows: int):
+        import pandas as pd
+
+        return pd.DataFrame({"a": [float(i) for i in range(rows)], "b": [float(i % 4) for i in range(rows)]})
+
+    @fitted.stage(inputs=["frame"])
+    def scaler(frame):
+        from sklearn.preprocessing import StandardScaler
+
+        return StandardScaler().fit(frame)
+
+    @fitted.stage(inputs=["scaler", "frame"])
+    def scaled(scaler, frame):
+        return scaler.transform(frame)
+
+    out = tmp_path / "fitted.envsnap"
+    result = fitted.run(output=out, git=False, cwd=str(tmp_path))
+    assert result.ok, result.error
+    with opened(out) as snap:
+        record = snap.read_json("pipeline/stages/02-scaler.json")
+        assert record["value"]["kind"] == "estimator"
+        with pytest.raises(PlanError) as caught:
+            build_plan(snap, from_stage="scaled")
+        assert "'scaler' before it returned a fitted estimator" in str(caught.value)
+        assert "--from 'scaler'" in str(caught.value)
+        assert build_plan(snap, from_stage="scaler").stages[0].action == "recorded"
