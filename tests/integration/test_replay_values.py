@@ -1,4 +1,4 @@
-"""Replay and check with stage values of any shape (issue 19): polars -> numpy -> dict, params, a source stage.
+"""Replay, check, bisect and shrink with stage values of any shape: polars -> numpy -> dict, params, a source stage.
 
 The pipeline is declared with :class:`envsnap.Pipeline` and recorded in a real venv that has polars and
 numpy and nothing else (no pyarrow, no pandas: the runner writes what the libraries can, the host turns it
