@@ -201,7 +201,11 @@ def summary(before: Any, after: Any) -> str:
     if first is not None:
         where, x, y = first
         index = "".join(f"[{i}]" for i in where)
-        parts.append(f"first at {index}: {_short(x)} → {_short(y)}" if index else f"{_short(x)} → {_short(y)}")
+        before_text, after_text = _short(x), _short(y)
+        if before_text == after_text and _is_number(x) and _is_number(y):
+            before_text, after_text = repr(x), repr(y)  # apart only beyond 6 digits: show them all
+        shown = f"{before_text} → {after_text}"
+        parts.append(f"first at {index}: {shown}" if index else shown)
     if shape_a == shape_b and shape_a:
         gaps = [
             abs(float(x) - float(y))

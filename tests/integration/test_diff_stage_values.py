@@ -1,13 +1,16 @@
-"""diff on real recorded pipelines whose stages return polars frames, numpy arrays and dicts, with params.
+"""diff on real recorded pipelines whose stages return polars frames, numpy arrays and dicts, with params,
+and on scikit-learn pipelines recorded step by step.
 
 A source stage loads its own data (polars), the next turns it into a feature matrix (numpy), the last
 scores it against a ``threshold`` param and returns metrics (a dict). Recorded twice with ``envsnap.Pipeline``,
 the second time with another threshold: the param is the top suspect, named with its stage, and that stage
-is the first whose output diverges, its metrics phrased key by key.
+is the first whose output diverges, its metrics phrased key by key. Two fitted models whose scalers were
+fitted on different data diff to the ``scale`` step, its ``mean_`` and ``scale_`` named.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -81,3 +84,45 @@ def test_the_same_params_diff_to_nothing(tmp_path: Path) -> None:
     assert result.data.first_diverging_stage is None
     assert not [s for s in result.suspects if s.kind in ("param", "fitted")]
     assert all(not s.table.diverged for s in result.data.stages)
+
+
+def _models() -> tuple[Any, Any, Any]:
+    """A fitted imputer → scaler → logistic regression, the same with its scaler refitted on shifted data,
+    and the rows both are applied to."""
+    np = pytest.importorskip("numpy")
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("sklearn")
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline as SklearnPipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(0)
+    train = pd.DataFrame({"age": rng.normal(40, 10, 200), "income": rng.normal(50, 9, 200)})
+    steps = [("impute", SimpleImputer()), ("scale", StandardScaler()), ("clf", LogisticRegression())]
+    model = SklearnPipeline(steps).fit(train, (train["age"] > 40).astype(int))
+    serving = copy.deepcopy(model)
+    serving.named_steps["scale"].fit(train.to_numpy() * 1.5 + np.array([5.0, 3.0]))
+    rows = pd.DataFrame({"age": [30.0, 45.0, None], "income": [40.0, 60.0, 55.0]})
+    return model, serving, rows
+
+
+def test_models_whose_scalers_were_fitted_on_other_data_diff_to_the_scale_step(tmp_path: Path) -> None:
+    from envsnap.integrations.sklearn import record
+
+    model, serving, rows = _models()
+    record(model, rows, output=tmp_path / "training", git=False)
+    record(serving, rows, output=tmp_path / "serving", git=False)
+    result = diff(envsnap.load(tmp_path / "training"), envsnap.load(tmp_path / "serving"))
+    assert result.data.first_diverging_stage == "scale"
+    stages = {s.name: s for s in result.data.stages}
+    assert [s.name for s in result.data.stages] == ["impute", "scale", "clf"]
+    assert stages["impute"].fitted == () and not stages["impute"].table.diverged
+    assert {c.name for c in stages["scale"].fitted} >= {"mean_", "scale_"}
+    top = result.suspects[0]
+    assert top.subject == "stage scale fitted state" and top.kind == "fitted"
+    assert top.reason.startswith("fitted state of stage `scale` changed: `mean_` (first at [0]: ")
+    assert "`scale_` (" in top.reason and top.reason.endswith("stage `scale` is the first to diverge")
+    assert not [s for s in result.suspects if s.kind == "param"]  # the same model label, the same steps
+    text = render_text(result)
+    assert "fitted `mean_`: first at [0]: " in text

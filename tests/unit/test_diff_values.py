@@ -350,6 +350,7 @@ def test_pure_helpers() -> None:
     assert summary([1.0, 2.0, 3.0], [1.0, 2.5, 3.25]) == "first at [1]: 2 → 2.5; max abs diff 0.5"
     assert summary([[1, 2]], [[1, 2], [3, 4]]).startswith("shape [1, 2] → [2, 2]; first at [1]")
     assert summary(["a", "b"], ["a", "c"]) == "first at [1]: b → c"
+    assert summary([9.611790001], [9.611790002]).startswith("first at [0]: 9.611790001 → 9.611790002;")
     assert [(c.name, c.change) for c in param_changes("s", {"a": {"b": 1}, "c": 2}, {"a": {"b": 2}})] == [
         ("a.b", "changed"),
         ("c", "removed"),
