@@ -17,7 +17,6 @@ This module imports no scikit-learn: the model's own methods are all it calls.
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -178,6 +177,7 @@ def record(
     name: str = "sklearn",
     input_name: str = DEFAULT_INPUT,
     force: bool = False,
+    on_stage: Callable[[dict[str, Any]], None] | None = None,
     **arguments: Unpack[CaptureArguments],
 ) -> RunResult:
     """Apply a fitted ``pipeline`` (a live object) to ``X`` step by step in this process; one snapshot.
@@ -200,20 +200,26 @@ def record(
         entries = sklearn_steps.stages_of(pipeline, model=label, method=method, input_name=input_name)
     except sklearn_steps.ModelError as exc:
         raise SklearnModelError(label, str(exc)) from exc
-    apply = _bound_step(pipeline)
-    stages = _stages(entries, apply)
+    stages = _stages(entries, _LiveStep(pipeline))
     arguments["inputs"] = {input_name: X}
-    return run_pipeline(Pipeline(name, stages=stages), output=output, force=force, **arguments)
+    return run_pipeline(Pipeline(name, stages=stages), output=output, force=force, on_stage=on_stage, **arguments)
 
 
-def _bound_step(model_obj: Any) -> Callable[..., Any]:
-    """The shipped step function applied to a live object instead of a loaded file."""
+class _LiveStep:
+    """The shipped step function applied to a live object instead of a loaded file.
 
-    @functools.wraps(sklearn_steps.step)
-    def step(*values: Any, model: str, path: list[str], method: str | None = None, **named: Any) -> Any:
+    Recorded as the function a saved model's stages call, which it is (on the object in hand). A callable
+    object rather than a closure: it has no ``__code__``, so envsnap's own file is never taken for the
+    project's code that a stage ran.
+    """
+
+    def __init__(self, model_obj: Any) -> None:
+        self._model = model_obj
+        module, _, name = sklearn_steps.STEP_CALL.partition(":")
+        self.__module__ = module
+        self.__qualname__ = name
+        self.__name__ = name
+
+    def __call__(self, *values: Any, model: str, path: list[str], method: str | None = None, **named: Any) -> Any:
         del model  # the label recorded in params; the object is the one bound here
-        return sklearn_steps.apply(model_obj, path, method, values, named)
-
-    # Recorded as the function a saved model's stages call, which this is (on the object in hand).
-    step.__module__ = sklearn_steps.STEP_CALL.partition(":")[0]
-    return step
+        return sklearn_steps.apply(self._model, path, method, values, named)

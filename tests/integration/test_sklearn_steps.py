@@ -137,9 +137,17 @@ def _run_cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def test_record_applies_a_live_pipeline_step_by_step(models: Models, tmp_path: Path) -> None:
     out = tmp_path / "api.envsnap"
-    result = record(models.model, models.frame, output=out, method="predict_proba", git=False)
+    seen: list[str] = []
+    result = record(
+        models.model,
+        models.frame,
+        output=out,
+        method="predict_proba",
+        git=False,
+        on_stage=lambda o: seen.append(o["name"]),
+    )
     assert result.ok, result.error
-    assert [s.name for s in result.stages] == STAGES
+    assert [s.name for s in result.stages] == STAGES == seen
     snap = envsnap.load(out)
     scale = _stage(snap, 2, "pre.num.scale")
     fitted = scale["fitted"]
@@ -149,6 +157,8 @@ def test_record_applies_a_live_pipeline_step_by_step(models: Models, tmp_path: P
     np.testing.assert_allclose(fitted["fitted"]["scale_"], scaler.scale_)
     assert scale["params"]["path"] == ["pre", "num", "scale"]
     assert scale["params"]["model"].startswith("<in memory> sklearn.pipeline.Pipeline")
+    assert scale["call"] == "_envsnap_target.runner.sklearn_steps:step", "recorded as a saved model's stages are"
+    assert scale["files"] == [], "envsnap's own code is not the project's"
     assert _columns(snap, 2, "pre.num.scale") == ["age", "income"], "named by get_feature_names_out"
     assert _stage(snap, 1, "pre.num.impute")["fitted"]["fitted"]["statistics_"] == pytest.approx(
         models.model.named_steps["pre"].named_transformers_["num"].named_steps["impute"].statistics_.tolist()
