@@ -235,14 +235,19 @@ def _fitted(stage: str, rec_a: Any, rec_b: Any) -> tuple[StageChange, ...]:
     """The fitted state that differs: of the step a stage applied (``fitted``), or of the estimator it
     returned (``value.description``); the same attribute named once."""
     changes: dict[str, StageChange] = {}
-    sides = [r if isinstance(r, dict) else {} for r in (rec_a, rec_b)]
+    if not isinstance(rec_a, dict) or not isinstance(rec_b, dict):
+        return ()  # a stage on one side only is told as that, not as its fitted state
+    sides = [rec_a, rec_b]
     returned: list[Any] = []
     for side in sides:
         value = side.get("value")
         returned.append(
             value.get("description") if isinstance(value, dict) and value.get("kind") == "estimator" else None
         )
+    failed = [side.get("status") != "ok" for side in sides]
     for before, after in ((sides[0].get("fitted"), sides[1].get("fitted")), (returned[0], returned[1])):
+        if (before is None and failed[0]) or (after is None and failed[1]):
+            continue  # nothing recorded where the stage failed: unknown, not removed
         for change in fitted_changes(stage, before, after):
             changes.setdefault(change.name, change)
     return tuple(changes.values())

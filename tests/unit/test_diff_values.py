@@ -100,10 +100,12 @@ def snapshot(
     fitted: Any = None,
     old: bool = False,
     call: str | None = None,
+    failed: str | None = None,
 ) -> Snapshot:
     """A minor-4 snapshot whose pipeline ran ``stages`` (name, output, params); ``fitted``: {stage: state}.
 
-    ``old``: records as minor 3 wrote them (no ``value``, ``params``, ``fitted``; ``returned`` pandas)."""
+    ``old``: records as minor 3 wrote them (no ``value``, ``params``, ``fitted``; ``returned`` pandas).
+    ``failed``: the stage that raised (no value, no fitted state recorded)."""
     members: dict[str, bytes] = {}
     entries = []
     for index, (name, out, params) in enumerate(stages, 1):
@@ -146,6 +148,11 @@ def snapshot(
             "status": "ok",
             "record": member,
         }
+        if name == failed:
+            error = {"kind": "exception", "type": "ValueError", "message": "boom", "traceback": "ValueError: boom"}
+            record.update(status="failed", value=None, fitted=None, parquet=None, returned=None, rows=None, error=error)
+            entry["status"] = "failed"
+            members.pop(f"pipeline/stages/{index:02d}-{name}.parquet", None)
         if old:
             for key in ("value", "params", "fitted"):
                 record.pop(key)
@@ -307,6 +314,15 @@ def test_the_scalers_parameters_and_the_feature_order_changed() -> None:
     )
     text = render_text(result)
     assert "fitted `mean_`: first at [0]: 40 → 52000; max abs diff 51960" in text
+
+
+def test_fitted_state_is_compared_only_where_both_sides_recorded_it() -> None:
+    frame = Out("pandas", pa.table({"a": [1.0]}))
+    a = snapshot(("scale", frame, None), fitted={"scale": SCALER})
+    assert _stage(diff_data(a, snapshot(("other", frame, None))), "scale").fitted == ()
+    assert [c.change for c in _stage(diff_data(a, snapshot(("scale", frame, None))), "scale").fitted] == ["removed"]
+    failed = _stage(diff_data(a, snapshot(("scale", frame, None), failed="scale")), "scale")
+    assert failed.status == ("ok", "failed") and failed.fitted == ()
 
 
 def test_a_returned_estimator_is_diffed_by_its_description() -> None:
