@@ -43,12 +43,33 @@ SNAPSHOT = typer.Option(
 )
 
 
+def _value_summary(outcome: dict[str, Any]) -> str:
+    """What a stage returned, in a few words: ``176 rows`` (a table), ``array 176x2 float64``, ``dict of 3
+    keys``, ``tuple of 2``, ``returned nothing``."""
+    value = outcome.get("value") or {}
+    kind = value.get("kind")
+    if kind == "none":
+        return "returned nothing"
+    if kind == "tuple":
+        return f"tuple of {len(value.get('elements') or ())}"
+    if kind == "numpy":
+        return f"array {'x'.join(str(n) for n in value.get('shape') or ())} {value.get('dtype')}"
+    if kind == "dict":
+        data = value.get("data")
+        return f"dict of {len(data)} keys" if isinstance(data, dict) else "dict"
+    if kind == "estimator":
+        return str((value.get("description") or {}).get("class") or "estimator").rsplit(".", 1)[-1]
+    if kind == "sparse":
+        return f"sparse {'x'.join(str(n) for n in value.get('shape') or ())}, {value.get('nnz')} stored"
+    return f"{outcome.get('rows')} rows"
+
+
 def _stage_line(outcome: dict[str, Any]) -> str:
     head = f"  {outcome['index']:02d} {outcome['name']:<20}"
     if outcome["status"] == "ok":
         wall = outcome.get("wall_time_s")
         memory = outcome.get("memory") or {}
-        parts = [f"{outcome.get('rows')} rows"]
+        parts = [_value_summary(outcome)]
         if wall is not None:
             parts.append(f"{wall:.3f} s")
         if memory.get("peak_rss_delta_bytes") is not None:
