@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 import os
 import subprocess
 import sys
@@ -244,7 +245,7 @@ def test_run_sklearn_imports_a_module_attr_model_in_the_job(models: Models, tmp_
     assert predicted.column(0).to_pylist() == models.model.predict(models.frame).tolist()
 
 
-def test_models_whose_scalers_differ_differ_in_the_scale_step(models: Models, tmp_path: Path) -> None:
+def test_models_whose_scalers_differ_diff_to_the_scale_step(models: Models, tmp_path: Path) -> None:
     snaps = {}
     for label, model in (("a", models.model_a), ("b", models.model_b)):
         out = tmp_path / f"{label}.envsnap"
@@ -269,6 +270,16 @@ def test_models_whose_scalers_differ_differ_in_the_scale_step(models: Models, tm
         != snaps["b"].read_bytes(f"pipeline/stages/{index:02d}-{name}.parquet")
     ]
     assert outputs[0] == "pre.num.scale" and "pre.num.impute" not in outputs
+
+    result = runner.invoke(app, ["diff", str(tmp_path / "a.envsnap"), str(tmp_path / "b.envsnap"), "--json"])
+    report = json.loads(result.stdout)
+    assert report["data"]["first_diverging_stage"] == "pre.num.scale"
+    by_stage = {stage["name"]: stage for stage in report["data"]["stages"]}
+    assert [name for name, stage in by_stage.items() if stage["fitted"]] == ["pre.num.scale"]
+    assert {change["name"] for change in by_stage["pre.num.scale"]["fitted"]} >= {"mean_", "scale_"}
+    top = report["suspects"][0]
+    assert (top["kind"], top["change"]["stage"]) == ("fitted", "pre.num.scale"), top
+    assert "`mean_`" in top["reason"] and "`scale_`" in top["reason"]
 
 
 @pytest.mark.parametrize(
