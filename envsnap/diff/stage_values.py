@@ -191,8 +191,11 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:39] + "…"
 
 
-def summary(before: Any, after: Any) -> str:
-    """How two values (arrays as nested lists) differ, shortly: shape, first difference, max abs diff."""
+def summary(before: Any, after: Any, features: tuple[int, list[Any]] | None = None) -> str:
+    """How two values (arrays as nested lists) differ, shortly: shape, first difference, max abs diff.
+
+    ``features``: (axis, names) when that axis of the arrays runs over named features: the first
+    difference is then named by its feature (``first at [age]``)."""
     parts = []
     shape_a, shape_b = _shape(before), _shape(after)
     if shape_a != shape_b:
@@ -200,7 +203,10 @@ def summary(before: Any, after: Any) -> str:
     first = _first_difference(before, after)
     if first is not None:
         where, x, y = first
-        index = "".join(f"[{i}]" for i in where)
+        names = list(where)
+        if features is not None and len(where) > features[0] and where[features[0]] < len(features[1]):
+            names[features[0]] = features[1][where[features[0]]]
+        index = "".join(f"[{i}]" for i in names)
         before_text, after_text = _short(x), _short(y)
         if before_text == after_text and _is_number(x) and _is_number(y):
             before_text, after_text = repr(x), repr(y)  # apart only beyond 6 digits: show them all
@@ -268,17 +274,48 @@ def _node_changes(stage: str, path: str, a: Mapping[str, Any], b: Mapping[str, A
     fitted_a, fitted_b = a.get("fitted"), b.get("fitted")
     fa: Mapping[str, Any] = fitted_a if isinstance(fitted_a, Mapping) else {}
     fb: Mapping[str, Any] = fitted_b if isinstance(fitted_b, Mapping) else {}
+    names: list[Any] = list(names_a) if isinstance(names_a, list) else []
+    others: list[Any] = list(names_b) if isinstance(names_b, list) else []
+    reordered = bool(names) and bool(others) and names != others
+    same_features = reordered and len(set(map(str, names))) == len(names) and sorted(names) == sorted(others)
     for name in [*fa, *(n for n in fb if n not in fa)]:
         if name not in fb:
             out.append(StageChange(stage, "fitted", f"{path}{name}", "removed", _small(fa[name]), None))
         elif name not in fa:
             out.append(StageChange(stage, "fitted", f"{path}{name}", "added", None, _small(fb[name])))
         elif fa[name] != fb[name]:
-            note = summary(fa[name], fb[name])
+            va, vb, axis = fa[name], fb[name], _feature_axis(fa[name], len(names))
+            if same_features and axis is not None:
+                # The same features in another order: compare each feature's value with its own.
+                vb = _reorder(vb, axis, [others.index(n) for n in names])
+                if va == vb:
+                    continue
+            elif reordered:
+                axis = None  # other features: positions do not name the same thing on both sides
+            features = (axis, names) if axis is not None and names else None
+            note = summary(va, vb, features)
             out.append(
                 StageChange(stage, "fitted", f"{path}{name}", "changed", _small(fa[name]), _small(fb[name]), note)
             )
     return out
+
+
+def _feature_axis(value: Any, count: int) -> int | None:
+    """The axis of a fitted attribute that runs over the input features: 0 for ``mean_``, ``scale_``,
+    ``statistics_``, ``categories_`` (one entry per feature), 1 for ``coef_`` (a row per class)."""
+    if count < 1 or not isinstance(value, list):
+        return None
+    if len(value) == count:
+        return 0
+    if value and all(isinstance(row, list) and len(row) == count for row in value):
+        return 1
+    return None
+
+
+def _reorder(value: list[Any], axis: int, positions: list[int]) -> list[Any]:
+    if axis == 0:
+        return [value[p] for p in positions]
+    return [[row[p] for p in positions] for row in value]
 
 
 def fitted_changes(stage: str, before: Any, after: Any) -> tuple[StageChange, ...]:

@@ -126,3 +126,38 @@ def test_models_whose_scalers_were_fitted_on_other_data_diff_to_the_scale_step(t
     assert not [s for s in result.suspects if s.kind == "param"]  # the same model label, the same steps
     text = render_text(result)
     assert "fitted `mean_`: first at [0]: " in text
+
+
+def test_the_scalers_parameters_and_the_feature_order_changed_between_training_and_serving(tmp_path: Path) -> None:
+    """The seed incident: the serving model's scaler was fitted on other data, its features in another order."""
+    np = pytest.importorskip("numpy")
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("sklearn")
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline as SklearnPipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from envsnap.integrations.sklearn import record
+
+    rng = np.random.default_rng(0)
+
+    def fitted(columns: list[str], shift: float) -> Any:
+        train = pd.DataFrame({"age": rng.normal(40 + shift, 10, 200), "income": rng.normal(50 + 3 * shift, 9, 200)})
+        pre = ColumnTransformer([("scale", StandardScaler(), columns)])
+        steps = [("pre", pre), ("clf", LogisticRegression())]
+        return SklearnPipeline(steps).fit(train, (train["age"] > 40).astype(int))
+
+    rows = pd.DataFrame({"age": [30.0, 45.0, 50.0], "income": [40.0, 60.0, 55.0]})
+    record(fitted(["age", "income"], 0.0), rows, output=tmp_path / "training", git=False)
+    record(fitted(["income", "age"], 5.0), rows, output=tmp_path / "serving", git=False)
+    result = diff(envsnap.load(tmp_path / "training"), envsnap.load(tmp_path / "serving"))
+    assert result.data.first_diverging_stage == "pre.scale"
+    top = result.suspects[0]
+    assert top.subject == "stage pre.scale fitted state"
+    # Each feature's mean is compared with its own (age with age), whatever position it holds.
+    assert top.reason.startswith("fitted state of stage `pre.scale` changed: `mean_` (first at [age]: 40.")
+    assert "`scale_` (first at [age]: " in top.reason
+    assert top.reason.endswith(
+        "and the feature order (income, age at other positions); stage `pre.scale` is the first to diverge"
+    )

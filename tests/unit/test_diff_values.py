@@ -286,7 +286,7 @@ def _serving() -> dict[str, Any]:
     return {
         **SCALER,
         "feature_names_in": ["income", "age", "tenure"],
-        "fitted": {"mean_": [52000.0, 40.0, 12.5], "scale_": [9000.0, 10.0, 4.0], "n_samples_seen_": 100},
+        "fitted": {"mean_": [52000.0, 40.0, 12.5], "scale_": [9000.0, 10.0, 5.0], "n_samples_seen_": 100},
     }
 
 
@@ -308,12 +308,16 @@ def test_the_scalers_parameters_and_the_feature_order_changed() -> None:
     top = result.suspects[0]
     assert top.subject == "stage scale fitted state" and top.kind == "fitted"
     assert top.reason == (
-        "fitted state of stage `scale` changed: `mean_` (first at [0]: 40 → 52000, max abs diff 51960), "
-        "`scale_` (first at [0]: 10 → 9000, max abs diff 8990) and the feature order (income, age at other "
+        "fitted state of stage `scale` changed: `mean_` (first at [tenure]: 12 → 12.5, max abs diff 0.5), "
+        "`scale_` (first at [tenure]: 4 → 5, max abs diff 1) and the feature order (income, age at other "
         "positions); stage `scale` is the first to diverge"
     )
     text = render_text(result)
-    assert "fitted `mean_`: first at [0]: 40 → 52000; max abs diff 51960" in text
+    assert "fitted `mean_`: first at [tenure]: 12 → 12.5; max abs diff 0.5" in text
+    # Each feature's value is compared with its own: only the order of age and income moved, not their values.
+    fitted = {"mean_": [52000.0, 40.0, 12.0], "scale_": [9000.0, 10.0, 4.0], "n_samples_seen_": 100}
+    only_order = fitted_changes("scale", SCALER, {**_serving(), "fitted": fitted})
+    assert [c.name for c in only_order] == ["feature_names_in"]
 
 
 def test_fitted_state_is_compared_only_where_both_sides_recorded_it() -> None:
