@@ -34,6 +34,7 @@ import envsnap
 from envsnap.cli import app
 from envsnap.integrations.sklearn import SklearnModelError, record
 from envsnap.snapshot.model import Snapshot
+from tests.integration.conftest import make_venv, pip_install
 
 runner = CliRunner()
 STAGES = ["pre.num.impute", "pre.num.scale", "pre.cat.onehot", "pre", "clf"]
@@ -243,6 +244,62 @@ def test_run_sklearn_imports_a_module_attr_model_in_the_job(models: Models, tmp_
     assert _stage(snap, 5, "clf")["params"] == {"model": "serving:churn", "path": ["clf"], "method": "predict"}
     predicted = pq.read_table(io.BytesIO(snap.read_bytes("pipeline/stages/05-clf.parquet")))
     assert predicted.column(0).to_pylist() == models.model.predict(models.frame).tolist()
+
+
+# The job's own venv: another scikit-learn than envsnap's, pandas and pyarrow to read the input, no envsnap.
+JOB_PINS = ("scikit-learn==1.5.2", "numpy==1.26.4", "pandas==2.2.3", "pyarrow==20.0.0")
+TRAIN = textwrap.dedent(
+    """
+    import joblib
+    import numpy as np
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"age": rng.normal(40, 10, 200), "city": rng.choice(["paris", "lyon"], 200)})
+    X.loc[3, "age"] = np.nan
+    pre = ColumnTransformer([
+        ("num", Pipeline([("impute", SimpleImputer()), ("scale", StandardScaler())]), ["age"]),
+        ("cat", OneHotEncoder(), ["city"]),
+    ])
+    model = Pipeline([("pre", pre), ("clf", LogisticRegression())]).fit(X, X["age"].fillna(40) > 40)
+    joblib.dump(model, "model.joblib")
+    X.head(30).to_parquet("rows.parquet")
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def job_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    python = make_venv(tmp_path_factory.mktemp("sklearn-job") / "venv")
+    pip_install(python, *JOB_PINS)
+    return python
+
+
+@pytest.mark.slow
+def test_run_sklearn_in_a_job_venv_of_its_own(job_venv: Path, tmp_path: Path) -> None:
+    (tmp_path / "train.py").write_text(TRAIN, encoding="utf-8")
+    subprocess.run([str(job_venv), "train.py"], cwd=tmp_path, check=True, capture_output=True)
+    proc = _run_cli(
+        "--sklearn", "model.joblib", "--input", "rows=rows.parquet", "--python", job_venv,
+        "--method", "predict_proba", "-o", "job.envsnap", "--no-git", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    snap = envsnap.load(tmp_path / "job.envsnap")
+    versions = {d["normalized_name"]: d["version"] for d in snap.section("packages")["distributions"]}
+    assert versions["scikit-learn"] == "1.5.2" and "envsnap-ml" not in versions, "the job's venv is captured"
+    document = snap.read_json("pipeline/pipeline.json")
+    assert document["runner"]["python"].startswith(str(job_venv.parent.parent))
+    assert [s["name"] for s in document["stages"]] == ["pre.num.impute", "pre.num.scale", "pre.cat", "pre", "clf"]
+    assert set(_stage(snap, 2, "pre.num.scale")["fitted"]["fitted"]) >= {"mean_", "scale_"}
+    assert _stage(snap, 3, "pre.cat")["fitted"]["fitted"]["categories_"] == [["lyon", "paris"]]
+    proba = pq.read_table(io.BytesIO(snap.read_bytes("pipeline/stages/05-clf.parquet")))
+    assert proba.column_names == ["False", "True"]
+    assert proba.num_rows == 30
 
 
 def test_models_whose_scalers_differ_diff_to_the_scale_step(models: Models, tmp_path: Path) -> None:
