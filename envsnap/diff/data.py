@@ -29,6 +29,7 @@ from envsnap.diff.stage_values import (
     kind_text,
     param_changes,
     recorded_outputs,
+    tolerate_arrays,
     value_kind,
 )
 from envsnap.snapshot.model import Snapshot
@@ -203,6 +204,7 @@ def _compare_outputs(
                 # One value per column: a distribution shift of one row says nothing the cells do not.
                 table = dataclasses.replace(table, stats=())
             if ka == kb == "dict" and isinstance(va, dict) and isinstance(vb, dict):
+                table = tolerate_arrays(table, va.get("data"), vb.get("data"), options["rtol"], options["atol"])
                 element = label if tuple_stage else None
                 keys.extend(key_changes(name, table, va.get("data"), vb.get("data"), element))
         tables.append(table)

@@ -9,12 +9,13 @@ fitted array reads ``first at [1]: 2.5 → 2.75; max abs diff 0.25``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from envsnap.diff.model import StageChange, TableDiff
+from envsnap.diff.model import ColumnDiff, StageChange, TableDiff
 
 __all__ = [
     "TABLE_KINDS",
@@ -24,6 +25,7 @@ __all__ = [
     "kind_text",
     "param_changes",
     "recorded_outputs",
+    "tolerate_arrays",
     "value_kind",
 ]
 
@@ -386,3 +388,57 @@ def key_changes(
             note = summary(raw_a, raw_b) if isinstance(raw_a, list) or isinstance(raw_b, list) else None
             out.append(StageChange(stage, "key", column.column, "changed", va, vb, note, element))
     return tuple(out)
+
+
+def _numbers_within(before: Any, after: Any, rtol: float, atol: float) -> tuple[bool, float, float] | None:
+    """(within tolerance, max abs diff, max rel diff) of two equally shaped numeric arrays; None otherwise."""
+    if not isinstance(before, list) or not isinstance(after, list) or _shape(before) != _shape(after):
+        return None
+    pairs = list(zip(_leaves(before), _leaves(after), strict=False))
+    if not pairs or not all(_is_number(x) and _is_number(y) for x, y in pairs):
+        return None
+    gaps = [(abs(float(x) - float(y)), abs(float(y))) for x, y in pairs]
+    within = all(gap <= atol + rtol * size for gap, size in gaps)
+    relative = [gap / size for gap, size in gaps if size]
+    return within, max(gap for gap, _ in gaps), max(relative, default=0.0)
+
+
+def tolerate_arrays(table: TableDiff, before: Any, after: Any, rtol: float, atol: float) -> TableDiff:
+    """A dict's table with its list and array values (stored as JSON text, so compared as text) compared
+    number by number under ``rtol``/``atol``, like every numeric cell."""
+    if table.status != "different":
+        return table
+    flat_a = flatten(before) if isinstance(before, Mapping) else {}
+    flat_b = flatten(after) if isinstance(after, Mapping) else {}
+    columns: list[ColumnDiff] = []
+    tolerated: set[str] = set()
+    for column in table.columns:
+        found = _numbers_within(flat_a.get(column.column), flat_b.get(column.column), rtol, atol)
+        if column.status != "different" or column.null_mismatches or found is None:
+            columns.append(column)
+            continue
+        within, max_abs, max_rel = found
+        status = ("within_tolerance" if max_abs else "equal") if within else "different"
+        if within:
+            tolerated.add(column.column)
+        columns.append(
+            dataclasses.replace(
+                column, status=status, differing=0 if within else 1, max_abs_diff=max_abs, max_rel_diff=max_rel
+            )
+        )
+    if not tolerated:
+        return dataclasses.replace(table, columns=tuple(columns))
+    samples = []
+    for row in table.sample_rows:
+        differing = [c for c in row.get("differing") or () if c not in tolerated]
+        if differing:
+            samples.append({**row, "differing": differing})
+    if (
+        table.schema
+        or table.rows[0] != table.rows[1]
+        or any(c.status in ("different", "incomparable") for c in columns)
+    ):
+        status = "different"
+    else:
+        status = "within_tolerance" if any(c.status == "within_tolerance" for c in columns) else "equal"
+    return dataclasses.replace(table, status=status, columns=tuple(columns), sample_rows=tuple(samples))

@@ -237,6 +237,20 @@ def test_dict_keys_are_phrased_as_keys_and_tolerances_apply() -> None:
     assert "key `loss`: 0.3 → 0.35" in text and "key `f1`: added 0.5" in text
 
 
+def test_array_values_of_a_dict_are_compared_number_by_number_with_the_tolerances() -> None:
+    a = snapshot(("metrics", dict_out({"probs": [0.1, 0.2], "n": 2}), None))
+    b = snapshot(("metrics", dict_out({"probs": [0.1, 0.2 + 1e-12], "n": 2}), None))
+    exact = _stage(diff_data(a, b), "metrics")
+    assert exact.table.status == "different"
+    assert [k.name for k in exact.keys] == ["probs"]
+    assert exact.keys[0].note == "first at [1]: 0.2 → 0.20000000000100002; max abs diff 1.00001e-12"
+    loose = _stage(diff_data(a, b, atol=1e-9), "metrics")
+    assert loose.table.status == "within_tolerance" and loose.keys == ()
+    assert loose.table.sample_rows == ()
+    probs = next(c for c in loose.table.columns if c.column == "probs")
+    assert probs.status == "within_tolerance" and probs.max_abs_diff == pytest.approx(1e-12)
+
+
 def test_nothing_returned_on_both_sides_is_no_difference() -> None:
     a = snapshot(("load", LOAD, None), ("log", Out("none", flows="load"), None))
     b = snapshot(("load", LOAD, None), ("log", Out("none", flows="load"), None))
