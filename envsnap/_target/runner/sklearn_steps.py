@@ -162,13 +162,19 @@ def stages_of(model_obj: Any, *, model: str, method: str, input_name: str) -> Li
 
 
 def _check_fitted(model_obj: Any) -> None:
+    """Refuse an unfitted model, judged by its final estimator (a Pipeline answers for itself only in
+    recent scikit-learn)."""
+    final = model_obj
+    while _is_pipeline(final):
+        live = [item[1] for item in final.steps if not _skipped(item[1])]
+        final = live[-1]
     try:
         validation = importlib.import_module("sklearn.utils.validation")
         exceptions = importlib.import_module("sklearn.exceptions")
     except ImportError:
         return
     try:
-        validation.check_is_fitted(model_obj)
+        validation.check_is_fitted(final)
     except exceptions.NotFittedError as exc:
         raise ModelError("holds a {} that is not fitted ({})".format(_class_name(model_obj), exc)) from exc
     except (TypeError, ValueError):  # not something check_is_fitted understands: its methods will tell
