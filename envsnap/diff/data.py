@@ -166,6 +166,13 @@ def _kind_change(label: str, kinds: tuple[str | None, str | None], rows: Any) ->
     return TableDiff(name=label, status="different", rows=rows, note=note)
 
 
+def _fitted_columns(value: dict[str, Any]) -> dict[str, Any]:
+    """The fitted attributes of a returned estimator by the column names of its one-row table."""
+    description = value.get("description")
+    fitted = description.get("fitted") if isinstance(description, dict) else None
+    return dict(fitted) if isinstance(fitted, dict) else {}
+
+
 def _compare_outputs(
     a: Snapshot, b: Snapshot, name: str, rec_a: Any, rec_b: Any, rows: Any, options: dict[str, Any]
 ) -> tuple[TableDiff, tuple[TableDiff, ...], tuple[StageChange, ...]]:
@@ -203,6 +210,9 @@ def _compare_outputs(
             if ka == kb and ka in ONE_ROW_KINDS and table.stats:
                 # One value per column: a distribution shift of one row says nothing the cells do not.
                 table = dataclasses.replace(table, stats=())
+            if ka == kb == "estimator" and isinstance(va, dict) and isinstance(vb, dict):
+                fitted_a, fitted_b = _fitted_columns(va), _fitted_columns(vb)
+                table = tolerate_arrays(table, fitted_a, fitted_b, options["rtol"], options["atol"])
             if ka == kb == "dict" and isinstance(va, dict) and isinstance(vb, dict):
                 table = tolerate_arrays(table, va.get("data"), vb.get("data"), options["rtol"], options["atol"])
                 element = label if tuple_stage else None
@@ -233,7 +243,7 @@ def _params(entry: Any, record: Any) -> Any:
     return None
 
 
-def _fitted(stage: str, rec_a: Any, rec_b: Any) -> tuple[StageChange, ...]:
+def _fitted(stage: str, rec_a: Any, rec_b: Any, rtol: float, atol: float) -> tuple[StageChange, ...]:
     """The fitted state that differs: of the step a stage applied (``fitted``), or of the estimator it
     returned (``value.description``); the same attribute named once."""
     changes: dict[str, StageChange] = {}
@@ -250,7 +260,7 @@ def _fitted(stage: str, rec_a: Any, rec_b: Any) -> tuple[StageChange, ...]:
     for before, after in ((sides[0].get("fitted"), sides[1].get("fitted")), (returned[0], returned[1])):
         if (before is None and failed[0]) or (after is None and failed[1]):
             continue  # nothing recorded where the stage failed: unknown, not removed
-        for change in fitted_changes(stage, before, after):
+        for change in fitted_changes(stage, before, after, rtol=rtol, atol=atol):
             changes.setdefault(change.name, change)
     return tuple(changes.values())
 
@@ -301,7 +311,7 @@ def _diff_stages(a: Snapshot, b: Snapshot, options: dict[str, Any]) -> list[Stag
                 kinds=(value_kind(rec_a), value_kind(rec_b)),
                 elements=elements,
                 params=param_changes(name, _params(sa, rec_a), _params(sb, rec_b)) if both else (),
-                fitted=_fitted(name, rec_a, rec_b),
+                fitted=_fitted(name, rec_a, rec_b, options["rtol"], options["atol"]),
                 keys=keys,
             )
         )

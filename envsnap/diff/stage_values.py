@@ -247,7 +247,9 @@ def _order_note(before: list[Any], after: list[Any]) -> str:
     return "features " + "; ".join(p for p in parts if p) if added or removed else "features changed"
 
 
-def _node_changes(stage: str, path: str, a: Mapping[str, Any], b: Mapping[str, Any]) -> list[StageChange]:
+def _node_changes(
+    stage: str, path: str, a: Mapping[str, Any], b: Mapping[str, Any], tolerance: tuple[float, float]
+) -> list[StageChange]:
     out = []
     if a.get("class") != b.get("class"):
         out.append(StageChange(stage, "fitted", f"{path}class", "changed", a.get("class"), b.get("class")))
@@ -294,6 +296,9 @@ def _node_changes(stage: str, path: str, a: Mapping[str, Any], b: Mapping[str, A
                     continue
             elif reordered:
                 axis = None  # other features: positions do not name the same thing on both sides
+            found = _numbers_within(va, vb, *tolerance)
+            if found is not None and found[0]:
+                continue  # numbers within --rtol/--atol: the same fit, up to floating-point noise
             features = (axis, names) if axis is not None and names else None
             note = summary(va, vb, features)
             out.append(
@@ -320,12 +325,15 @@ def _reorder(value: list[Any], axis: int, positions: list[int]) -> list[Any]:
     return [[row[p] for p in positions] for row in value]
 
 
-def fitted_changes(stage: str, before: Any, after: Any) -> tuple[StageChange, ...]:
+def fitted_changes(
+    stage: str, before: Any, after: Any, *, rtol: float = 0.0, atol: float = 0.0
+) -> tuple[StageChange, ...]:
     """What differs between two fitted-state descriptions (``envsnap._target.artifact_load.describe``).
 
     Class, feature names (their order), estimator params (``params.C``) and each fitted attribute
-    (``mean_``, ``scale_``, ``categories_``, ``coef_``), in every nested step (``scaler/mean_``). A
-    description on one side only is one change named ``fitted``.
+    (``mean_``, ``scale_``, ``categories_``, ``coef_``), in every nested step (``scaler/mean_``); numeric
+    arrays within ``rtol``/``atol`` of each other are the same. A description on one side only is one
+    change named ``fitted``.
     """
     if not isinstance(before, Mapping) and not isinstance(after, Mapping):
         return ()
@@ -341,7 +349,7 @@ def fitted_changes(stage: str, before: Any, after: Any) -> tuple[StageChange, ..
         elif path not in nodes_a:
             out.append(StageChange(stage, "fitted", path.rstrip("/"), "added", None, nodes_b[path].get("class")))
         else:
-            out.extend(_node_changes(stage, path, nodes_a[path], nodes_b[path]))
+            out.extend(_node_changes(stage, path, nodes_a[path], nodes_b[path], (rtol, atol)))
     return tuple(out)
 
 

@@ -380,6 +380,15 @@ def test_the_model_name_of_a_sklearn_step_is_no_param_change() -> None:
     assert [(c.name, c.before, c.after) for c in scale.params] == [("method", None, "transform")]
 
 
+def test_fitted_arrays_within_the_tolerances_are_the_same_fit() -> None:
+    noisy = {**SCALER, "fitted": {**SCALER["fitted"], "mean_": [40.0, 52000.0 + 1e-9, 12.0]}}
+    a, b = snapshot(("train", estimator_out(SCALER), None)), snapshot(("train", estimator_out(noisy), None))
+    exact = _stage(diff_data(a, b), "train")
+    assert [c.name for c in exact.fitted] == ["mean_"] and exact.table.status == "different"
+    loose = _stage(diff_data(a, b, rtol=1e-9), "train")
+    assert loose.fitted == () and loose.table.status == "within_tolerance"
+
+
 def test_pure_helpers() -> None:
     assert summary([1.0, 2.0, 3.0], [1.0, 2.5, 3.25]) == "first at [1]: 2 → 2.5; max abs diff 0.5"
     assert summary([[1, 2]], [[1, 2], [3, 4]]).startswith("shape [1, 2] → [2, 2]; first at [1]")
