@@ -210,3 +210,17 @@ def test_a_model_file_is_loaded_once_and_again_when_it_changes(tmp_path: Path) -
 def test_a_live_model_label_cannot_be_loaded() -> None:
     with pytest.raises(sklearn_steps.ModelError, match=r"joblib\.dump"):
         sklearn_steps.load(f"{sklearn_steps.IN_MEMORY} sklearn.pipeline.Pipeline")
+
+
+def test_a_branch_that_selects_no_column_is_no_stage() -> None:
+    X = np.random.default_rng(4).normal(size=(20, 2))
+    ct = ColumnTransformer(
+        [
+            ("none", StandardScaler(), []),
+            ("masked", MinMaxScaler(), np.array([False, False])),
+            ("all", MinMaxScaler(), [0, 1]),
+        ]
+    ).fit(X)
+    plan = sklearn_steps.stages_of(Pipeline([("ct", ct)]), model="m", method="transform", input_name="X")
+    assert [s["name"] for s in plan] == ["ct.all", "ct"]
+    np.testing.assert_allclose(_run(Pipeline([("ct", ct)]), plan, X)["ct"][0], ct.transform(X))

@@ -112,15 +112,11 @@ def _skipped(estimator: Any) -> bool:
 
 
 def _empty(columns: Any) -> bool:
-    if columns is None or callable(columns):
-        return False
+    """A column selection that selects nothing (the transformer skips that branch): ``[]``, an all-False mask."""
+    if hasattr(columns, "tolist") and not isinstance(columns, str):
+        columns = columns.tolist()
     if isinstance(columns, (list, tuple)):
-        return len(columns) == 0
-    size = getattr(columns, "size", None)
-    if isinstance(size, int) and not isinstance(columns, (str, slice)):
-        if getattr(columns, "dtype", None) is not None and str(columns.dtype) == "bool":
-            return not bool(columns.any())
-        return size == 0
+        return not columns or all(item is False for item in columns)
     return False
 
 
