@@ -280,16 +280,23 @@ def job_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return python
 
 
-@pytest.mark.slow
-def test_run_sklearn_in_a_job_venv_of_its_own(job_venv: Path, tmp_path: Path) -> None:
-    (tmp_path / "train.py").write_text(TRAIN, encoding="utf-8")
-    subprocess.run([str(job_venv), "train.py"], cwd=tmp_path, check=True, capture_output=True)
+@pytest.fixture(scope="module")
+def job_project(job_venv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project trained in the job's venv (model.joblib, rows.parquet) and recorded: job.envsnap."""
+    project = tmp_path_factory.mktemp("sklearn-project")
+    (project / "train.py").write_text(TRAIN, encoding="utf-8")
+    subprocess.run([str(job_venv), "train.py"], cwd=project, check=True, capture_output=True)
     proc = _run_cli(
         "--sklearn", "model.joblib", "--input", "rows=rows.parquet", "--python", job_venv,
-        "--method", "predict_proba", "-o", "job.envsnap", "--no-git", cwd=tmp_path,
+        "--method", "predict_proba", "-o", "job.envsnap", "--no-git", cwd=project,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    snap = envsnap.load(tmp_path / "job.envsnap")
+    return project
+
+
+@pytest.mark.slow
+def test_run_sklearn_in_a_job_venv_of_its_own(job_venv: Path, job_project: Path) -> None:
+    snap = envsnap.load(job_project / "job.envsnap")
     versions = {d["normalized_name"]: d["version"] for d in snap.section("packages")["distributions"]}
     assert versions["scikit-learn"] == "1.5.2" and "envsnap-ml" not in versions, "the job's venv is captured"
     document = snap.read_json("pipeline/pipeline.json")
@@ -300,6 +307,23 @@ def test_run_sklearn_in_a_job_venv_of_its_own(job_venv: Path, tmp_path: Path) ->
     proba = pq.read_table(io.BytesIO(snap.read_bytes("pipeline/stages/05-clf.parquet")))
     assert proba.column_names == ["False", "True"]
     assert proba.num_rows == 30
+
+
+@pytest.mark.slow
+def test_a_run_sklearn_snapshot_replays_step_by_step_in_a_venv(job_project: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "envsnap", "replay", "job.envsnap", "--engine", "venv", "--source", ".", "--json"],
+        cwd=job_project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert [(s["name"], s["status"]) for s in report["stages"]] == [
+        (name, "match") for name in ("pre.num.impute", "pre.num.scale", "pre.cat", "pre", "clf")
+    ]
+    assert report["first_diverging_stage"] is None
 
 
 def test_models_whose_scalers_differ_diff_to_the_scale_step(models: Models, tmp_path: Path) -> None:
