@@ -106,7 +106,17 @@ def plan_model(
             else None
         )
         raise SklearnModelError(model, f"{answer['error']} (in {exe})" if missing else str(answer["error"]), hint=hint)
-    return list(answer["stages"])
+    entries = list(answer["stages"])
+    for entry in entries:
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("name"), str)
+            and isinstance(entry.get("call"), str)
+            and isinstance(entry.get("inputs"), list)
+            and isinstance(entry.get("params"), dict)
+        ):
+            raise SklearnModelError(model, f"the scikit-learn step planner in {exe} answered an unexpected plan")
+    return entries
 
 
 def _stages(entries: list[dict[str, Any]], func: Callable[..., Any] | None = None) -> list[Stage]:
