@@ -363,6 +363,31 @@ def test_models_whose_scalers_differ_diff_to_the_scale_step(models: Models, tmp_
     assert "`mean_`" in top["reason"] and "`scale_`" in top["reason"]
 
 
+def test_a_model_whose_feature_order_changed_diffs_to_its_first_step(tmp_path: Path) -> None:
+    X = _frame(80, seed=2)[["age", "income"]].fillna(40.0)
+    y = (X["income"] > 50_000).astype(int)
+    snaps = []
+    for label, columns in (("train", ["age", "income"]), ("serve", ["income", "age"])):
+        pre = ColumnTransformer(
+            [("num", Pipeline([("impute", SimpleImputer()), ("scale", StandardScaler())]), columns)]
+        )
+        model = Pipeline([("pre", pre), ("clf", LogisticRegression())]).fit(X, y)
+        out = tmp_path / f"{label}.envsnap"
+        assert record(model, X, output=out, git=False).ok
+        snaps.append(out)
+    fitted = [envsnap.load(p).read_json("pipeline/stages/01-pre.num.impute.json")["fitted"] for p in snaps]
+    assert [f["feature_names_in"] for f in fitted] == [["age", "income"], ["income", "age"]]
+    report = json.loads(runner.invoke(app, ["diff", *map(str, snaps), "--json"]).stdout)
+    assert report["data"]["first_diverging_stage"] == "pre.num.impute"
+    top = report["suspects"][0]
+    assert (top["kind"], top["change"]["stage"], top["change"]["name"]) == (
+        "fitted",
+        "pre.num.impute",
+        "feature_names_in",
+    )
+    assert "feature order" in top["reason"]
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
