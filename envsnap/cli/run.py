@@ -1,6 +1,6 @@
 """``envsnap run``: run a job and capture everything into one snapshot.
 
-Two forms:
+Three forms:
 
 * ``envsnap run [OPTIONS] -- COMMAND [ARGS]...`` runs any command unmodified (a script, ``python -m``,
   a console script, a shell script) as a child process with its own streams, captures the runtime of
