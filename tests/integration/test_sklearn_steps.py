@@ -31,8 +31,9 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from typer.testing import CliRunner
 
 import envsnap
+from envsnap.check import check
 from envsnap.cli import app
-from envsnap.integrations.sklearn import SklearnModelError, record
+from envsnap.integrations.sklearn import SklearnModelError, model_pipeline, record
 from envsnap.snapshot.model import Snapshot
 from tests.integration.conftest import make_venv, pip_install
 
@@ -361,6 +362,28 @@ def test_models_whose_scalers_differ_diff_to_the_scale_step(models: Models, tmp_
     top = report["suspects"][0]
     assert (top["kind"], top["change"]["stage"]) == ("fitted", "pre.num.scale"), top
     assert "`mean_`" in top["reason"] and "`scale_`" in top["reason"]
+
+
+def test_check_gates_a_model_against_a_run_sklearn_baseline(models: Models, tmp_path: Path) -> None:
+    baseline = tmp_path / "baseline.envsnap"
+    proc = _run_cli(
+        "--sklearn", "model.joblib", "--input", f"rows={models.rows}", "-o", baseline, "--no-git", "-q",
+        cwd=models.model_a.parent,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    passed = {}
+    for side, model in (("same", models.model_a), ("rescaled", models.model_b)):
+        pipeline = model_pipeline("model.joblib", python=sys.executable, input_name="rows", cwd=model.parent)
+        report = check(baseline, pipeline=pipeline, python=sys.executable, git=False)
+        passed[side] = [(stage.name, stage.passed) for stage in report.stages]
+    assert passed["same"] == [(name, True) for name in STAGES]
+    assert passed["rescaled"] == [
+        ("pre.num.impute", True),
+        ("pre.num.scale", False),
+        ("pre.cat.onehot", True),
+        ("pre", False),
+        ("clf", False),
+    ]
 
 
 def test_a_model_whose_feature_order_changed_diffs_to_its_first_step(tmp_path: Path) -> None:
