@@ -242,6 +242,18 @@ def runner_goals(bench: Path) -> list[Goal]:
     ]
 
 
+_VALUES = re.compile(
+    r"\*\*Goal: (?P<goal>.+?) — (?P<verdict>PASS|FAIL)\*\* \(worst median runner/plain (?P<worst>[^)\s]+)\)"
+)
+
+
+def values_goals(bench: Path) -> list[Goal]:
+    match = _VALUES.search((bench / "RESULTS-values.md").read_text(encoding="utf-8"))
+    if not match:
+        return [Goal("runner overhead ≤ 5% per stage value kind", "RESULTS-values.md has no goal line", "n/a")]
+    return [Goal(match["goal"], f"worst kind {match['worst']} runner ÷ plain", match["verdict"])]
+
+
 # --- replay ---------------------------------------------------------------------------------------------
 
 
@@ -359,6 +371,9 @@ AREAS: tuple[Area, ...] = (
     Area("runner", "Runner overhead", "runner_bench.py", (),
          ("RESULTS-runner.md",), runner_goals,
          quick_args=("--runs", "5", "--warmup", "0", "--rows", "100000", "--no-subprocess")),
+    Area("values", "Runner overhead per value kind", "values_bench.py", (),
+         ("RESULTS-values.md",), values_goals,
+         quick_args=("--runs", "2", "--rows", "100000")),
     Area("replay", "Replay", "replay_bench.py", ("--runs", "5"),
          ("RESULTS-replay.md", "results-replay.json"), replay_goals,
          quick_args=("--runs", "1"), needs=("docker", "demo-snapshot")),
