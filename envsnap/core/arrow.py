@@ -70,6 +70,7 @@ def string_array(values: Sequence[str | None]) -> pa.Array:
 def _plain_type(type_: pa.DataType) -> pa.DataType:
     """``type_`` with string/binary *view* types (polars' Arrow export) as large string/binary, nested too."""
     import pyarrow as pa
+
     if pa.types.is_string_view(type_):
         return pa.large_string()
     if pa.types.is_binary_view(type_):
@@ -90,5 +91,6 @@ def without_views(table: pa.Table) -> pa.Table:
     """``table`` with view-typed columns cast to their plain types: Arrow's compute kernels (``take``,
     hashing) and older parquet readers do not all handle views, and a polars frame exports them."""
     import pyarrow as pa
+
     schema = pa.schema([f.with_type(_plain_type(f.type)) for f in table.schema], metadata=table.schema.metadata)
     return table if schema == table.schema else table.cast(schema)
