@@ -193,7 +193,7 @@ def _is_ndarray(source: Any) -> bool:
 
 
 def _array_table(name: str, source: Any) -> pa.Table:
-    """A 1-D or 2-D numpy array as a table (columns ``c0..cN``), as a stage value of that kind is recorded."""
+    """A 1-D or 2-D numpy array as a table (``value``; ``c0..cN``), as a stage value of that kind is recorded."""
     from envsnap._target.runner.values import numpy_arrays
 
     if source.ndim not in (1, 2):
@@ -201,7 +201,7 @@ def _array_table(name: str, source: Any) -> pa.Table:
             name, "<ndarray>", f"a {source.ndim}-D array cannot be sampled by rows", hint="give a 2-D array"
         )
     try:
-        return numpy_arrays.to_arrow(source if source.ndim == 2 else source.reshape(-1, 1), None)
+        return numpy_arrays.to_arrow(source, None)  # 1-D: one column, `value`; 2-D: c0..cN
     except (pa.ArrowException, TypeError, ValueError) as exc:
         raise InputError(name, "<ndarray>", f"cannot convert the array to Arrow: {exc}") from None
 

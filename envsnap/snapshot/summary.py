@@ -116,7 +116,9 @@ def _git(d: Any) -> str:
     dirty = ", dirty" if _g(d, "dirty") else ""
     code = _g(d, "untracked_code")
     dirty += f", untracked code ({code})" if code else ("" if dirty else ", clean")
-    return f"{str(_g(d, 'commit', default='?'))[:12]} on {_g(d, 'branch') or '(detached)'}{dirty}"
+    commit = _g(d, "commit", default="?")
+    head = str(commit)[:12] if commit else "no commit yet"  # a repository before its first commit
+    return f"{head} on {_g(d, 'branch') or '(detached)'}{dirty}"
 
 
 def _job(d: Any) -> str:

@@ -197,3 +197,20 @@ def test_a_list_of_values_is_recorded_element_by_element_and_flows_on_as_a_list(
     assert run.outcomes[1]["value"]["data"] == {"rows": 2, "is_list": True}
     with pytest.raises(values.UnsupportedValue, match=r"^list, which envsnap cannot record"):
         values.kind_of([1, "a"])
+
+
+def test_in_memory_numpy_inputs_keep_their_dimensions() -> None:
+    """A 2-D X and a 1-D y given in memory reach the stages as arrays of the same shape (sampled rows)."""
+    from envsnap.pipeline import run_pipeline
+
+    pipeline = Pipeline("xy")
+
+    @pipeline.stage(inputs=["X", "y"])
+    def shapes(X: Any, y: Any) -> Any:
+        return {"X": list(X.shape), "y": list(y.shape), "kinds": [type(X).__name__, type(y).__name__]}
+
+    X, y = np.arange(20.0).reshape(10, 2), np.arange(10)
+    result = run_pipeline(pipeline, inputs={"X": X, "y": y}, git=False)
+    assert result.status == "ok", result.error
+    data = result.snapshot.read_json("pipeline/stages/01-shapes.json")["value"]["data"]
+    assert data == {"X": [10, 2], "y": [10], "kinds": ["ndarray", "ndarray"]}

@@ -112,6 +112,8 @@ def from_arrow(table: Any, facts: dict[str, Any]) -> Any:
 def accept(value: Any) -> Any:
     np = importlib.import_module("numpy")
     if hasattr(value, "column_names") and hasattr(value, "num_columns"):  # pyarrow
+        if value.column_names == ["value"]:  # a 1-D array's table form comes back 1-D
+            return value.column(0).to_numpy()
         return np.column_stack([value.column(i).to_numpy() for i in range(value.num_columns)])
     if hasattr(value, "to_numpy"):  # pandas, polars
         return value.to_numpy()
