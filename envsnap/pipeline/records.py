@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from envsnap._target import PACKAGE
 from envsnap.pipeline.types import PipelineSpec
+from envsnap.pipeline.values import record_facts
 
 if TYPE_CHECKING:
     from envsnap.pipeline.execution import Intermediate
@@ -159,8 +160,6 @@ def stage_record(
 
 def _value_record(outcome: Mapping[str, Any], intermediates: Mapping[str, Intermediate]) -> dict[str, Any] | None:
     """The record's ``value``: the kind and its facts; a tuple lists each element with its own member."""
-    from envsnap.pipeline.values import record_facts
-
     value = outcome.get("value")
     if outcome.get("status") != "ok" or not isinstance(value, Mapping):
         return None

@@ -41,13 +41,12 @@ def record_facts(facts: Mapping[str, Any]) -> dict[str, Any]:
 def arrow_of(facts: Mapping[str, Any], path: Path | None = None, value: Any = None) -> Any:
     """The table form of a value: from the live ``value`` (in-process) or from ``path`` (its hand-over file).
 
-    A dict's table is always rebuilt from its recorded data, which the caller has already redacted.
+    A dict's and an estimator's table is always built from their facts (the dict's data, which the caller
+    has already redacted), whichever form was handed over.
     """
     kind = str(facts["kind"])
-    if kind == "dict" and facts.get("data") is not None:
-        return kinds.metrics.table_of(facts["data"])
-    if value is not None:
-        return kinds.to_arrow(value, kind, facts.get("columns"))
+    if value is not None or kind in ("dict", "estimator"):
+        return kinds.table(value, kind, dict(facts))
     if path is None:
         raise ValueError(f"a {kind} value has neither its object nor its file")
     return kinds.from_file(str(path), str(facts.get("form") or "parquet"), dict(facts))

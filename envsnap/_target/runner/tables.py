@@ -32,16 +32,6 @@ def to_arrow(obj: Any) -> Any:
     return values.to_arrow(values.settle(obj, kind), kind)
 
 
-def as_kind(table: Any, kind: str | None) -> Any:
-    """``table`` converted to ``kind`` (``"pandas"``/``"arrow"``); unchanged when it already is, or no kind."""
-    current = table_kind(table)
-    if kind is None or current == kind:
-        return table
-    if kind == "pandas":
-        return to_arrow(table).to_pandas()
-    return to_arrow(table)
-
-
 def columns_of(table: Any) -> list[str]:
     """Column names of a table of either kind."""
     if table_kind(table) == "pandas":

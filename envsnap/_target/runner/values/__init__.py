@@ -122,6 +122,19 @@ def to_arrow(value: Any, kind: str, columns: list[str] | None = None) -> Any:
     return KINDS[kind].to_arrow(value, columns)
 
 
+def table(value: Any, kind: str, facts: dict[str, Any]) -> Any:
+    """The table form of ``value`` whose ``facts`` were just described (pyarrow must be importable).
+
+    A dict's data and an estimator's description are the whole value: their one-row table is built from
+    those facts rather than described a second time (and a dict's from its data as redacted there).
+    """
+    if kind == "dict":
+        return metrics.table_of(facts["data"])
+    if kind == "estimator":
+        return estimators.table_of(facts["description"])
+    return KINDS[kind].to_arrow(value, facts.get("columns"))
+
+
 def has_pyarrow() -> bool:
     try:
         importlib.import_module("pyarrow.parquet")
@@ -138,9 +151,9 @@ def write(value: Any, kind: str, out_dir: str, stem: str, columns: list[str] | N
     if has_pyarrow():
         import pyarrow.parquet as pq
 
-        table = module.to_arrow(value, columns)
-        pq.write_table(table, os.path.join(out_dir, stem + ".parquet"))
-        facts.update(file=stem + ".parquet", form="parquet", rows=int(table.num_rows))
+        written = table(value, kind, facts)
+        pq.write_table(written, os.path.join(out_dir, stem + ".parquet"))
+        facts.update(file=stem + ".parquet", form="parquet", rows=int(written.num_rows))
         return facts
     file, form = module.write(value, os.path.join(out_dir, stem), columns)
     facts.update(file=os.path.basename(file), form=form, rows=facts.get("rows"))

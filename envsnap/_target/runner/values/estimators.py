@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from ... import artifact_load
+from . import metrics
 
 KIND = "estimator"
 
@@ -75,9 +76,8 @@ def row_of(node: dict[str, Any]) -> dict[str, Any]:
 
 
 def table_of(node: dict[str, Any]) -> Any:
-    import pyarrow as pa
-
-    return pa.table({name: pa.array([item]) for name, item in row_of(node).items()})
+    """The one-row Arrow table of a description."""
+    return metrics.one_row(row_of(node))
 
 
 def to_arrow(value: Any, columns: list[str] | None) -> Any:
@@ -85,15 +85,11 @@ def to_arrow(value: Any, columns: list[str] | None) -> Any:
 
 
 def write(value: Any, stem: str, columns: list[str] | None) -> tuple[str, str]:
-    path = stem + ".json"
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(description(value), fh)
-    return path, "json"
+    return metrics.write_json(stem, description(value))
 
 
 def from_file(path: str, form: str, facts: dict[str, Any]) -> Any:
-    with open(path, encoding="utf-8") as fh:
-        return table_of(json.load(fh))
+    return table_of(metrics.load_json(path))
 
 
 def from_arrow(table: Any, facts: dict[str, Any]) -> Any:

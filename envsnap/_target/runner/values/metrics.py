@@ -71,12 +71,16 @@ def describe(value: Any, columns: list[str] | None) -> dict[str, Any]:
     return {"rows": 1, "data": plain(value)}
 
 
-def table_of(data: Any) -> Any:
-    """The one-row Arrow table of plain ``data``."""
+def one_row(row: dict[str, Any]) -> Any:
+    """An Arrow table of one row, a column per key (a dict's keys, an estimator's attributes)."""
     import pyarrow as pa
 
-    flat = flatten(data)
-    return pa.table({name: pa.array([item]) for name, item in flat.items()}) if flat else pa.table({"_empty": [True]})
+    return pa.table({name: pa.array([item]) for name, item in row.items()}) if row else pa.table({"_empty": [True]})
+
+
+def table_of(data: Any) -> Any:
+    """The one-row Arrow table of plain ``data``."""
+    return one_row(flatten(data))
 
 
 def to_arrow(value: Any, columns: list[str] | None) -> Any:
@@ -84,9 +88,14 @@ def to_arrow(value: Any, columns: list[str] | None) -> Any:
 
 
 def write(value: Any, stem: str, columns: list[str] | None) -> tuple[str, str]:
+    return write_json(stem, plain(value))
+
+
+def write_json(stem: str, data: Any) -> tuple[str, str]:
+    """``stem.json`` holding plain ``data``: the hand-over form of a dict and of an estimator's state."""
     path = stem + ".json"
     with open(path, "w", encoding="utf-8") as fh:
-        json.dump(plain(value), fh)
+        json.dump(data, fh)
     return path, "json"
 
 
