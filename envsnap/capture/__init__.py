@@ -196,14 +196,19 @@ def capture_snapshot(
     if options.python is not None:
         # Start the target first; import the probes and their libraries while it answers.
         pending = target_mod.PendingInspection(options.python)
-        probes = load_probes()
-        for cls in probes:
-            cls.warm_up()
+        with paused_gc():
+            probes = load_probes()
+            for cls in probes:
+                cls.warm_up()
         inspected = pending.wait()  # a bad --python is the user's error: raise, write nothing
         steps.check_target(options, inspected)
         factory = lambda: inspected  # noqa: E731
     else:
-        probes = load_probes()
+        # Importing the probe modules allocates tens of thousands of objects: inside a job that has
+        # imported numpy/pandas/scikit-learn that alone triggered a full collection of the job's heap
+        # (~60 ms of a 190 ms first capture, bench/RESULTS-capture.md).
+        with paused_gc():
+            probes = load_probes()
         factory = target_mod.in_process
     ctx = CaptureContext(options, factory)
     with paused_gc():
