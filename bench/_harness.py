@@ -6,6 +6,13 @@ On Linux that rusage covers the child *and* the descendants it reaped, and ``ru_
 them (not the sum): for a tool that inspects a venv through a subprocess of the venv's Python (envsnap
 ``--python``, cyclonedx-py, pipdeptree, uv) the figure is the peak of the biggest process of the run, the
 same number GNU ``/usr/bin/time -f %M`` prints.
+
+The command is not spawned by the bench process itself but by a small launcher (:data:`LAUNCHER`, a fresh
+``python -I -S``) that spawns it, reaps it with ``wait4`` and reports the figures. Linux carries the
+spawning process's resident high-water mark into the child's ``ru_maxrss`` across fork/vfork and exec: a
+bench that had generated 1.8 GiB of data reported 1840.9 MiB for every worker it started, whatever the
+worker used. Through the launcher the figure is the worker's own, with a floor of the launcher's ~8 MiB
+(``/bin/true`` reads 8 MiB); bench/RESULTS-diff-data.md checks it against ``/usr/bin/time -v``.
 """
 
 from __future__ import annotations
@@ -14,8 +21,8 @@ import os
 import platform
 import statistics
 import subprocess
+import sys
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -82,27 +89,78 @@ class CommandFailed(RuntimeError):
         self.stderr_tail = stderr_tail[-2000:]
 
 
+#: Spawns ``argv[2:]``, reaps it with ``wait4`` (this child's own rusage, not RUSAGE_CHILDREN's maximum
+#: over every child ever reaped) and writes ``wall cpu maxrss_kib exit_code`` to the fd ``argv[1]``.
+#: Run as ``python -I -S -c``: a fresh interpreter of a few MiB whatever the bench process holds.
+LAUNCHER = """import os, sys, time
+fd = int(sys.argv[1])
+argv = sys.argv[2:]
+start = time.perf_counter()
+try:
+    pid = os.posix_spawnp(argv[0], argv, os.environ)
+except OSError as exc:
+    sys.stderr.write(f"cannot run {argv[0]}: {exc}\\n")
+    os.write(fd, b"0 0 0 127")
+    sys.exit(0)
+_, status, usage = os.wait4(pid, 0)
+wall = time.perf_counter() - start
+code = os.waitstatus_to_exitcode(status)
+os.write(fd, f"{wall!r} {usage.ru_utime + usage.ru_stime!r} {usage.ru_maxrss} {code}".encode())
+"""
+
+
+@dataclass(frozen=True)
+class Spawned:
+    """What :func:`spawn_measured` reports of one child."""
+
+    wall_s: float
+    cpu_s: float
+    max_rss_kib: int
+    returncode: int  # 127 when it could not be started (the reason is on its stderr)
+
+
+def spawn_measured(argv: Sequence[str], *, cwd: Path, env: dict[str, str] | None, stdout: Any, stderr: Any) -> Spawned:
+    """Run ``argv`` through :data:`LAUNCHER` (stdin empty, stdout/stderr to the given files) and measure it.
+
+    Its peak RSS is its own (see the module docstring); the wall time is the launcher's spawn-to-reap,
+    without the launcher's own start-up.
+    """
+    read_fd, write_fd = os.pipe()
+    try:
+        launcher = [sys.executable, "-I", "-S", "-c", LAUNCHER, str(write_fd), *argv]
+        proc = subprocess.Popen(
+            launcher, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, pass_fds=(write_fd,)
+        )
+        os.close(write_fd)
+        write_fd = -1
+        with os.fdopen(read_fd, "rb") as report:
+            read_fd = -1
+            fields = report.read().decode().split()
+        launcher_code = proc.wait()
+    finally:
+        for fd in (read_fd, write_fd):
+            if fd >= 0:
+                os.close(fd)
+    if launcher_code != 0 or len(fields) != 4:
+        return Spawned(0.0, 0.0, 0, launcher_code or 127)
+    return Spawned(float(fields[0]), float(fields[1]), int(fields[2]), int(fields[3]))
+
+
 def run_once(command: Command, *, cwd: Path, env: dict[str, str]) -> Run:
     """Run ``command`` once, stdout to a scratch file (as a user redirecting it would), and measure it."""
     if command.before is not None:
         command.before()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(command.argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
-        # wait4 (not Popen.wait) because it hands back this child's own rusage: RUSAGE_CHILDREN would
-        # accumulate the maximum over every child this harness ever reaped.
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        spawned = spawn_measured(command.argv, cwd=cwd, env=env, stdout=out, stderr=err)
         size = out.tell()
-        if proc.returncode != 0:
+        if spawned.returncode != 0:
             err.seek(0)
-            raise CommandFailed(command, proc.returncode, err.read().decode("utf-8", "replace"))
+            raise CommandFailed(command, spawned.returncode, err.read().decode("utf-8", "replace"))
     return Run(
-        wall_s=wall,
-        cpu_s=usage.ru_utime + usage.ru_stime,
-        max_rss_kib=int(usage.ru_maxrss),
-        returncode=proc.returncode,
+        wall_s=spawned.wall_s,
+        cpu_s=spawned.cpu_s,
+        max_rss_kib=spawned.max_rss_kib,
+        returncode=spawned.returncode,
         stdout_bytes=size,
     )
 

@@ -34,7 +34,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import make_dataset  # noqa: E402 - a sibling script
-from _harness import fmt_ratio, fmt_s, machine  # noqa: E402
+from _harness import fmt_ratio, fmt_s, machine, spawn_measured  # noqa: E402
 
 K = 1000
 SLOW_RUN_S = 30.0
@@ -127,18 +127,17 @@ class Series:
 def measure(argv: list[str]) -> tuple[Run, str]:
     """One child run: wall time, CPU time and peak RSS from its own rusage; returns its stdout too."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-        code = os.waitstatus_to_exitcode(status)
+        # Through the harness's launcher: this process generated the data, and a child spawned from it
+        # would report this process's resident pages as its own peak.
+        spawned = spawn_measured(argv, cwd=ROOT, env=None, stdout=out, stderr=err)
+        code = spawned.returncode
         out.seek(0)
         err.seek(0)
         stdout = out.read().decode("utf-8", "replace")
         if code != 0:
             tail = err.read().decode("utf-8", "replace").strip().splitlines()
             raise RuntimeError(f"exit {code}: {tail[-1] if tail else ''}")
-    run = Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, -1)
+    run = Run(spawned.wall_s, spawned.cpu_s, spawned.max_rss_kib / 1024, -1)
     return run, stdout
 
 
