@@ -173,6 +173,9 @@ class ReplayPlan:
     mode: str = "pipeline"
     #: The recorded ``job/command.json`` "command" record (``mode == "command"``).
     command: dict[str, Any] | None = None
+    #: Top-level modules of installed distributions the recorded stages imported (their byte code is
+    #: compiled ahead when a replay venv is built).
+    imports: tuple[str, ...] = ()
 
     @property
     def requirements(self) -> str:
@@ -191,6 +194,10 @@ class ReplayPlan:
         if self.image_python:
             doc["image_python"] = self.image_python
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+    def warm_modules(self) -> tuple[str, ...]:
+        """The modules whose byte code a new replay venv compiles ahead: what the recorded stages imported."""
+        return self.imports
 
     def image_tag(self, installer: str) -> str:
         return f"{IMAGE_REPOSITORY}:{self.image_key(installer)[:24]}"
@@ -422,6 +429,18 @@ def _check_stand_ins(snap: Snapshot, planned: list[PlannedStage], pipeline: Pipe
         )
 
 
+def _recorded_imports(snap: Snapshot, stages: tuple[PlannedStage, ...]) -> tuple[str, ...]:
+    """Top-level modules with a distribution that the stages to run imported in the recording."""
+    found: set[str] = set()
+    for stage in stages:
+        if stage.action != "run" or not stage.record:
+            continue
+        for entry in snap.read_json(stage.record).get("imports") or ():
+            if isinstance(entry, dict) and entry.get("distributions") and isinstance(entry.get("module"), str):
+                found.add(entry["module"])
+    return tuple(sorted(found))
+
+
 def _pipeline_root(pipeline: PipelineSection) -> str | None:
     """Where the stages ran; snapshots of minor 0 did not record it: the config file's directory."""
     if pipeline.root:
@@ -508,6 +527,7 @@ def build_plan(
         image_python=python.executable if source == "the captured image digest" and python.executable else None,
         mode="pipeline" if pipeline is not None else "command" if command else "environment",
         command=dict(command) if command and pipeline is None else None,
+        imports=_recorded_imports(snap, stages),
     )
 
 
