@@ -19,6 +19,7 @@ __all__ = [
     "OutputError",
     "SchemaError",
     "SnapshotError",
+    "StorageError",
     "UnsafeArchiveError",
 ]
 
@@ -118,4 +119,20 @@ class InputError(EnvsnapError, ValueError):
 
         where = f" ({self.path})" if self.path else ""
         text = f"input {self.name!r}{where}: {self.problem}"
+        return scrub_text(f"{text}; {self.hint}" if self.hint else text)
+
+
+class StorageError(EnvsnapError, ValueError):
+    """Object storage (``s3://``) or an MLflow run (``runs:/``) cannot be read or written: a missing bucket,
+    no or wrong credentials, an endpoint that refuses, a key that is not there. ``uri`` is the location."""
+
+    def __init__(self, uri: str, problem: str, *, hint: str | None = None) -> None:
+        super().__init__(problem, hint=hint)
+        self.uri = uri
+        self.problem = problem
+
+    def __str__(self) -> str:
+        from envsnap.core.redact import scrub_text  # a URI may carry credentials (userinfo)
+
+        text = f"{self.uri}: {self.problem}"
         return scrub_text(f"{text}; {self.hint}" if self.hint else text)

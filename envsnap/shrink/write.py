@@ -44,7 +44,7 @@ def write_shrunk(
     outcomes: dict[int, dict[str, Any]],
     destination: Path,
     force: bool,
-) -> Path:
+) -> Path | str:
     """Write the shrunk snapshot to ``destination``; returns where it went."""
     import pyarrow.parquet as pq
 

@@ -197,7 +197,7 @@ class Snapshot:
             path=self.path, members=len(self.manifest.members), bytes=total, fingerprint=self.fingerprint
         )
 
-    def write(self, dest: str | os.PathLike[str], *, force: bool = False) -> Path:
+    def write(self, dest: str | os.PathLike[str], *, force: bool = False) -> Path | str:
         """Write this snapshot to ``dest`` (``*.envsnap`` = zip, else a directory), atomically."""
         from envsnap.snapshot.writer import write_snapshot
 

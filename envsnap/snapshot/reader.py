@@ -14,8 +14,10 @@ import json
 import os
 import stat
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
+from envsnap.core import storage
 from envsnap.errors import IntegrityError, SnapshotError, UnsafeArchiveError
 from envsnap.snapshot import canonical
 from envsnap.snapshot.manifest import MANIFEST, Manifest, manifest_checksum
@@ -92,9 +94,9 @@ def _compare_sets(path: str, manifest: Manifest, present: Iterable[str]) -> None
         raise UnsafeArchiveError(path, "members are larger than envsnap's limits (8 GiB each, 32 GiB in all)")
 
 
-def _open_zip(path: str) -> Snapshot:
+def _open_zip(path: str, opener: Callable[[], Any] | None = None) -> Snapshot:
     try:
-        archive = zipfile.ZipFile(path)
+        archive = zipfile.ZipFile(opener() if opener is not None else path)
     # zipfile is not written for hostile input: a bad archive raises BadZipFile, struct or unicode errors,
     # NotImplementedError for a flipped version byte, OverflowError for a huge offset. All mean "not ours".
     except Exception as exc:
@@ -143,7 +145,7 @@ def _open_zip(path: str) -> Snapshot:
     except BaseException:
         archive.close()
         raise
-    return Snapshot(manifest, ZipStore(path, archive, files), path=path)
+    return Snapshot(manifest, ZipStore(path, archive, files, opener), path=path)
 
 
 def _walk_dir(path: str) -> list[str]:
@@ -184,12 +186,31 @@ def _open_dir(path: str) -> Snapshot:
     return Snapshot(manifest, store, path=path)
 
 
+def _open_s3(uri: str) -> Snapshot:
+    """A ``*.envsnap`` object on S3, read by range requests: the zip's directory and the manifest first,
+    members only when asked for (``show`` fetches a few KiB of a large snapshot)."""
+    size = storage.stat(uri)
+    if size is None:
+        raise SnapshotError(uri, "no such snapshot object", hint="check the bucket and key (`aws s3 ls` lists them)")
+    fs = storage.filesystem()
+    return _open_zip(uri, lambda: storage.open_input(uri, fs))
+
+
 def open_snapshot(path: str | os.PathLike[str]) -> Snapshot:
     """Open a snapshot directory or ``*.envsnap`` zip, checking names, member set and manifest.
+
+    ``path`` may also be an ``s3://bucket/key.envsnap`` object (docs/storage.md) or an MLflow
+    ``runs:/RUN_ID/...`` artifact URI (docs/mlflow.md).
 
     Member bytes are verified lazily, when read; :meth:`Snapshot.verify` checks them all.
     """
     spath = os.fspath(path)
+    if storage.is_s3(spath):
+        return _open_s3(spath)
+    if spath.startswith(storage.RUNS_PREFIX):
+        from envsnap.core import mlflow_runs
+
+        return open_snapshot(mlflow_runs.resolve_runs_uri(spath))
     try:
         st = os.stat(spath)
     except FileNotFoundError as exc:

@@ -13,8 +13,8 @@ import stat
 import struct
 import zipfile
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from typing import BinaryIO
+from collections.abc import Callable, Mapping
+from typing import Any, BinaryIO
 
 from envsnap.core.hashing import hash_stream
 from envsnap.errors import IntegrityError, SnapshotError, UnsafeArchiveError
@@ -132,10 +132,19 @@ class DirStore(MemberStore):
 class ZipStore(MemberStore):
     """A ``*.envsnap`` zip, read with random access: ``show`` never inflates members it does not need."""
 
-    def __init__(self, path: str, archive: zipfile.ZipFile, infos: Mapping[str, zipfile.ZipInfo]) -> None:
+    def __init__(
+        self,
+        path: str,
+        archive: zipfile.ZipFile,
+        infos: Mapping[str, zipfile.ZipInfo],
+        opener: Callable[[], Any] | None = None,
+    ) -> None:
         super().__init__(path)
         self._zip = archive
         self._infos = dict(infos)
+        #: Opens a second handle on the archive for :meth:`open_seekable`: a local file by default, a
+        #: remote object (``s3://``, read by range requests through ``read_at``) when given.
+        self._opener = opener
 
     def open_member(self, member: str) -> _Reader:
         info = self._infos.get(member)
@@ -155,9 +164,9 @@ class ZipStore(MemberStore):
             raise IntegrityError(self.path, f"member {member} is listed in the manifest but missing")
         if info.compress_type != zipfile.ZIP_STORED or info.file_size != info.compress_size:
             return super().open_seekable(member, size)
-        fh = open(self.path, "rb")  # noqa: SIM115 - owned by the returned window, closed with it
+        fh = self._opener() if self._opener is not None else open(self.path, "rb")  # noqa: SIM115 - owned by the window
         try:
-            header = os.pread(fh.fileno(), 30, info.header_offset)
+            header = _pread(fh, 30, info.header_offset)
             if len(header) != 30 or header[:4] != b"PK\x03\x04":
                 raise IntegrityError(self.path, f"member {member} has no valid local header")
             name_len, extra_len = struct.unpack("<HH", header[26:30])
@@ -183,14 +192,22 @@ class ZipStore(MemberStore):
         self._zip.close()
 
 
+def _pread(fh: Any, n: int, offset: int) -> bytes:
+    """``n`` bytes at ``offset`` without moving a shared position: ``os.pread`` on a local file,
+    ``read_at`` (one HTTP range request) on a remote object opened by :mod:`envsnap.core.storage`."""
+    read_at = getattr(fh, "read_at", None)
+    if read_at is not None:
+        return bytes(read_at(n, offset))
+    return os.pread(fh.fileno(), n, offset)
+
+
 class _Window(io.RawIOBase):
     """A read-only, seekable view of ``length`` bytes of an open file from ``start`` (``os.pread``: no
     shared file position, and the GIL is released while reading)."""
 
-    def __init__(self, fh: BinaryIO, start: int, length: int) -> None:
+    def __init__(self, fh: Any, start: int, length: int) -> None:
         super().__init__()
         self._fh = fh
-        self._fd = fh.fileno()
         self._start = start
         self._length = length
         self._pos = 0
@@ -214,7 +231,7 @@ class _Window(io.RawIOBase):
         n = left if size is None or size < 0 else min(size, left)
         if n == 0:
             return b""
-        data = os.pread(self._fd, n, self._start + self._pos)
+        data = _pread(self._fh, n, self._start + self._pos)
         self._pos += len(data)
         return data
 

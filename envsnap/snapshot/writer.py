@@ -17,10 +17,11 @@ import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from envsnap.core import storage
 from envsnap.errors import OutputError
 from envsnap.snapshot.manifest import MANIFEST, Manifest, manifest_bytes
 
-__all__ = ["check_destination", "is_zip_path", "write_snapshot"]
+__all__ = ["check_destination", "check_remote_destination", "is_zip_path", "write_snapshot"]
 
 ZIP_SUFFIXES = (".envsnap", ".zip")
 _EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -90,10 +91,38 @@ def _write_tree(root: str, manifest: bytes, members: Mapping[str, bytes]) -> Non
         _fsync_dir(d)
 
 
+def check_remote_destination(uri: str, force: bool) -> None:
+    """Refuse an ``s3://`` destination that cannot take a snapshot, before any work: not a ``*.envsnap``
+    key, a bucket that does not exist, unusable credentials, or an existing key without ``force``."""
+    if not is_zip_path(uri):
+        raise OutputError(
+            f"cannot write {uri}: on object storage a snapshot is one *.envsnap object; end the key with .envsnap"
+        )
+    if storage.stat(uri) is not None and not force:
+        raise OutputError(f"{uri} already exists; choose another -o key or pass --force to replace it")
+
+
+def _write_remote(uri: str, manifest: bytes, members: Mapping[str, bytes], force: bool) -> str:
+    """The zip is built in a local temporary file, then uploaded atomically (``storage.upload_file``)."""
+    check_remote_destination(uri, force)
+    fd, tmp = tempfile.mkstemp(prefix=".envsnap-upload.", suffix=".envsnap")
+    os.close(fd)
+    try:
+        _write_zip(tmp, manifest, members)
+        storage.upload_file(tmp, uri, force=force)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+    return uri
+
+
 def write_snapshot(
     dest: str | os.PathLike[str], manifest: Manifest, members: Mapping[str, bytes], *, force: bool = False
-) -> Path:
-    """Write ``members`` and ``manifest`` to ``dest`` atomically; return the final path."""
+) -> Path | str:
+    """Write ``members`` and ``manifest`` to ``dest`` atomically; return the final path (an ``s3://`` URI
+    is returned as given: the object is uploaded atomically, docs/storage.md)."""
+    if storage.is_s3(dest):
+        return _write_remote(os.fspath(dest), manifest_bytes(manifest), members, force)
     path = Path(dest).absolute()
     check_destination(path, force)
     data = manifest_bytes(manifest)

@@ -92,6 +92,7 @@ def test_optional_imports_live_in_optional_modules() -> None:
         "nvidia-ml-py": ("capture/gpu.py",),
         "ray": ("integrations/",),
         "pyspark": ("integrations/",),
+        "mlflow-skinny": ("core/mlflow_runs.py",),
         "pytest": ("integrations/pytest_plugin.py", "testing.py", "check/testing.py"),
     }
     for distribution, modules in _third_party().items():
