@@ -12,6 +12,10 @@ Anything unusual falls back to pyarrow's read of the whole chunk: nested or repe
 external column chunks, a header this module cannot parse, a type that does not come back as expected, and
 chunks where the drawn rows touch most pages anyway (then the rewrite would only add work).
 
+On object storage (``remote=True``) every read is an HTTP range request, so a column chunk is fetched in
+one request (up to 64 MiB), its pages sliced from that buffer, and a chunk the drawn rows mostly cover is
+decoded from the same buffer rather than fetched again by pyarrow: each chunk read is fetched once.
+
 Footers and page headers are Thrift compact protocol (:mod:`envsnap.capture.thrift_compact`).
 """
 
@@ -19,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import bisect
-import os
 import struct
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
@@ -30,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from envsnap.capture import thrift_compact as thrift
+from envsnap.capture.sample_access import FileEntry, LocalSource, RandomAccess
 from envsnap.capture.thrift_compact import Struct, ThriftError, dump_struct, get, parse_struct
 from envsnap.core.arrow import int64_array
 
@@ -41,6 +45,7 @@ _DATA_PAGE, _DICTIONARY_PAGE, _DATA_PAGE_V2 = 0, 2, 3
 _MAX_HIT_SHARE = 0.7
 _MIN_DATA_PAGES = 3
 _WHOLE_CHUNK_READ = 4 << 20  # chunks up to this size are read in one call instead of header by header
+_WHOLE_CHUNK_READ_REMOTE = 64 << 20  # on object storage a read is a request: fetch whole chunks up to this
 
 
 @dataclass(frozen=True)
@@ -136,15 +141,19 @@ def _layout(footer: bytes, schema: pa.Schema) -> _Layout | None:
 class SparseReader:
     """Reads chosen rows of one parquet file's row groups; see the module docstring.
 
-    ``footer`` is the file's raw footer (the Thrift bytes before the trailing length and magic) and
-    ``parquet_file`` the pyarrow handle used for dense reads and for the expected Arrow types.
+    ``file`` is the open file (or a local path), ``footer`` the file's raw footer (the Thrift bytes before
+    the trailing length and magic) and ``parquet_file`` the pyarrow handle used for dense reads and for the
+    expected Arrow types. ``remote``: reads are requests (see the module docstring).
     """
 
-    def __init__(self, path: str, footer: bytes, parquet_file: pq.ParquetFile) -> None:
-        self.path = path
+    def __init__(
+        self, file: RandomAccess | str, footer: bytes, parquet_file: pq.ParquetFile, *, remote: bool = False
+    ) -> None:
+        self._path = file if isinstance(file, str) else None
+        self._file: RandomAccess | None = None if isinstance(file, str) else file
         self._footer = footer
         self._pf = parquet_file
-        self._fd: int | None = None
+        self._remote = remote
         self._parsed = False
         self._layout: _Layout | None = None
         self._kv: dict[str, Any] = {}
@@ -153,10 +162,10 @@ class SparseReader:
         self.dense_reads = 0
 
     def close(self) -> None:
-        """Close the file descriptor used for page reads."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        """Close the file used for page reads."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
     def read(
         self,
@@ -213,19 +222,23 @@ class SparseReader:
         return finish
 
     def _read(self, offset: int, size: int) -> bytes:
-        if self._fd is None:
-            self._fd = os.open(self.path, os.O_RDONLY)
-        data = os.pread(self._fd, size, offset)
+        if self._file is None:
+            if self._path is None:
+                raise ThriftError("the reader is closed")
+            self._file = LocalSource("", self._path).open(FileEntry(self._path, "", 0, None))
+        data = self._file.read_at(offset, size)
         if len(data) != size:
             raise ThriftError("the file is shorter than its footer says")
         return data
 
-    def _pages(self, meta: Struct) -> list[_Page]:
-        """Every page of a column chunk, from its headers."""
+    def _pages(self, meta: Struct) -> tuple[list[_Page], int, bytes | None]:
+        """Every page of a column chunk, from its headers; with the chunk's offset and, when it was read
+        in one piece, its bytes."""
         data_offset, dict_offset, size = get(meta, 9), get(meta, 11), get(meta, 7)
         start = dict_offset if isinstance(dict_offset, int) and 0 < dict_offset < data_offset else data_offset
         end = start + size
-        whole = self._read(start, size) if size <= _WHOLE_CHUNK_READ else None
+        limit = _WHOLE_CHUNK_READ_REMOTE if self._remote else _WHOLE_CHUNK_READ
+        whole = self._read(start, size) if size <= limit else None
         pages: list[_Page] = []
         pos = start
         while pos < end:
@@ -245,7 +258,7 @@ class SparseReader:
             pos += hlen + csize
         if pos != end:
             raise ThriftError("pages overrun their column chunk")
-        return pages
+        return pages, start, whole
 
     def _sparse_column(self, layout: _Layout, row_group: int, name: str, rows: Sequence[int]) -> pa.Array | None:
         """The drawn rows of one flat column, or None when a dense read is the better (or only) way."""
@@ -256,7 +269,7 @@ class SparseReader:
         if meta is None or get(chunk, 1) is not None or get(chunk, 8) is not None:
             return None  # external file, or encrypted column metadata
         try:
-            pages = self._pages(meta)
+            pages, start, whole = self._pages(meta)
         except (ThriftError, OSError, TypeError):
             return None
         data = [p for p in pages if p.kind in (_DATA_PAGE, _DATA_PAGE_V2)]
@@ -266,12 +279,14 @@ class SparseReader:
         for page in data:
             starts.append(total)
             total += page.rows
-        if len(data) < _MIN_DATA_PAGES or total != get(group, 3) or len(dictionary) > 1:
+        if not data or total != get(group, 3) or len(dictionary) > 1:
             return None
         where = [bisect.bisect_right(starts, r) - 1 for r in rows]
         hit = sorted(set(where))
-        if len(hit) > _MAX_HIT_SHARE * len(data):
-            return None
+        if len(data) < _MIN_DATA_PAGES or len(hit) > _MAX_HIT_SHARE * len(data):
+            if not (self._remote and whole is not None):
+                return None
+            hit = list(range(len(data)))  # decode the chunk already fetched, not fetch it again
         base: dict[int, int] = {}
         kept_rows = 0
         for h in hit:
@@ -281,7 +296,10 @@ class SparseReader:
         # After a writer's dictionary overflows, later pages are PLAIN: their dictionary page is not needed.
         needed = dictionary if any(data[h].dictionary_encoded for h in hit) else []
         kept = needed + [data[h] for h in hit]
-        body = [self._read(p.offset, p.size) for p in kept]
+        if whole is not None:
+            body = [whole[p.offset - start : p.offset - start + p.size] for p in kept]
+        else:
+            body = [self._read(p.offset, p.size) for p in kept]
         footer = self._footer_for(layout, leaf, element, name, meta, kept, kept_rows)
         blob = b"".join([b"PAR1", *body, footer, struct.pack("<I", len(footer)), b"PAR1"])
         try:

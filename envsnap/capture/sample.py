@@ -44,6 +44,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from envsnap.capture.base import InputSpec, SampleOptions
+from envsnap.capture.sample_access import open_source
 from envsnap.capture.sample_csv import csv_kind, sample_csv
 from envsnap.capture.sample_files import Drawn, Progress, check_columns, draw, sample_parquet, target_rows
 from envsnap.core.arrow import int64_array, string_array, without_views
@@ -281,17 +282,17 @@ def _sample_memory(name: str, source: Any, options: SampleOptions, rng: random.R
 
 
 def _sample_path(name: str, path: str, options: SampleOptions, rng: random.Random, progress: Progress | None) -> Drawn:
-    if "://" in path:
-        raise InputError(name, path, "remote sources are not supported", hint="copy the data to a local path first")
-    if not os.path.exists(path):
-        raise InputError(name, path, "no such file or directory")
-    if os.path.isdir(path):
-        return sample_parquet(name, path, options, rng, progress)
+    source = open_source(name, path)
+    entry = source.entry()
+    if entry is None:
+        return sample_parquet(name, path, options, rng, progress, source)
+    fh = source.open(entry)
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(4)
+        head = fh.read_at(0, 4)
     except OSError as exc:
         raise InputError(name, path, f"cannot read it: {exc.strerror or exc}") from None
+    finally:
+        fh.close()
     kind = csv_kind(path)
     if head in (b"PAR1", b"PARE") or kind is None:
         if head not in (b"PAR1", b"PARE") and not path.lower().endswith((".parquet", ".parq", ".pq")):
@@ -301,8 +302,8 @@ def _sample_path(name: str, path: str, options: SampleOptions, rng: random.Rando
                 "is neither a parquet file (no PAR1 magic bytes) nor a CSV file (.csv, .tsv)",
                 hint="give a parquet file, a directory of parquet files or a .csv file",
             )
-        return sample_parquet(name, path, options, rng, progress)
-    return sample_csv(name, path, kind, options, rng, progress)
+        return sample_parquet(name, path, options, rng, progress, source)
+    return sample_csv(name, path, kind, options, rng, progress, source, entry)
 
 
 def _check_options(name: str, shown: str, options: SampleOptions) -> None:

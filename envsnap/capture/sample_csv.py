@@ -1,6 +1,8 @@
 """Sampling a CSV file: streamed in blocks with pyarrow's CSV reader, never loaded whole.
 
-``rows``: one pass, reservoir sampling (Li's Algorithm L: k uniform rows, O(k) memory, few random draws).
+Local files are read with the OS; an ``s3://`` object is streamed (8 MiB range requests, decompressed on
+the fly), never downloaded whole. ``rows``: one pass, reservoir sampling (Li's Algorithm L: k uniform rows,
+O(k) memory, few random draws).
 ``fraction``: a first pass counts the rows, then the drawn row ids are taken in a second pass. Column types
 are what pyarrow infers from the first block; a later block that does not fit them is an InputError.
 """
@@ -9,7 +11,6 @@ from __future__ import annotations
 
 import bisect
 import math
-import os
 import random
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 from envsnap.capture.base import SampleOptions
+from envsnap.capture.sample_access import FileEntry, LocalSource, Source
 from envsnap.capture.sample_files import (
     Drawn,
     Progress,
@@ -24,7 +26,6 @@ from envsnap.capture.sample_files import (
     conform,
     draw,
     fingerprint,
-    iso_time,
     target_rows,
 )
 from envsnap.core.arrow import int64_array
@@ -55,9 +56,10 @@ def csv_kind(path: str) -> tuple[str, str | None] | None:
 class _CsvStream:
     """Opens the CSV again for each pass; reports the raw bytes consumed for progress."""
 
-    def __init__(self, name: str, path: str, delimiter: str, codec: str | None) -> None:
-        self.name, self.path, self.delimiter, self.codec = name, path, delimiter, codec
-        self.size = os.path.getsize(path)
+    def __init__(self, name: str, source: Source, entry: FileEntry, delimiter: str, codec: str | None) -> None:
+        self.name, self.path, self.delimiter, self.codec = name, source.location, delimiter, codec
+        self.source, self.entry = source, entry
+        self.size = entry.size
 
     def _open(self, raw: Any, columns: Sequence[str] | None) -> Any:
         import pyarrow.csv as pacsv
@@ -75,7 +77,7 @@ class _CsvStream:
     def batches(self, columns: Sequence[str] | None, progress: Progress | None = None) -> Iterable[pa.RecordBatch]:
         """The record batches of one pass over the file (only ``columns`` converted, when given)."""
         try:
-            with open(self.path, "rb") as raw:
+            with self.source.stream(self.entry) as raw:
                 for batch in self._open(raw, columns):
                     yield batch
                     if progress is not None:
@@ -86,7 +88,7 @@ class _CsvStream:
     def schema(self) -> pa.Schema:
         """The columns and the types pyarrow infers from the first block (the block size of the real pass)."""
         try:
-            with open(self.path, "rb") as raw:
+            with self.source.stream(self.entry) as raw:
                 schema: pa.Schema = self._open(raw, None).schema
                 return schema
         except (pa.ArrowException, OSError) as exc:
@@ -149,9 +151,15 @@ def sample_csv(
     options: SampleOptions,
     rng: random.Random,
     progress: Progress | None,
+    source: Source | None = None,
+    entry: FileEntry | None = None,
 ) -> Drawn:
-    """Sample a CSV file (``kind``: delimiter and codec, from :func:`csv_kind`)."""
-    stream = _CsvStream(name, path, *kind)
+    """Sample a CSV file or ``s3://`` object (``kind``: delimiter and codec, from :func:`csv_kind`)."""
+    source = source if source is not None else LocalSource(name, path)
+    entry = entry if entry is not None else source.entry()
+    if entry is None:
+        raise InputError(name, path, "is a directory, not a CSV file")
+    stream = _CsvStream(name, source, entry, *kind)
     schema = stream.schema()
     wanted = check_columns(name, path, schema.names, options)
     target = pa.schema([schema.field(c) for c in wanted])
@@ -174,12 +182,11 @@ def sample_csv(
             seen += batch.num_rows
         table = pa.concat_tables(pieces) if pieces else target.empty_table()
         algorithm = "count-then-row-ids"
-    st = os.stat(path)
-    entry = {"path": os.path.basename(path), "size": st.st_size, "modified": iso_time(st.st_mtime_ns)}
-    source = {
+    facts = {"path": entry.relpath, "size": entry.size, "modified": entry.modified}
+    source_facts = {
         "kind": "csv",
         "path": path,
-        "size": st.st_size,
+        "size": entry.size,
         "rows": total,
         "files": 1,
         "row_groups": None,
@@ -192,6 +199,6 @@ def sample_csv(
         target,
         name,
         path,
-        os.path.basename(path),
+        entry.relpath,
     )
-    return Drawn(table, schema, source, fingerprint([entry], ("path", "size", "modified")), algorithm, note=note)
+    return Drawn(table, schema, source_facts, fingerprint([facts], ("path", "size", "modified")), algorithm, note=note)

@@ -20,7 +20,6 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import unquote
 
@@ -28,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from envsnap.capture.base import SampleOptions
+from envsnap.capture.sample_access import FileEntry, LocalSource, Source, iso_time
 from envsnap.core.arrow import int64_array, string_array
 from envsnap.errors import InputError
 
@@ -96,14 +96,19 @@ def split(ids: Sequence[int], starts: Sequence[int]) -> dict[int, list[int]]:
 class _Part:
     """One parquet file of a source, known from its footer alone."""
 
-    path: str
-    relpath: str
-    size: int
-    mtime_ns: int
+    entry: FileEntry
     footer: bytes
     metadata: pq.FileMetaData
     partition: dict[str, Any] = field(default_factory=dict)
     arrow_names: list[str] = field(default_factory=list)
+
+    @property
+    def relpath(self) -> str:
+        return self.entry.relpath
+
+    @property
+    def size(self) -> int:
+        return self.entry.size
 
 
 @dataclass
@@ -119,42 +124,35 @@ class Drawn:
     note: str | None = None
 
 
-def iso_time(ns: int) -> str:
-    """A file time (``st_mtime_ns``) as ISO 8601 UTC with microseconds."""
-    seconds, rest = divmod(ns, 10**9)
-    moment = datetime.fromtimestamp(seconds, tz=timezone.utc).replace(microsecond=rest // 1000)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _read_footer(name: str, path: str, relpath: str) -> _Part:
-    """Stat a parquet file and read its footer (the only bytes read before sampling)."""
+def _read_footer(name: str, source: Source, entry: FileEntry) -> _Part:
+    """Read a parquet file's footer (with its first 4 bytes, the only bytes read before sampling)."""
+    path, relpath, size = source.location, entry.relpath, entry.size
+    fh = source.open(entry)
     try:
-        with open(path, "rb") as fh:
-            st = os.fstat(fh.fileno())
-            head = fh.read(4)
-            if st.st_size < 12:
-                raise InputError(name, path, f"{relpath} is too short to be a parquet file ({st.st_size} bytes)")
-            fh.seek(-8, os.SEEK_END)
-            length, magic = struct.unpack("<I4s", fh.read(8))
-            if magic == b"PARE" or head == b"PARE":
-                raise InputError(name, path, f"{relpath} is an encrypted parquet file; encryption is not supported")
-            if head != b"PAR1" or magic != b"PAR1":
-                problem = "does not start with" if head != b"PAR1" else "does not end with"
-                raise InputError(
-                    name, path, f"{relpath} is not a parquet file or is truncated (it {problem} the PAR1 magic bytes)"
-                )
-            if length > st.st_size - 12:
-                raise InputError(name, path, f"corrupt parquet file {relpath}: footer length {length} is too large")
-            fh.seek(-8 - length, os.SEEK_END)
-            footer = fh.read(length)
-    except OSError as exc:
-        raise InputError(name, path, f"cannot read {relpath}: {exc.strerror or exc}") from None
+        head = fh.read_at(0, 4)
+        if size < 12:
+            raise InputError(name, path, f"{relpath} is too short to be a parquet file ({size} bytes)")
+        length, magic = struct.unpack("<I4s", fh.read_at(size - 8, 8))
+        if magic == b"PARE" or head == b"PARE":
+            raise InputError(name, path, f"{relpath} is an encrypted parquet file; encryption is not supported")
+        if head != b"PAR1" or magic != b"PAR1":
+            problem = "does not start with" if head != b"PAR1" else "does not end with"
+            raise InputError(
+                name, path, f"{relpath} is not a parquet file or is truncated (it {problem} the PAR1 magic bytes)"
+            )
+        if length > size - 12:
+            raise InputError(name, path, f"corrupt parquet file {relpath}: footer length {length} is too large")
+        footer = fh.read_at(size - 8 - length, length)
+    except (OSError, struct.error) as exc:
+        raise InputError(name, path, f"cannot read {relpath}: {getattr(exc, 'strerror', None) or exc}") from None
+    finally:
+        fh.close()
     blob = b"PAR1" + footer + struct.pack("<I", length) + b"PAR1"
     try:
         metadata = pq.read_metadata(pa.BufferReader(blob))
     except (pa.ArrowException, OSError) as exc:
         raise InputError(name, path, f"corrupt parquet file {relpath}: {exc}") from None
-    return _Part(path, relpath, st.st_size, st.st_mtime_ns, footer, metadata)
+    return _Part(entry, footer, metadata)
 
 
 def _hive_keys(relative_dir: str) -> dict[str, str | None]:
@@ -162,7 +160,7 @@ def _hive_keys(relative_dir: str) -> dict[str, str | None]:
     keys: dict[str, str | None] = {}
     if relative_dir in ("", "."):
         return keys
-    for segment in relative_dir.split(os.sep):
+    for segment in relative_dir.split("/"):
         key, sep, value = segment.partition("=")
         if sep and key:
             keys[unquote(key)] = None if value in ("", "__HIVE_DEFAULT_PARTITION__") else unquote(value)
@@ -185,32 +183,33 @@ def _constant(value: Any, rows: int, kind: pa.DataType) -> pa.Array:
     return string_array([value] * rows)
 
 
-def _parquet_parts(name: str, path: str) -> tuple[list[_Part], pa.Schema]:
-    """The files of a parquet file or directory, sorted, and the hive partition schema (may be empty).
+def _parquet_parts(name: str, source: Source) -> tuple[list[_Part], pa.Schema, bool]:
+    """The files of a parquet file or directory (or prefix), sorted, and the hive partition schema (may be
+    empty), and whether the location is one file.
 
     A directory is walked like pyarrow's dataset discovery (names starting with "." or "_" are skipped:
     ``_SUCCESS``, ``.crc`` files), without importing pyarrow.dataset (which imports pandas).
     """
-    if os.path.isfile(path):
-        return [_read_footer(name, path, os.path.basename(path))], pa.schema([])
-    parts: list[_Part] = []
-    raw: dict[str, list[str | None]] = {}
-    for folder, dirs, files in os.walk(path):
-        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
-        keys = _hive_keys(os.path.relpath(folder, path))
-        for file_name in sorted(files):
-            if file_name.startswith((".", "_")):
-                continue
-            full = os.path.join(folder, file_name)
-            part = _read_footer(name, full, os.path.relpath(full, path).replace(os.sep, "/"))
-            part.partition = dict(keys)
-            for key, value in keys.items():
-                raw.setdefault(key, []).append(value)
-            parts.append(part)
-    if not parts:
+    path = source.location
+    single = source.entry()
+    if single is not None:
+        return [_read_footer(name, source, single)], pa.schema([]), True
+    entries = source.list()
+    if not entries:
         raise InputError(
             name, path, "the directory holds no parquet files", hint="give a parquet file, a dataset directory or a CSV"
         )
+    if source.remote and len(entries) > 1:  # a request's latency each: read the footers side by side
+        with ThreadPoolExecutor(8, thread_name_prefix="envsnap-footers") as pool:
+            parts = list(pool.map(lambda e: _read_footer(name, source, e), entries))
+    else:
+        parts = [_read_footer(name, source, e) for e in entries]
+    raw: dict[str, list[str | None]] = {}
+    for part in parts:
+        keys = _hive_keys(part.relpath.rpartition("/")[0])
+        part.partition = dict(keys)
+        for key, value in keys.items():
+            raw.setdefault(key, []).append(value)
     fields = [pa.field(key, _partition_type(values)) for key, values in raw.items()]
     for part in parts:
         typed: dict[str, Any] = {}
@@ -219,7 +218,7 @@ def _parquet_parts(name: str, path: str) -> tuple[list[_Part], pa.Schema]:
             typed[f.name] = int(value) if value is not None and pa.types.is_integer(f.type) else value
         part.partition = typed
     parts.sort(key=lambda p: p.relpath)
-    return parts, pa.schema(fields)
+    return parts, pa.schema(fields), False
 
 
 def _parquet_schema(name: str, path: str, parts: list[_Part], partitions: pa.Schema) -> pa.Schema:
@@ -269,7 +268,7 @@ def fingerprint(entries: list[dict[str, Any]], digest_keys: Sequence[str]) -> di
     return {
         "digest": "sha256:" + hashlib.sha256(basis).hexdigest(),
         "basis": list(digest_keys),
-        "modified": max((e["modified"] for e in entries), default=None),
+        "modified": max((e["modified"] for e in entries if e["modified"]), default=None),
         "files": entries[:FILE_LIST_LIMIT],
         "files_truncated": len(entries) > FILE_LIST_LIMIT,
     }
@@ -296,12 +295,19 @@ def _choose_row_groups(rng: random.Random, rows: Sequence[int], k: int) -> dict[
 
 
 def sample_parquet(
-    name: str, path: str, options: SampleOptions, rng: random.Random, progress: Progress | None
+    name: str,
+    path: str,
+    options: SampleOptions,
+    rng: random.Random,
+    progress: Progress | None,
+    source: Source | None = None,
 ) -> Drawn:
-    """Sample a parquet file or dataset directory: draw from the footers, then stream the row groups."""
+    """Sample a parquet file or dataset directory (or ``s3://`` object or prefix): draw from the footers,
+    then stream the row groups."""
     from envsnap.capture.parquet_pages import SparseReader
 
-    parts, partitions = _parquet_parts(name, path)
+    source = source if source is not None else LocalSource(name, path)
+    parts, partitions, one_file = _parquet_parts(name, source)
     schema = _parquet_schema(name, path, parts, partitions)
     wanted = check_columns(name, path, schema.names, options)
     target = pa.schema([schema.field(c) for c in wanted], metadata=schema.metadata)
@@ -376,8 +382,13 @@ def sample_parquet(
                 if columns:  # else only partition keys are wanted: nothing to read
                     try:
                         if p not in readers:
-                            handle = pq.ParquetFile(part.path, metadata=part.metadata)
-                            readers[p] = SparseReader(part.path, part.footer, handle)
+                            opened = source.open(part.entry)
+                            try:
+                                handle = pq.ParquetFile(opened.arrow, metadata=part.metadata)
+                            except BaseException:
+                                opened.close()
+                                raise
+                            readers[p] = SparseReader(opened, part.footer, handle, remote=source.remote)
                         waiter = readers[p].submit(rg, columns, selected[g], pool)
                     except (pa.ArrowException, OSError) as exc:
                         raise InputError(name, path, f"cannot read {part.relpath}: {exc}") from None
@@ -394,13 +405,13 @@ def sample_parquet(
         {
             "path": part.relpath,
             "size": part.size,
-            "modified": iso_time(part.mtime_ns),
+            "modified": part.entry.modified,
             "footer_sha256": hashlib.sha256(part.footer).hexdigest(),
         }
         for part in parts
     ]
-    source = {
-        "kind": "parquet" if os.path.isfile(path) else "parquet-dataset",
+    facts = {
+        "kind": "parquet" if one_file else "parquet-dataset",
         "path": path,
         "size": sum(part.size for part in parts),
         "rows": total,
@@ -410,4 +421,4 @@ def sample_parquet(
     }
     identity = fingerprint(entries, ("path", "size", "footer_sha256"))
     algorithm = "row-groups" if options.method == "row-groups" else "row-ids"
-    return Drawn(table, schema, source, identity, algorithm, row_groups_read=len(work))
+    return Drawn(table, schema, facts, identity, algorithm, row_groups_read=len(work))

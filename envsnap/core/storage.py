@@ -36,12 +36,14 @@ __all__ = [
     "ObjectInfo",
     "S3Location",
     "delete",
+    "describe",
     "filesystem",
     "has_credentials",
     "is_remote",
     "is_s3",
     "list_objects",
     "open_input",
+    "open_stream",
     "parse_s3",
     "stat",
     "translate",
@@ -217,10 +219,20 @@ def _errors(uri: str, action: str) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class ObjectInfo:
-    """One object under a prefix: its key relative to the prefix and its size."""
+    """One object under a prefix: its key relative to the prefix, its size and (when the server says) its
+    Last-Modified time as ISO 8601 UTC."""
 
     name: str
     size: int
+    modified: str | None = None
+
+
+def _iso(mtime: Any) -> str | None:
+    """A pyarrow FileInfo ``mtime`` (an aware or naive UTC datetime, or None) as ISO 8601 UTC."""
+    if mtime is None:
+        return None
+    text: str = mtime.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return text
 
 
 def stat(uri: str, fs: Any = None) -> int | None:
@@ -248,6 +260,34 @@ def stat(uri: str, fs: Any = None) -> int | None:
         return None
 
 
+def describe(uri: str, fs: Any = None) -> ObjectInfo | None:
+    """The object at ``uri`` (``name`` its key's last segment), or None when no object has that key.
+
+    Like :func:`stat`, a missing bucket, bad credentials or an unreachable endpoint raise StorageError.
+    """
+    from pyarrow.fs import FileType
+
+    where = parse_s3(uri)
+    fs = fs or filesystem()
+    with _errors(uri, "looking the object up"):
+        info = fs.get_file_info(where.path) if where.key else None
+    if info is None or info.type != FileType.File:
+        stat(uri, fs)  # says which: no key, a missing bucket
+        return None
+    return ObjectInfo(where.key.rsplit("/", 1)[-1], int(info.size), _iso(info.mtime))
+
+
+def open_stream(uri: str, fs: Any = None, buffer_size: int = 8 << 20) -> pyarrow.NativeFile:
+    """A sequential stream over the object, fetched ``buffer_size`` bytes per range request as it is read
+    (never the whole object at once, never to disk); the raw bytes: a .gz object is not decompressed."""
+    where = parse_s3(uri)
+    fs = fs or filesystem()
+    if stat(uri, fs) is None:
+        raise StorageError(uri, "no such object", hint="check the key (`aws s3 ls` lists a prefix)")
+    with _errors(uri, "opening the object"):
+        return fs.open_input_stream(where.path, compression=None, buffer_size=buffer_size)
+
+
 def open_input(uri: str, fs: Any = None) -> pyarrow.NativeFile:
     """A seekable file over the object: each read is an HTTP range request (nothing is prefetched)."""
     where = parse_s3(uri)
@@ -273,7 +313,7 @@ def list_objects(uri: str, fs: Any = None) -> list[ObjectInfo]:
                 uri, f"bucket {where.bucket!r} does not exist", hint="check the bucket name and AWS_ENDPOINT_URL"
             )
     out = [
-        ObjectInfo(info.path[len(base) :].lstrip("/"), int(info.size))
+        ObjectInfo(info.path[len(base) :].lstrip("/"), int(info.size), _iso(info.mtime))
         for info in infos
         if info.type == FileType.File and _UPLOAD_MARK not in info.path
     ]

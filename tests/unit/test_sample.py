@@ -299,7 +299,7 @@ def test_pages_without_a_drawn_row_are_not_decoded(tmp_path: Path) -> None:
     footer = footer_of(path)
     reader = SparseReader(str(path), footer, pq.ParquetFile(path))
     chunk = pq.read_metadata(path).row_group(0).column(1)
-    pages = reader._pages([(7, 6, chunk.total_compressed_size), (9, 6, chunk.data_page_offset)])
+    pages, _, _ = reader._pages([(7, 6, chunk.total_compressed_size), (9, 6, chunk.data_page_offset)])
     assert [p.rows for p in pages] == [100] * 50
     victim = pages[10]  # rows 1000-1099
     with open(path, "r+b") as fh:
@@ -479,7 +479,7 @@ def test_bad_inputs_name_the_input(tmp_path: Path) -> None:
         (str(tmp_path / "empty"), {}, "no parquet files"),
         (str(tmp_path / "empty.csv"), {}, "cannot read the CSV: Empty CSV file"),
         (str(tmp_path / "ragged.csv"), {}, "cannot read the CSV: CSV parse error"),
-        ("s3://bucket/events.parquet", {}, "remote sources are not supported"),
+        ("gs://bucket/events.parquet", {}, "only local paths and s3:// locations can be sampled"),
         (str(good), {"columns": ("nope",)}, "no column 'nope' (--columns)"),
         (str(good), {"mask": ("secret",)}, "no column 'secret' (--mask)"),
         (object(), {}, "unsupported source of type object"),
