@@ -15,7 +15,6 @@ import dataclasses
 import importlib
 import os
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from envsnap.capture import target as target_mod
@@ -188,9 +187,9 @@ def capture_snapshot(
     """
     steps = steps if steps is not None else CaptureSteps()
     if output is not None:
-        from envsnap.snapshot.writer import check_destination
+        from envsnap.snapshot.writer import check_output
 
-        check_destination(Path(output).absolute(), force)  # fail before the work, not after it
+        check_output(output, force)  # fail before the work, not after it
     steps.prepare(options)
     factory: Callable[[], target_mod.TargetRuntime]
     if options.python is not None:

@@ -448,13 +448,12 @@ def run_command(
     a failure of the capture is returned in ``capture_error`` with the job's exit status.
     """
     from envsnap.capture import capture_snapshot
-    from envsnap.snapshot.writer import check_destination
+    from envsnap.snapshot.writer import check_output
 
     python = arguments.pop("python", None)
     command = resolve_command(command_line, os.fspath(python) if python is not None else None)
     cwd = os.fspath(arguments.get("cwd") or os.getcwd())
-    dest = Path(output if output is not None else default_snapshot_name(command_line)).absolute()
-    check_destination(dest, force)
+    dest = check_output(output if output is not None else default_snapshot_name(command_line), force)
     specs = _output_specs(outputs, cwd)
     git_root = _git_root(cwd) if arguments.get("git", True) else None
     root, root_kind = (os.path.realpath(git_root), "git") if git_root else (os.path.realpath(cwd), "cwd")

@@ -22,7 +22,6 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from envsnap._target import detached, sources
@@ -283,6 +282,6 @@ def fleet_snapshot(
 def check_output(output: str | None, force: bool) -> None:
     """Refuse a bad destination before any cluster work."""
     if output is not None:
-        from envsnap.snapshot.writer import check_destination
+        from envsnap.snapshot.writer import check_output
 
-        check_destination(Path(output).absolute(), force)
+        check_output(output, force)

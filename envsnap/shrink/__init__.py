@@ -89,7 +89,7 @@ def shrink(
     for infrastructure failures (nothing is written then).
     """
     from envsnap.snapshot.reader import opened
-    from envsnap.snapshot.writer import check_destination
+    from envsnap.snapshot.writer import check_output
 
     with contextlib.ExitStack() as stack:
         the_snap = stack.enter_context(opened(snap))
@@ -98,8 +98,7 @@ def shrink(
             if the_snap.path.startswith("<"):
                 raise ShrinkError("an in-memory snapshot needs an explicit output path")
             output = f"{str(the_snap.path).removesuffix('.envsnap')}.shrunk.envsnap"
-        destination = Path(output).absolute()
-        check_destination(destination, force)
+        destination = check_output(output, force)
         options = {"engine": engine, "base_image": base_image, "rtol": rtol, "atol": atol, "timeout": timeout}
         shrinker = Shrinker(the_snap, the_good, options, progress or _quiet)
         return _run(shrinker, stage, destination, force, max_replays, chunks, against)
@@ -108,7 +107,7 @@ def shrink(
 def _run(
     shrinker: Shrinker,
     stage: str | None,
-    destination: Path,
+    destination: Path | str,
     force: bool,
     max_replays: int,
     chunks: int,

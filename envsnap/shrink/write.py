@@ -42,7 +42,7 @@ def write_shrunk(
     replays: int,
     keep: Path,
     outcomes: dict[int, dict[str, Any]],
-    destination: Path,
+    destination: Path | str,
     force: bool,
 ) -> Path | str:
     """Write the shrunk snapshot to ``destination``; returns where it went."""

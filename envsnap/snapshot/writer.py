@@ -21,7 +21,13 @@ from envsnap.core import storage
 from envsnap.errors import OutputError
 from envsnap.snapshot.manifest import MANIFEST, Manifest, manifest_bytes
 
-__all__ = ["check_destination", "check_remote_destination", "is_zip_path", "write_snapshot"]
+__all__ = [
+    "check_destination",
+    "check_output",
+    "check_remote_destination",
+    "is_zip_path",
+    "write_snapshot",
+]
 
 ZIP_SUFFIXES = (".envsnap", ".zip")
 _EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -94,12 +100,36 @@ def _write_tree(root: str, manifest: bytes, members: Mapping[str, bytes]) -> Non
 def check_remote_destination(uri: str, force: bool) -> None:
     """Refuse an ``s3://`` destination that cannot take a snapshot, before any work: not a ``*.envsnap``
     key, a bucket that does not exist, unusable credentials, or an existing key without ``force``."""
+    where = storage.parse_s3(uri)
+    if not where.key or where.key.endswith("/"):
+        raise OutputError(
+            f"cannot write {uri}: it names a prefix, not an object; "
+            f"end the URI with a file name, e.g. {uri.rstrip('/')}/run.envsnap"
+        )
     if not is_zip_path(uri):
         raise OutputError(
             f"cannot write {uri}: on object storage a snapshot is one *.envsnap object; end the key with .envsnap"
         )
     if storage.stat(uri) is not None and not force:
         raise OutputError(f"{uri} already exists; choose another -o key or pass --force to replace it")
+
+
+def check_output(dest: str | os.PathLike[str], force: bool) -> Path | str:
+    """Check a snapshot destination (``-o``) before any work and return it as the writer takes it: an
+    ``s3://`` URI as given (:func:`check_remote_destination`), a local path made absolute
+    (:func:`check_destination`). The one entry point for every command that writes a snapshot."""
+    spath = os.fspath(dest)
+    if storage.is_s3(spath):
+        check_remote_destination(spath, force)
+        return spath
+    if storage.is_remote(spath):
+        raise OutputError(
+            f"cannot write {spath}: an MLflow run is read with runs:/ and written with --mlflow; "
+            "give -o a path or an s3:// URI"
+        )
+    path = Path(spath).absolute()
+    check_destination(path, force)
+    return path
 
 
 def _write_remote(uri: str, manifest: bytes, members: Mapping[str, bytes], force: bool) -> str:
