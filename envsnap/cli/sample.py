@@ -1,5 +1,7 @@
 """``envsnap sample PATH -n N -o FILE``: a uniform, seeded sample of a dataset, written as parquet or CSV.
 
+PATH may be an ``s3://`` object or prefix (docs/storage.md): parquet is read by range requests, CSV streamed.
+
 Exit status: 0 written; 2 usage error; 3 the input cannot be sampled (missing, not parquet/CSV, corrupt,
 unknown column) or the output cannot be written. Nothing is written unless the sample succeeded.
 """
@@ -77,7 +79,9 @@ def _check_output(output: str, force: bool) -> None:
 @cli_errors
 def sample(
     path: str = typer.Argument(
-        ..., help="A parquet file, a directory of parquet files (hive partitions included) or a CSV file."
+        ...,
+        help="A parquet file, a directory of parquet files (hive partitions included) or a CSV file; local or "
+        "s3://bucket/key, s3://bucket/prefix/ (read by range requests).",
     ),
     output: str = typer.Option(..., "--output", "-o", help="Where to write the sample: FILE.parquet or FILE.csv."),
     rows: int = typer.Option(None, "--rows", "-n", min=0, help="Rows to sample (default 1000)."),
