@@ -282,6 +282,6 @@ def fleet_snapshot(
 def check_output(output: str | None, force: bool) -> None:
     """Refuse a bad destination before any cluster work."""
     if output is not None:
-        from envsnap.snapshot.writer import check_output
+        from envsnap.snapshot import writer
 
-        check_output(output, force)
+        writer.check_output(output, force)
