@@ -12,9 +12,11 @@ Anything unusual falls back to pyarrow's read of the whole chunk: nested or repe
 external column chunks, a header this module cannot parse, a type that does not come back as expected, and
 chunks where the drawn rows touch most pages anyway (then the rewrite would only add work).
 
-On object storage (``remote=True``) every read is an HTTP range request, so a column chunk is fetched in
-one request (up to 64 MiB), its pages sliced from that buffer, and a chunk the drawn rows mostly cover is
-decoded from the same buffer rather than fetched again by pyarrow: each chunk read is fetched once.
+On object storage (``remote=True``) every read is an HTTP range request: the column chunks a row group
+needs are fetched whole, adjacent ones in one request (gaps up to 8 KiB bridged, up to 64 MiB a request),
+pages are sliced from those buffers, and a chunk the drawn rows mostly cover is decoded from the same
+buffer rather than fetched again by pyarrow: each chunk read is fetched once, a row group in about one
+request.
 
 Footers and page headers are Thrift compact protocol (:mod:`envsnap.capture.thrift_compact`).
 """
@@ -46,6 +48,10 @@ _MAX_HIT_SHARE = 0.7
 _MIN_DATA_PAGES = 3
 _WHOLE_CHUNK_READ = 4 << 20  # chunks up to this size are read in one call instead of header by header
 _WHOLE_CHUNK_READ_REMOTE = 64 << 20  # on object storage a read is a request: fetch whole chunks up to this
+_HOLE = 8 << 10  # remote: adjacent chunks closer than this are fetched in one request, the gap with them
+
+#: Prefetched spans of a row group: (offset in the file, bytes).
+_Spans = list[tuple[int, bytes]]
 
 
 @dataclass(frozen=True)
@@ -196,17 +202,21 @@ class SparseReader:
         layout = self._layout
         sparse: list[str] = []
         futures: list[Future[pa.Array | None]] = []
-        if layout is not None and len(rows) * 2 < self._pf.metadata.row_group(row_group).num_rows:
+        spans: Future[_Spans] | None = None
+        if layout is not None and (self._remote or len(rows) * 2 < self._pf.metadata.row_group(row_group).num_rows):
             sparse = [c for c in columns if c in layout.flat]
             if pool is not None:
-                futures = [pool.submit(self._sparse_column, layout, row_group, c, rows) for c in sparse]
+                if self._remote and sparse:
+                    spans = pool.submit(self._prefetch, layout, row_group, sparse)
+                futures = [pool.submit(self._sparse_column, layout, row_group, c, rows, spans) for c in sparse]
 
         def finish() -> pa.Table:
             arrays: dict[str, pa.Array | pa.ChunkedArray | None] = dict.fromkeys(columns)
             if futures:
                 arrays.update(zip(sparse, (f.result() for f in futures), strict=True))
-            elif layout is not None:
-                arrays.update((c, self._sparse_column(layout, row_group, c, rows)) for c in sparse)
+            elif layout is not None and sparse:
+                fetched = self._prefetch(layout, row_group, sparse) if self._remote else None
+                arrays.update((c, self._sparse_column(layout, row_group, c, rows, fetched)) for c in sparse)
             dense = [c for c in columns if arrays[c] is None]
             self.sparse_reads += len(columns) - len(dense)
             self.dense_reads += len(dense)
@@ -231,14 +241,48 @@ class SparseReader:
             raise ThriftError("the file is shorter than its footer says")
         return data
 
-    def _pages(self, meta: Struct) -> tuple[list[_Page], int, bytes | None]:
-        """Every page of a column chunk, from its headers; with the chunk's offset and, when it was read
-        in one piece, its bytes."""
+    @staticmethod
+    def _span(meta: Struct) -> tuple[int, int]:
+        """(offset, size) of a column chunk in the file, dictionary page included."""
         data_offset, dict_offset, size = get(meta, 9), get(meta, 11), get(meta, 7)
         start = dict_offset if isinstance(dict_offset, int) and 0 < dict_offset < data_offset else data_offset
+        if not isinstance(start, int) or not isinstance(size, int):
+            raise ThriftError("a column chunk without offsets")
+        return start, size
+
+    def _prefetch(self, layout: _Layout, row_group: int, names: Sequence[str]) -> _Spans:
+        """Fetch the column chunks of ``names`` in ``row_group``: adjacent chunks in one request each."""
+        group = get(layout.tree, 4)[1][row_group]
+        wanted: list[tuple[int, int]] = []
+        for name in names:
+            meta = get(get(group, 1)[1][layout.flat[name][0]], 3)
+            if meta is None:
+                continue
+            try:
+                start, size = self._span(meta)
+            except ThriftError:
+                continue
+            if size <= _WHOLE_CHUNK_READ_REMOTE:
+                wanted.append((start, start + size))
+        merged: list[list[int]] = []
+        for start, end in sorted(wanted):
+            if merged and start - merged[-1][1] <= _HOLE and end - merged[-1][0] <= _WHOLE_CHUNK_READ_REMOTE:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([start, end])
+        return [(start, self._read(start, end - start)) for start, end in merged]
+
+    def _pages(self, meta: Struct, spans: _Spans | None = None) -> tuple[list[_Page], int, bytes | None]:
+        """Every page of a column chunk, from its headers; with the chunk's offset and, when it was read
+        in one piece (or is among the prefetched ``spans``), its bytes."""
+        start, size = self._span(meta)
         end = start + size
         limit = _WHOLE_CHUNK_READ_REMOTE if self._remote else _WHOLE_CHUNK_READ
-        whole = self._read(start, size) if size <= limit else None
+        whole = next(
+            (buf[start - at : end - at] for at, buf in spans or () if at <= start and end <= at + len(buf)), None
+        )
+        if whole is None and size <= limit:
+            whole = self._read(start, size)
         pages: list[_Page] = []
         pos = start
         while pos < end:
@@ -260,7 +304,14 @@ class SparseReader:
             raise ThriftError("pages overrun their column chunk")
         return pages, start, whole
 
-    def _sparse_column(self, layout: _Layout, row_group: int, name: str, rows: Sequence[int]) -> pa.Array | None:
+    def _sparse_column(
+        self,
+        layout: _Layout,
+        row_group: int,
+        name: str,
+        rows: Sequence[int],
+        spans: Future[_Spans] | _Spans | None = None,
+    ) -> pa.Array | None:
         """The drawn rows of one flat column, or None when a dense read is the better (or only) way."""
         leaf, element = layout.flat[name]
         group = get(layout.tree, 4)[1][row_group]
@@ -269,7 +320,8 @@ class SparseReader:
         if meta is None or get(chunk, 1) is not None or get(chunk, 8) is not None:
             return None  # external file, or encrypted column metadata
         try:
-            pages, start, whole = self._pages(meta)
+            fetched = spans.result() if isinstance(spans, Future) else spans
+            pages, start, whole = self._pages(meta, fetched)
         except (ThriftError, OSError, TypeError):
             return None
         data = [p for p in pages if p.kind in (_DATA_PAGE, _DATA_PAGE_V2)]
