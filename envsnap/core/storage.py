@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "S3_PREFIX",
     "ObjectInfo",
+    "ReadAheadFile",
     "S3Location",
     "delete",
     "describe",
@@ -288,15 +289,117 @@ def open_stream(uri: str, fs: Any = None, buffer_size: int = 8 << 20) -> pyarrow
         return fs.open_input_stream(where.path, compression=None, buffer_size=buffer_size)
 
 
-def open_input(uri: str, fs: Any = None) -> pyarrow.NativeFile:
-    """A seekable file over the object: each read is an HTTP range request (nothing is prefetched)."""
+def open_input(uri: str, fs: Any = None, *, read_ahead: int = 0) -> Any:
+    """A seekable file over the object: each read is an HTTP range request (nothing is prefetched).
+
+    With ``read_ahead`` > 0 a small read fetches the whole aligned block of that many bytes around it
+    and keeps the last few blocks (:class:`ReadAheadFile`): a zip reader's many small reads of
+    neighbouring headers and members then cost one request per block, not one per read.
+    """
     where = parse_s3(uri)
     fs = fs or filesystem()
     size = stat(uri, fs)
     if size is None:
         raise StorageError(uri, "no such object", hint="check the key (`aws s3 ls` lists a prefix)")
     with _errors(uri, "opening the object"):
-        return fs.open_input_file(where.path)
+        raw = fs.open_input_file(where.path)
+    return ReadAheadFile(uri, raw, size, read_ahead) if read_ahead > 0 else raw
+
+
+class ReadAheadFile:
+    """A seekable, read-only file over a remote object that reads whole aligned blocks of ``block``
+    bytes and keeps the last :attr:`MAX_BLOCKS` of them (memory bounded by ``block * MAX_BLOCKS``).
+
+    A read of a block or more goes straight to the object in one request (verifying a large member is
+    not slowed by the cache). ``read_at`` (used by seekable member windows) shares the blocks.
+    ``fetched`` / ``requests`` count what was actually transferred.
+    """
+
+    MAX_BLOCKS = 4
+
+    def __init__(self, uri: str, raw: Any, size: int, block: int) -> None:
+        self.uri = uri
+        self._raw = raw
+        self.size = size
+        self._block = block
+        self._blocks: dict[int, bytes] = {}
+        self._pos = 0
+        self.closed = False
+        self.fetched = 0
+        self.requests = 0
+
+    def _fetch(self, n: int, offset: int) -> bytes:
+        with _errors(self.uri, "reading the object"):
+            data = bytes(self._raw.read_at(n, offset))
+        self.fetched += len(data)
+        self.requests += 1
+        return data
+
+    def _cached(self, index: int) -> bytes:
+        data = self._blocks.pop(index, None)
+        if data is None:
+            start = index * self._block
+            data = self._fetch(min(self._block, self.size - start), start)
+            while len(self._blocks) >= self.MAX_BLOCKS:
+                del self._blocks[next(iter(self._blocks))]
+        self._blocks[index] = data  # most recently used last
+        return data
+
+    def read_at(self, n: int, offset: int) -> bytes:
+        if offset < 0 or n < 0:
+            raise ValueError("negative offset or size")
+        n = max(0, min(n, self.size - offset))
+        if n == 0:
+            return b""
+        if n >= self._block:
+            return self._fetch(n, offset)
+        parts = []
+        end = offset + n
+        while offset < end:
+            index, within = divmod(offset, self._block)
+            chunk = self._cached(index)[within : within + end - offset]
+            if not chunk:
+                break
+            parts.append(chunk)
+            offset += len(chunk)
+        return b"".join(parts)
+
+    def read(self, n: int | None = -1) -> bytes:
+        if self.closed:
+            raise ValueError("I/O operation on closed file")
+        left = max(0, self.size - self._pos)
+        count = left if n is None or n < 0 else min(n, left)
+        data = self.read_at(count, self._pos)
+        self._pos += len(data)
+        return data
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self.size}[whence]
+        if base + offset < 0:
+            raise ValueError("negative seek position")
+        self._pos = base + offset
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._blocks.clear()
+            self._raw.close()
+
+    def __enter__(self) -> ReadAheadFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def list_objects(uri: str, fs: Any = None) -> list[ObjectInfo]:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from envsnap.core import storage
-from envsnap.errors import IntegrityError, SnapshotError, UnsafeArchiveError
+from envsnap.errors import IntegrityError, SnapshotError, StorageError, UnsafeArchiveError
 from envsnap.snapshot import canonical
 from envsnap.snapshot.manifest import MANIFEST, Manifest, manifest_checksum
 from envsnap.snapshot.model import Snapshot
@@ -32,6 +32,9 @@ MAX_TOTAL_SIZE = 32 << 30
 MAX_MEMBERS = 100_000
 #: Deflate cannot compress better than about 1032:1; a header claiming more is a lie or a bomb.
 MAX_DEFLATE_RATIO = 1100
+#: Remote zips are read in aligned blocks of this size (a few kept): the directory, the manifest and the
+#: small JSON members beside it arrive in a handful of range requests (docs/storage.md).
+READ_AHEAD = 64 << 10
 
 
 def check_member_name(path: str, name: str) -> None:
@@ -95,11 +98,18 @@ def _compare_sets(path: str, manifest: Manifest, present: Iterable[str]) -> None
 
 
 def _open_zip(path: str, opener: Callable[[], Any] | None = None) -> Snapshot:
+    source = opener() if opener is not None else path
     try:
-        archive = zipfile.ZipFile(opener() if opener is not None else path)
-    # zipfile is not written for hostile input: a bad archive raises BadZipFile, struct or unicode errors,
-    # NotImplementedError for a flipped version byte, OverflowError for a huge offset. All mean "not ours".
-    except Exception as exc:
+        archive = zipfile.ZipFile(source)
+    except BaseException as exc:
+        if not isinstance(source, str):
+            source.close()
+        # The object store failed while the directory was read: say that, not "garbage".
+        if isinstance(exc, StorageError) or not isinstance(exc, Exception):
+            raise
+        # zipfile is not written for hostile input: a bad archive raises BadZipFile, struct or unicode
+        # errors, NotImplementedError for a flipped version byte, OverflowError for a huge offset. All mean
+        # "not ours".
         raise SnapshotError(path, "not an envsnap archive (not a zip file: truncated, empty or garbage)") from exc
     try:
         infos = archive.infolist()
@@ -193,7 +203,7 @@ def _open_s3(uri: str) -> Snapshot:
     if size is None:
         raise SnapshotError(uri, "no such snapshot object", hint="check the bucket and key (`aws s3 ls` lists them)")
     fs = storage.filesystem()
-    return _open_zip(uri, lambda: storage.open_input(uri, fs))
+    return _open_zip(uri, lambda: storage.open_input(uri, fs, read_ahead=READ_AHEAD))
 
 
 def open_snapshot(path: str | os.PathLike[str]) -> Snapshot:
