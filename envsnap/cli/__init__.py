@@ -12,6 +12,7 @@ import typer
 
 from envsnap._version import __version__
 from envsnap.cli import bisect as bisect_cmd
+from envsnap.cli import cache as cache_cmd
 from envsnap.cli import capture as capture_cmd
 from envsnap.cli import check as check_cmd
 from envsnap.cli import diff as diff_cmd
@@ -61,6 +62,7 @@ app.command("bisect")(bisect_cmd.bisect)
 app.command("shrink")(bisect_cmd.shrink)
 app.command("check")(check_cmd.check)
 app.add_typer(check_cmd.baseline_app, name="baseline")
+app.add_typer(cache_cmd.app, name="cache")
 
 
 def main(argv: list[str] | None = None) -> int:

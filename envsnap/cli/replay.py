@@ -87,6 +87,9 @@ def replay(
     keep: str = typer.Option(None, "--keep", help="Copy the replay's work directory (job, outputs) here."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
     build_log: bool = typer.Option(False, "--build-log", help="Stream the whole image build log."),
+    image: bool = typer.Option(
+        False, "--image", help="docker: build a self-contained image (to share) instead of mounting a cached venv."
+    ),
 ) -> None:
     """Rebuild the captured runtime and rerun the recorded job there: a pipeline stage by stage, comparing every
     intermediate, or a command, comparing how it ended and what it wrote (reproduced: 0, diverged: 1)."""
@@ -129,7 +132,10 @@ def replay(
                 f"`envsnap replay {snap} -- COMMAND...`"
             )
             raise typer.Exit(EXIT_USAGE)
-        runner = get_engine(engine)
+        if image and engine != "docker":
+            err("envsnap: usage error: --image builds a Docker image; it needs --engine docker")
+            raise typer.Exit(EXIT_USAGE)
+        runner = get_engine(engine, image=True) if image else get_engine(engine)
         if shell or command:
             code = execute_mod.shell(
                 snapshot,

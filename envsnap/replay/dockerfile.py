@@ -39,13 +39,32 @@ __all__ = [
     "image_labels",
     "install_script",
     "installer_of",
+    "mounted_env",
     "python_in_image",
     "render",
+    "venv_build_script",
+    "warm_modules",
+    "write_build_context",
     "write_context",
 ]
 
 VENV = "/opt/venv"
 WHEELS = "/opt/envsnap/wheels"
+#: Where a mounted venv's build sees its context (requirements, build.sh) and the cache store.
+CTX = "/opt/envsnap/ctx"
+STORE = "/opt/envsnap/store"
+#: Where every replay of a mounted venv finds its writable byte-code cache (``PYTHONPYCACHEPREFIX``).
+PYCACHE = "/opt/envsnap/pycache"
+
+#: ``python -c WARM_SNIPPET MODULE...``: import each module, ignoring failures (compiles their byte code).
+WARM_SNIPPET = (
+    "import importlib, sys\n"
+    "for name in sys.argv[1:]:\n"
+    "    try:\n"
+    "        importlib.import_module(name)\n"
+    "    except BaseException:\n"
+    "        pass\n"
+)
 
 
 #: Run by the captured interpreter in the captured image: its distributions, ``{PEP 503 name: version}``
@@ -208,6 +227,62 @@ def image_env(plan: ReplayPlan | None = None) -> dict[str, str]:
         "PYTHONDONTWRITEBYTECODE": "1",
         "HOME": "/tmp",  # noqa: S108 - the container's tmpfs
     }
+
+
+#: What the stage runner imports in the replay to hand intermediates over (by distribution).
+RUNNER_IMPORTS = {"numpy": "numpy", "pandas": "pandas", "pyarrow": "pyarrow.parquet"}
+
+
+def warm_modules(plan: ReplayPlan) -> tuple[str, ...]:
+    """The modules whose byte code a new replay venv compiles ahead: what the recorded stages imported and,
+    for a pipeline, what the stage runner imports to read and write the intermediates."""
+    have = {p.normalized for p in plan.packages}
+    runner = [m for dist, m in RUNNER_IMPORTS.items() if dist in have] if plan.mode == "pipeline" else []
+    return tuple(sorted({*plan.warm_modules(), *runner}))
+
+
+def mounted_env() -> dict[str, str]:
+    """The environment of a replay on the base image with the cached venv mounted at ``/opt/venv``: what
+    the committed image's ``ENV`` says, byte code written to the writable per-venv cache."""
+    env = image_env()
+    env.pop("PYTHONDONTWRITEBYTECODE")
+    env["PYTHONPYCACHEPREFIX"] = PYCACHE
+    return env
+
+
+def venv_build_script() -> str:
+    """``build.sh OUT WHEELS UV [refresh]``, run in a ``--network none`` container of the base image with the cache
+    store mounted at :data:`STORE`: a relocatable venv in ``OUT/venv`` (it is built at one path and mounted
+    at ``/opt/venv``: entry points find their Python relative to themselves), the locked wheels installed
+    offline, hash-checked, as hard links from uv's cache in the same store, not byte-compiled (byte code is
+    written on first import into the per-venv cache)."""
+    return (
+        "#!/bin/sh\n"
+        "# envsnap: build the replay venv into the cache: no network, every wheel hash-checked, no layer.\n"
+        "set -eu\n"
+        'OUT="$1"; WHEELS="$2"; UV="$3"\n'
+        "# A rebuild after a cached file changed: the file may be a hard link into uv's cache, unpack afresh.\n"
+        'FRESH=--offline; [ "${4:-}" = refresh ] && FRESH=--refresh\n'
+        f'export HOME=/tmp UV_CACHE_DIR="{STORE}/.uv" UV_PYTHON_DOWNLOADS=never UV_NO_PROGRESS=1 PIP_NO_INPUT=1\n'
+        "umask 022\n"
+        '"$UV" venv --quiet --offline --relocatable --python python3 "$OUT/venv"\n'
+        '"$UV" pip install "$FRESH" --no-index --find-links "$WHEELS" --no-deps --require-hashes \\\n'
+        '    --link-mode hardlink --no-compile --python "$OUT/venv/bin/python" '
+        f'-r "{CTX}/requirements.txt"\n'
+        '"$OUT/venv/bin/python" -c \'import platform; print("envsnap: python", platform.python_version())\'\n'
+    )
+
+
+def write_build_context(directory: Path, wheelhouse: Wheelhouse) -> None:
+    """The context of a mounted venv's build: the hash-pinned requirements and ``build.sh``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "requirements.txt").write_text(
+        "# envsnap: the locked set, every file pinned by sha256 (installed with --no-deps --require-hashes)\n"
+        + wheelhouse.requirements(),
+        encoding="utf-8",
+    )
+    (directory / "build.sh").write_text(venv_build_script(), encoding="utf-8")
+    os.chmod(directory, 0o755)  # noqa: S103 - read by the build container's user
 
 
 def image_labels(plan: ReplayPlan, installer: str) -> dict[str, str]:

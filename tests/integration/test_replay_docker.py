@@ -58,12 +58,46 @@ def test_replay_reproduces_every_intermediate_and_states_fidelity(recorded: Path
         assert versions and versions[0]["recorded"] == host_version and versions[0]["replayed"] == "3.11.2"
 
 
-def test_second_replay_reuses_the_image(recorded: Path, docker_base: str) -> None:  # noqa: F811
+def test_second_replay_reuses_the_mounted_venv(recorded: Path, docker_base: str) -> None:  # noqa: F811
     replay_json(recorded, "--base-image", docker_base, "--until", "clean", "--no-fidelity")
     code, doc = replay_json(recorded, "--base-image", docker_base, "--until", "clean", "--no-fidelity")
     assert code == 0
     assert doc["prepared"]["built"] is False
-    assert doc["prepared"]["reference"].startswith("envsnap-replay:")
+    # No image is committed: the base image runs the cached venv, mounted read-only.
+    assert doc["prepared"]["reference"].startswith("venv docker-"), doc["prepared"]
+    assert doc["prepared"]["image"].startswith("sha256:")
+    mounts = {m["inner"]: m for m in doc["prepared"]["mounts"]}
+    assert mounts["/opt/venv"]["writable"] is False and mounts["/opt/envsnap/pycache"]["writable"] is True
+
+
+def test_image_mode_builds_a_self_contained_image(recorded: Path, docker_base: str) -> None:  # noqa: F811
+    import os
+
+    argv = [
+        *ENVSNAP,
+        "replay",
+        str(recorded),
+        "--base-image",
+        docker_base,
+        "--until",
+        "clean",
+        "--no-fidelity",
+        "--json",
+    ]
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, env={**os.environ, "ENVSNAP_REPLAY_IMAGE": "1"}, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    tag = doc["prepared"]["reference"]
+    assert tag.startswith("envsnap-replay:") and not doc["prepared"]["mounts"]
+    out = subprocess.run(
+        ["docker", "run", "--rm", "--network", "none", tag, "python", "-c", "import pytz; print(pytz.__version__)"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.stdout.strip() == "2025.2", out.stderr
 
 
 def test_with_another_version_diverges_exactly_the_stage_that_uses_it(recorded: Path, docker_base: str) -> None:  # noqa: F811
@@ -198,8 +232,10 @@ def test_no_secret_in_docker_inspect_of_a_running_replay(recorded: Path, docker_
     assert config["HostConfig"]["NetworkMode"] == "none" and config["HostConfig"]["ReadonlyRootfs"] is True
     assert config["HostConfig"]["CapDrop"] == ["ALL"] and config["Config"]["User"] == "65532:65532"
     assert "no-new-privileges" in config["HostConfig"]["SecurityOpt"]
+    # Writable: the outputs, the scratch directory and the venv's byte-code cache; the venv is read-only.
     writable = [m for m in config["Mounts"] if m["RW"] and not m["Destination"].endswith(("/out", "/scratch"))]
-    assert not writable, config["Mounts"]
+    assert [m["Destination"] for m in writable] == ["/opt/envsnap/pycache"], config["Mounts"]
+    assert any(m["Destination"] == "/opt/venv" and not m["RW"] for m in config["Mounts"]), config["Mounts"]
     names = {e.split("=", 1)[0] for e in config["Config"]["Env"]}
     assert "HF_TOKEN" not in names and "AWS_SECRET_ACCESS_KEY" not in names
 

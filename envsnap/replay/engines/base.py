@@ -64,6 +64,12 @@ class Prepared:
     installer: str
     digest: str | None = None
     notes: tuple[str, ...] = field(default=())
+    #: The image a container engine runs, when not ``reference`` (a mounted venv runs on the base image).
+    image: str | None = None
+    #: Mounts every run of this runtime gets (the cached venv read-only, its byte-code cache writable).
+    mounts: tuple[Mount, ...] = ()
+    #: Environment every run of this runtime gets, under the plan's (``PYTHONPYCACHEPREFIX``, ``PATH``, ...).
+    env: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

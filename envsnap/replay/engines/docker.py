@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -23,13 +24,22 @@ import time
 from pathlib import Path
 from typing import Any
 
+from envsnap.replay.cache import VenvStore, raise_if_disk_full
 from envsnap.replay.dockerfile import (
+    CTX,
     INSTALLED_SNIPPET,
+    PYCACHE,
+    STORE,
+    VENV,
+    WARM_SNIPPET,
     image_delta,
     image_env,
     image_labels,
     installer_of,
+    mounted_env,
     python_in_image,
+    warm_modules,
+    write_build_context,
     write_context,
 )
 from envsnap.replay.engines.base import (
@@ -44,8 +54,13 @@ from envsnap.replay.engines.base import (
     Progress,
 )
 from envsnap.replay.plan import ReplayPlan
+from envsnap.replay.wheelhouse import gather
 
-__all__ = ["DockerEngine", "hardened_options"]
+__all__ = ["MOUNT_RECIPE", "DockerEngine", "hardened_options", "mounted_key"]
+
+#: The mounted venv's own recipe version: a change to how it is built gives new keys.
+MOUNT_RECIPE = 1
+WARM_TIMEOUT_S = 120
 
 USER = "65532:65532"
 PIDS_LIMIT = 512
@@ -73,15 +88,44 @@ def hardened_options(plan: ReplayPlan) -> dict[str, Any]:
     return options
 
 
+#: The build container of a mounted venv: no network, read-only root, no capability (it runs as the owner
+#: of the cache directory, so what it writes there is that user's).
+_BUILD_HARDENING: dict[str, Any] = {
+    "network_mode": "none",
+    "read_only": True,
+    "tmpfs": {"/tmp": TMPFS},  # noqa: S108 - the container's own /tmp
+    "cap_drop": ["ALL"],
+    "security_opt": ["no-new-privileges"],
+    "pids_limit": PIDS_LIMIT,
+    "environment": {"HOME": "/tmp"},  # noqa: S108 - the container's tmpfs
+}
+
+
+def mounted_key(plan: ReplayPlan, base_id: str) -> str:
+    """The cache key of the mounted venv: what the image key hashes (base reference, Python, pins) plus the
+    base image's id, so that a venv is only ever mounted on the very image (and Python) it was built in."""
+    doc = json.dumps([MOUNT_RECIPE, plan.image_key("uv"), base_id], sort_keys=True)
+    return "docker-" + hashlib.sha256(doc.encode()).hexdigest()[:24]
+
+
 class DockerEngine(Engine):
-    """Builds the replay image with the docker SDK and runs hardened containers from it."""
+    """Builds the replay runtime with the docker SDK and runs hardened containers from it.
+
+    By default the runtime is the base image plus a cached venv mounted read-only (:mod:`envsnap.replay.cache`);
+    ``image=True`` (``envsnap replay --image``, ``ENVSNAP_REPLAY_IMAGE=1``) commits a self-contained image
+    instead, as the captured image always does.
+    """
 
     name = "docker"
     isolates = True
 
-    def __init__(self, *, timeout: float = 600.0) -> None:
+    def __init__(self, *, timeout: float = 600.0, image: bool | None = None, store: VenvStore | None = None) -> None:
         self._timeout = timeout
         self._client: Any = None
+        self._store = store
+        if image is None:
+            image = os.environ.get("ENVSNAP_REPLAY_IMAGE", "").strip().lower() not in ("", "0", "false", "no")
+        self.image_mode = image
 
     def client(self) -> Any:
         if self._client is not None:
@@ -164,7 +208,227 @@ class DockerEngine(Engine):
 
     def prepare(self, plan: ReplayPlan, context: Path, progress: Progress) -> Prepared:
         started = time.perf_counter()
-        self.ensure_base(plan, progress)
+        base_id = self.ensure_base(plan, progress)
+        if plan.image_python:
+            progress(
+                "note",
+                "the captured image runs its own interpreter, which a mounted venv cannot extend: "
+                "building a committed image instead",
+            )
+        elif not self.image_mode:
+            mounted = self._prepare_mounted(plan, context, progress, started, base_id)
+            if mounted is not None:
+                return mounted
+        return self._prepare_image(plan, context, progress, started)
+
+    # -- the default: a cached venv mounted read-only -------------------------------------------------
+    @property
+    def store(self) -> VenvStore:
+        if self._store is None:
+            self._store = VenvStore()
+        return self._store
+
+    def _prepare_mounted(
+        self, plan: ReplayPlan, context: Path, progress: Progress, started: float, base_id: str
+    ) -> Prepared | None:
+        """The venv for ``plan`` from the cache (built into it when absent or changed), or None when it cannot
+        be built this way (no uv for the target platform)."""
+        store = self.store
+        key = mounted_key(plan, base_id)
+        store.use(key)
+        problem = store.check(key)
+        if problem is None:
+            store.touch(key)
+            progress("step", f"venv {key} exists for this runtime: mounted read-only, no rebuild")
+            return self._mounted(plan, key, base_id, False, 0.0, ())
+        notes: tuple[str, ...] = ()
+
+        def waiting() -> None:
+            progress("step", f"another envsnap is building venv {key}: waiting for it")
+
+        with store.building(key, waiting):
+            problem = store.check(key)
+            if problem is None:
+                store.touch(key)
+                progress("step", f"venv {key} was built meanwhile by another envsnap: mounted read-only")
+                return self._mounted(plan, key, base_id, False, time.perf_counter() - started, ())
+            if problem != "not built":
+                note = f"the cached venv {key} changed since it was built ({problem}): rebuilt"
+                progress("note", note)
+                notes = (note,)
+            progress("step", f"gathering {len(plan.packages)} locked wheels for {plan.platform} (host pip, cached)")
+            wheelhouse = gather(plan, context / "wheels", log=lambda m: progress("note", m))
+            if wheelhouse.uv is None:
+                progress("note", "no uv wheel for the target platform: building a committed image with pip instead")
+                return None
+            with store.writing(key):
+                wheels, uv = store.link_wheels(wheelhouse)
+            if uv is None:
+                progress("note", "uv's wheel has no binary for this platform: building a committed image instead")
+                return None
+            write_build_context(context, wheelhouse)
+            progress(
+                "step",
+                f"building venv {key} on {plan.base_image} with uv ({wheelhouse.downloaded} downloaded, "
+                f"{wheelhouse.cached} from the wheel cache; no network, no layer)",
+            )
+            with store.writing(key):
+                build = store.new_build(key)
+            try:
+                python = self._build_venv(plan, context, build, (wheels, uv, bool(notes)), progress)
+                self._warm(plan, build, progress)
+                with store.writing(key):
+                    store.publish(
+                        build,
+                        key,
+                        {
+                            "engine": "docker",
+                            "python": python,
+                            "base": plan.base_image,
+                            "base_id": base_id,
+                            "packages": len(plan.packages),
+                        },
+                    )
+            except BaseException:
+                store.discard(build)
+                raise
+        store.touch(key)
+        store.evict(protect=key)
+        return self._mounted(plan, key, base_id, True, time.perf_counter() - started, notes)
+
+    def _mounted(
+        self, plan: ReplayPlan, key: str, base_id: str, built: bool, seconds: float, notes: tuple[str, ...]
+    ) -> Prepared:
+        entry = self.store.entry(key)
+        return Prepared(
+            "docker",
+            f"venv {key} (read-only) on {plan.base_image}",
+            python_in_image(plan),
+            built,
+            seconds,
+            "uv",
+            base_id,
+            notes,
+            image=base_id,
+            mounts=(
+                Mount(str(entry / "venv"), VENV),
+                Mount(str(entry / "pycache"), PYCACHE, writable=True),
+            ),
+            env=tuple(sorted(mounted_env().items())),
+        )
+
+    def _owner(self) -> str:
+        st = os.stat(self.store.root)
+        return f"{st.st_uid}:{st.st_gid}"
+
+    def _build_venv(
+        self, plan: ReplayPlan, context: Path, build: Path, tools: tuple[str, str, bool], progress: Progress
+    ) -> str:
+        """``build.sh`` in a ``--network none`` container of the base image, run as the cache's owner: the
+        venv lands in ``build/venv`` on the host, its files hard links into uv's cache; its Python is returned."""
+        from docker.types import Mount as DockerMount
+
+        store = self.store
+        wheels, uv, refresh = tools
+        inner_build = f"{STORE}/{build.name}"
+        code, tail = self._run_container(
+            plan.base_image,
+            ["sh", f"{CTX}/build.sh", inner_build, f"{STORE}/{wheels}", f"{STORE}/{uv}"]
+            + (["refresh"] if refresh else []),
+            mounts=[
+                DockerMount(target=CTX, source=str(context), type="bind", read_only=True),
+                DockerMount(target=STORE, source=str(store.root), type="bind", read_only=False),
+            ],
+            labels={"org.envsnap.build": build.name},
+            options={**_BUILD_HARDENING, "user": self._owner()},
+            progress=progress,
+        )
+        text = "\n".join(tail)
+        if code != 0:
+            raise_if_disk_full(text, store.root)
+            last = tail[-1] if tail else "no output"
+            raise InstallError(
+                f"the venv build failed (exit {code}): {last[:300]}",
+                hint="`envsnap export SNAP --dockerfile DIR` writes the same recipe to try by hand",
+            )
+        (build / "pycache").mkdir(exist_ok=True)
+        os.chmod(build / "pycache", 0o777)  # noqa: S103 - the replay's user writes byte code; private cache
+        versions = [ln.split()[-1] for ln in tail if ln.startswith("envsnap: python ")]
+        return versions[-1] if versions else plan.python_version
+
+    def _warm(self, plan: ReplayPlan, build: Path, progress: Progress) -> None:
+        """Compile the byte code of what the recorded stages imported, as a replay would (the venv at its
+        run-time path, read-only; the byte code into the key's pycache): the first replay imports as fast as
+        the next ones. Anything else compiles on first import, into the same cache."""
+        modules = [m for m in warm_modules(plan) if re.match(r"^[A-Za-z_][\w.]*$", m)]
+        if not modules:
+            return
+        from docker.types import Mount as DockerMount
+
+        progress("step", f"compiling the byte code of {len(modules)} recorded import(s) into the venv's cache")
+        code, _tail = self._run_container(
+            plan.base_image,
+            [python_in_image(plan), "-c", WARM_SNIPPET, *modules],
+            mounts=[
+                DockerMount(target=VENV, source=str(build / "venv"), type="bind", read_only=True),
+                DockerMount(target=PYCACHE, source=str(build / "pycache"), type="bind", read_only=False),
+            ],
+            labels={"org.envsnap.build": build.name},
+            options={**hardened_options(plan), "environment": mounted_env()},
+            progress=None,
+            timeout=WARM_TIMEOUT_S,
+        )
+        if code != 0:
+            progress("note", f"compiling the recorded imports ahead ended with exit {code}: they compile when imported")
+
+    def _run_container(
+        self,
+        image: str,
+        command: list[str],
+        *,
+        mounts: list[Any],
+        labels: dict[str, str],
+        options: dict[str, Any],
+        progress: Progress | None,
+        timeout: float | None = None,
+    ) -> tuple[int, list[str]]:
+        """Run a one-off container to its end: (exit status, the last 20 lines of its output)."""
+        from docker.errors import APIError
+
+        try:
+            container = self.client().containers.create(
+                image, command=command, entrypoint=[""], mounts=mounts, labels=labels, **options
+            )
+        except APIError as exc:
+            raise EngineError(f"cannot create the build container: {exc.explanation or exc}") from None
+        tail: list[str] = []
+        try:
+            container.start()
+            if progress is not None:
+                for chunk in container.logs(stream=True, follow=True):
+                    for raw in _ANSI.sub("", chunk.decode("utf-8", "replace")).splitlines():
+                        line = raw.rstrip()
+                        if line.strip():
+                            tail = [*tail, line][-20:]
+                            progress("log", line)
+            try:
+                code = int(container.wait(timeout=timeout).get("StatusCode", -1))
+            except Exception:  # noqa: BLE001 - the SDK raises requests' ReadTimeout on a timeout
+                with contextlib.suppress(APIError):
+                    container.kill()
+                code = -9
+            if progress is None:
+                output = container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
+                tail = [ln.rstrip() for ln in _ANSI.sub("", output).splitlines() if ln.strip()][-20:]
+        except APIError as exc:
+            raise EngineError(f"the build failed: {exc.explanation or exc}") from None
+        finally:
+            with contextlib.suppress(APIError):
+                container.remove(force=True, v=True)
+        return code, tail
+
+    # -- opt-in: a self-contained committed image ---------------------------------------------------
+    def _prepare_image(self, plan: ReplayPlan, context: Path, progress: Progress, started: float) -> Prepared:
         notes: tuple[str, ...] = ()
         if plan.image_python:
             plan, note = image_delta(plan, self._installed(plan))
@@ -268,14 +532,17 @@ class DockerEngine(Engine):
         from docker.errors import APIError
         from docker.types import Mount as DockerMount
 
-        binds = [DockerMount(target=m.inner, source=m.host, type="bind", read_only=not m.writable) for m in mounts]
+        every = [*prepared.mounts, *mounts]
+        binds = [DockerMount(target=m.inner, source=m.host, type="bind", read_only=not m.writable) for m in every]
+        extra = {"entrypoint": [""]} if prepared.image else {}
         try:
             container = self.client().containers.create(
-                prepared.reference,
+                prepared.image or prepared.reference,
                 command=argv,
                 working_dir=cwd,
-                environment=dict(env),
+                environment=_run_env(prepared, env, plan),
                 mounts=binds,
+                **extra,
                 labels={"org.envsnap.replay": plan.snapshot_id},
                 **hardened_options(plan),
             )
@@ -322,9 +589,23 @@ class DockerEngine(Engine):
             argv += ["--memory", str(opts["mem_limit"]), "--memory-swap", str(opts["memswap_limit"])]
         if "nano_cpus" in opts:
             argv += ["--cpus", f"{opts['nano_cpus'] / 1e9:g}"]
-        for m in mounts:
+        for m in (*prepared.mounts, *mounts):
             argv += ["-v", f"{m.host}:{m.inner}:{'rw' if m.writable else 'ro'}"]
-        for key in sorted(env):
+        environment = _run_env(prepared, env, plan)
+        for key in sorted(environment):
             argv += ["-e", key]  # the value comes from the environment handed to docker, not argv
-        argv += ["--label", f"org.envsnap.replay={plan.snapshot_id}", prepared.reference, *(command or ["bash"])]
-        return argv, dict(env)
+        if prepared.image:
+            argv += ["--entrypoint", ""]
+        argv += ["--label", f"org.envsnap.replay={plan.snapshot_id}", prepared.image or prepared.reference]
+        return [*argv, *(command or ["bash"])], environment
+
+
+def _run_env(prepared: Prepared, env: dict[str, str], plan: ReplayPlan) -> dict[str, str]:
+    """The runtime's own environment under the plan's; with a byte-code cache mounted, byte code is written
+    (into it: the venv itself is read-only), unless the captured job itself said not to."""
+    out = {**dict(prepared.env), **env}
+    if "PYTHONPYCACHEPREFIX" in dict(prepared.env):
+        if "PYTHONDONTWRITEBYTECODE" not in plan.env:
+            out.pop("PYTHONDONTWRITEBYTECODE", None)
+        out["PYTHONPYCACHEPREFIX"] = dict(prepared.env)["PYTHONPYCACHEPREFIX"]
+    return out

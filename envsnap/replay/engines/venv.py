@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -20,16 +21,23 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
+from envsnap.replay.cache import VenvStore, raise_if_disk_full
+from envsnap.replay.dockerfile import WARM_SNIPPET, warm_modules
 from envsnap.replay.engines.base import Engine, EngineError, Exit, InstallError, Mount, Prepared, Progress
 from envsnap.replay.plan import ReplayPlan
-from envsnap.replay.wheelhouse import cache_root, gather
+from envsnap.replay.wheelhouse import gather
 
-__all__ = ["VenvEngine", "find_python"]
+__all__ = ["VenvEngine", "find_python", "venv_key"]
 
 OUTPUT_TAIL = 8000
+WARM_TIMEOUT_S = 120
+
+
+def venv_key(plan: ReplayPlan, installer: str, python_version: str) -> str:
+    """The cache key of the venv engine's venv for ``plan``."""
+    return "venv-" + plan.image_key(f"venv-{installer}-{python_version}")[:24]
 
 
 def _version_of(python: str) -> str | None:
@@ -81,22 +89,6 @@ def find_python(version: str) -> tuple[str, str, str | None]:
     return sys.executable, got, f"no Python {minor} on this host; using envsnap's own {got}"
 
 
-def _uv(wheel_dir: Path, scratch: Path) -> str | None:
-    found = shutil.which("uv")
-    if found:
-        return found
-    for wheel in wheel_dir.glob("uv-*.whl"):
-        with zipfile.ZipFile(wheel) as zf:
-            member = next((n for n in zf.namelist() if n.endswith("/scripts/uv")), None)
-            if member is None:
-                return None
-            target = scratch / "uv"
-            target.write_bytes(zf.read(member))
-            target.chmod(0o755)
-            return str(target)
-    return None
-
-
 class VenvEngine(Engine):
     """Builds a cached virtualenv from the wheelhouse and runs commands with its Python."""
 
@@ -104,99 +96,154 @@ class VenvEngine(Engine):
     isolates = False
 
     def __init__(self, *, root: Path | None = None) -> None:
-        self.root = root or cache_root() / "venvs"
+        self.store = VenvStore(root)
+        self.root = self.store.root
 
     def prepare(self, plan: ReplayPlan, context: Path, progress: Progress) -> Prepared:
         started = time.perf_counter()
         python, got, note = find_python(plan.python_version)
-        notes = (note,) if note else ()
+        notes: tuple[str, ...] = (note,) if note else ()
+        store = self.store
         for installer in ("uv", "pip"):
-            venv = self.root / plan.image_key(f"venv-{installer}-{got}")[:24]
-            if (venv / ".envsnap-complete").is_file():
-                os.utime(venv / ".envsnap-complete")  # most recently used: the last to be evicted
-                progress("step", f"venv {venv} exists for this runtime: no rebuild")
-                return Prepared("venv", str(venv), str(venv / "bin" / "python"), False, 0.0, installer, notes=notes)
+            key = venv_key(plan, installer, got)
+            store.use(key)
+            if store.check(key) is None:
+                store.touch(key)
+                progress("step", f"venv {store.entry(key)} exists for this runtime: no rebuild")
+                return self._prepared(key, False, 0.0, installer, notes)
+
+        def waiting() -> None:
+            progress("step", "another envsnap is building this runtime's venv: waiting for it")
+
         progress("step", f"gathering {len(plan.packages)} locked wheels for {plan.platform} (host pip, cached)")
         wheels = context / "wheels"
         wheelhouse = gather(plan, wheels, log=lambda m: progress("note", m))
         reqs = context / "requirements.txt"
         reqs.write_text(wheelhouse.requirements(), encoding="utf-8")
-        uv = _uv(wheels, context)
+        with store.writing(venv_key(plan, "uv", got)):
+            linked, uv_rel = store.link_wheels(wheelhouse)
+        uv = shutil.which("uv") or (str(store.root / uv_rel) if uv_rel else None)
         installer = "uv" if uv else "pip"
-        venv = self.root / plan.image_key(f"venv-{installer}-{got}")[:24]
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=self.root))
-        progress("step", f"creating a venv with Python {got} and installing with {installer} (offline)")
-        try:
-            # Built under a temporary name and renamed: a killed build never looks complete. Only
-            # bin/python is used from it, which does not depend on the venv's own path.
-            self._run(
-                [python, "-m", "venv", "--clear"] + (["--without-pip"] if uv else []) + [str(tmp)], "create the venv"
-            )
-            common = ["--no-index", "--find-links", str(wheels), "--no-deps", "--require-hashes", "-r", str(reqs)]
-            if uv:
-                self._run(
-                    [
-                        uv,
-                        "pip",
-                        "install",
-                        "--offline",
-                        "--no-cache",
-                        "--compile-bytecode",
-                        "--python",
-                        str(tmp / "bin" / "python"),
-                        *common,
-                    ],
-                    "install the locked wheels",
-                )
-            else:
-                self._run(
-                    [str(tmp / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", *common],
-                    "install the locked wheels",
-                )
-            (tmp / ".envsnap-complete").write_text(plan.requirements, encoding="utf-8")
-            if venv.exists():
-                shutil.rmtree(venv)
-            os.replace(tmp, venv)
-            self._evict(keep=venv)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        key = venv_key(plan, installer, got)
+        store.use(key)
+        with store.building(key, waiting):
+            problem = store.check(key)
+            if problem is None:
+                store.touch(key)
+                progress("step", f"venv {store.entry(key)} was built meanwhile by another envsnap: reused")
+                return self._prepared(key, False, time.perf_counter() - started, installer, notes)
+            if problem != "not built":
+                rebuilt = f"the cached venv {key} changed since it was built ({problem}): rebuilt"
+                progress("note", rebuilt)
+                notes = (*notes, rebuilt)
+            progress("step", f"creating a venv with Python {got} and installing with {installer} (offline)")
+            with store.writing(key):
+                build = store.new_build(key)
+            try:
+                self._install(python, uv, build / "venv", store.root / linked, reqs, refresh=problem != "not built")
+                with store.writing(key):
+                    (build / "pycache").mkdir()
+                    store.publish(build, key, {"engine": "venv", "python": got, "interpreter": python})
+            except BaseException:
+                store.discard(build)
+                raise
+            self._warm(plan, key, progress)
+        store.touch(key)
+        store.evict(protect=key)
+        return self._prepared(key, True, time.perf_counter() - started, installer, notes)
+
+    def _prepared(self, key: str, built: bool, seconds: float, installer: str, notes: tuple[str, ...]) -> Prepared:
+        entry = self.store.entry(key)
+        venv = entry / "venv"
+        # Replays run their code from private directories under the temporary directory: the byte code of
+        # earlier replays' copies would only pile up.
+        shutil.rmtree(entry / "pycache" / tempfile.gettempdir().lstrip("/"), ignore_errors=True)
         return Prepared(
             "venv",
             str(venv),
             str(venv / "bin" / "python"),
-            True,
-            time.perf_counter() - started,
+            built,
+            seconds,
             installer,
             notes=notes,
+            env=(("PYTHONPYCACHEPREFIX", str(entry / "pycache")),),
         )
 
-    def _evict(self, keep: Path) -> None:
-        """Keep the ``$ENVSNAP_VENV_CACHE_MAX`` (default 12) most recently used venvs; a bisect builds one per
-        subset, each a few hundred MB."""
-        try:
-            limit = max(1, int(os.environ.get("ENVSNAP_VENV_CACHE_MAX", "12")))
-        except ValueError:
-            limit = 12
-        done = [d for d in self.root.iterdir() if (d / ".envsnap-complete").is_file() and d != keep]
-        done.sort(key=lambda d: (d / ".envsnap-complete").stat().st_mtime, reverse=True)
-        for stale in done[limit - 1 :]:
-            shutil.rmtree(stale, ignore_errors=True)
+    def _install(self, python: str, uv: str | None, venv: Path, wheels: Path, reqs: Path, *, refresh: bool) -> None:
+        """The venv at ``venv``: relocatable (it is renamed into place when complete), the wheels installed
+        offline and hash-checked, hard-linked from uv's cache (one copy of each file for every venv), not
+        byte-compiled (byte code goes to the venv's own cache on first import)."""
+        common = ["--no-index", "--find-links", str(wheels), "--no-deps", "--require-hashes", "-r", str(reqs)]
+        if uv:
+            environ = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1"}
+            self._run(
+                [uv, "venv", "--quiet", "--offline", "--relocatable", "--python", python, str(venv)],
+                "create the venv",
+                environ,
+            )
+            self._run(
+                [
+                    uv,
+                    "pip",
+                    "install",
+                    # After a cached file changed: it may be a hard link into uv's cache, so unpack afresh.
+                    "--refresh" if refresh else "--offline",
+                    "--cache-dir",
+                    str(self.store.uv_cache),
+                    "--link-mode",
+                    "hardlink",
+                    "--no-compile",
+                    "--python",
+                    str(venv / "bin" / "python"),
+                    *common,
+                ],
+                "install the locked wheels",
+                environ,
+            )
+            return
+        self._run([python, "-m", "venv", "--clear", str(venv)], "create the venv")
+        self._run(
+            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", *common],
+            "install the locked wheels",
+        )
+
+    def _warm(self, plan: ReplayPlan, key: str, progress: Progress) -> None:
+        """Compile the byte code of what the recorded stages imported into the venv's cache, as a replay would."""
+        modules = list(warm_modules(plan))
+        if not modules:
+            return
+        entry = self.store.entry(key)
+        progress("step", f"compiling the byte code of {len(modules)} recorded import(s) into the venv's cache")
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            subprocess.run(
+                [str(entry / "venv" / "bin" / "python"), "-c", WARM_SNIPPET, *modules],
+                env={"PATH": os.environ.get("PATH", ""), "PYTHONPYCACHEPREFIX": str(entry / "pycache")},
+                capture_output=True,
+                timeout=WARM_TIMEOUT_S,
+                check=False,
+            )
 
     @staticmethod
-    def _run(argv: list[str], what: str) -> None:
-        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    def _run(argv: list[str], what: str, env: dict[str, str] | None = None) -> None:
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
         if proc.returncode != 0:
-            last = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()][-1:] or ["no output"]
+            text = proc.stderr + proc.stdout
+            raise_if_disk_full(text, Path(argv[-1]).parent)
+            last = [ln for ln in text.splitlines() if ln.strip()][-1:] or ["no output"]
             error = InstallError if what == "install the locked wheels" else EngineError
             raise error(f"cannot {what}: {last[0][:300]}")
 
     @staticmethod
-    def _environ(prepared: Prepared, env: dict[str, str]) -> dict[str, str]:
+    def _environ(prepared: Prepared, env: dict[str, str], plan: ReplayPlan) -> dict[str, str]:
         base = {k: os.environ[k] for k in ("HOME", "LANG", "TMPDIR") if k in os.environ}
         base["PATH"] = os.pathsep.join([str(Path(prepared.python).parent), "/usr/local/bin", "/usr/bin", "/bin"])
         base["VIRTUAL_ENV"] = prepared.reference
         base.update(env)
+        own = dict(prepared.env)
+        if "PYTHONPYCACHEPREFIX" in own and "PYTHONDONTWRITEBYTECODE" not in plan.env:
+            # Byte code goes to the venv's own cache, never next to the job's sources.
+            base.pop("PYTHONDONTWRITEBYTECODE", None)
+            base["PYTHONPYCACHEPREFIX"] = own["PYTHONPYCACHEPREFIX"]
         return base
 
     def execute(
@@ -214,7 +261,7 @@ class VenvEngine(Engine):
             proc = subprocess.run(
                 argv,
                 cwd=cwd,
-                env=self._environ(prepared, env),
+                env=self._environ(prepared, env, plan),
                 capture_output=True,
                 text=True,
                 timeout=timeout,
@@ -240,4 +287,4 @@ class VenvEngine(Engine):
         tty: bool = True,
     ) -> tuple[list[str], dict[str, str]]:
         shell = os.environ.get("SHELL") or "/bin/sh"
-        return list(command or [shell]), self._environ(prepared, env)
+        return list(command or [shell]), self._environ(prepared, env, plan)
