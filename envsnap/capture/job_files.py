@@ -31,6 +31,7 @@ from envsnap.capture.artifacts import detect_format
 from envsnap.capture.base import CaptureContext, Probe, ProbeOutput, register
 from envsnap.core.hashing import hash_file
 from envsnap.core.redact import scrub_text
+from envsnap.core.storage import is_remote
 
 __all__ = [
     "LIMIT_BYTES",
@@ -241,6 +242,8 @@ class JobFilesProbe(Probe):
         extra: dict[str, bytes] = {}
         unnamed = 0
         for index, spec in enumerate(ctx.options.job_files):
+            if is_remote(spec.path):  # an s3:// input: sampled into data/inputs/, not a file of the job's disk
+                continue
             small = SMALL_FILE if unnamed < MAX_UNNAMED else 0
             if spec.role in ("read", "written"):
                 unnamed += 1

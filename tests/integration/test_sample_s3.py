@@ -223,3 +223,25 @@ def test_bad_s3_inputs_are_one_line_exit_3_and_nothing_written(
     assert "Traceback" not in result.stderr
     index = envsnap.load(snap).section("data/inputs.json")["inputs"]
     assert "no parquet files" in index["x"]["error"] and index["x"]["source"] == f"s3://{bucket}/nope/"
+
+
+def run_args(uri: str) -> list[str]:
+    return ["--input", f"events={uri}", "-n", "100", "--", sys.executable, "-c", "print('job')"]
+
+
+def test_run_command_samples_an_s3_input(s3_env: S3Server, parquet_file: Path, tmp_path: Path) -> None:  # noqa: F811
+    uri = upload(s3_env, parquet_file, "run/events.parquet")
+    snap = tmp_path / "r.envsnap"
+    proc = subprocess.run(
+        [sys.executable, "-m", "envsnap", "run", "-o", str(snap), *run_args(uri)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=dict(os.environ),
+    )
+    assert proc.returncode == 0, proc.stderr
+    loaded = envsnap.load(snap)
+    assert loaded.section("data/inputs.json")["inputs"]["events"]["rows"] == 100
+    # an object on S3 is not a file of the job's disk: not recorded as a missing job file
+    assert loaded.read_json("job/files.json")["files"] == []
