@@ -96,6 +96,7 @@ def replay(
     from envsnap.replay import execute as execute_mod
     from envsnap.replay.engines import get_engine
     from envsnap.replay.plan import build_plan
+    from envsnap.replay.platforms import local_support
     from envsnap.replay.render import plan_json, render_plan, render_report, report_json
     from envsnap.snapshot.reader import open_snapshot
 
@@ -120,6 +121,7 @@ def replay(
             from_stage=from_,
             match_resources=match_resources,
             shell=shell,
+            support=local_support(engine),
         )
         if dry_run:
             sys.stdout.write(plan_json(plan) if as_json else render_plan(plan, engine=engine))

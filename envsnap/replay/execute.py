@@ -34,11 +34,11 @@ from envsnap.replay import fidelity as fidelity_mod
 from envsnap.replay.command import CommandReplay, place_code, run_command_stage
 from envsnap.replay.engines.base import Engine, Exit, Prepared
 from envsnap.replay.layout import Layout, copy_runner, run_environment, write_job
-from envsnap.replay.plan import PlannedStage, ReplayPlan
+from envsnap.replay.plan import PlannedStage, ReplayPlan, resolve_base
 from envsnap.replay.source import SourceTree, prepare_source
 from envsnap.snapshot.model import Snapshot
 
-__all__ = ["NORMALIZED", "Progress", "ReplayError", "ReplayReport", "StageReplay", "execute", "shell"]
+__all__ = ["NORMALIZED", "Progress", "ReplayError", "ReplayReport", "StageReplay", "execute", "resolved_base", "shell"]
 
 _NETWORK = re.compile(
     r"gaierror|Temporary failure in name resolution|Name or service not known|Network is unreachable|"
@@ -352,6 +352,18 @@ def _progress(layout: Layout) -> list[dict[str, Any]]:
     return lines
 
 
+def resolved_base(plan: ReplayPlan, engine: Engine, say: Progress) -> ReplayPlan:
+    """The plan on the first official base candidate the engine can pull, when the engine can tell
+    (``base_unavailable(ref)``: why a reference cannot be pulled, or None); the fallback is said."""
+    unavailable = getattr(engine, "base_unavailable", None)
+    if not plan.base_candidates or not callable(unavailable):
+        return plan
+    resolved = resolve_base(plan, unavailable)
+    if resolved.base_fallback:
+        say("note", f"base image: {resolved.base_fallback}")
+    return resolved
+
+
 def execute(
     snap: Snapshot,
     plan: ReplayPlan,
@@ -381,6 +393,7 @@ def execute(
         say("step", f"source: {tree.how}")
         if plan.mode == "command":
             tree = place_code(tree, work)
+        plan = resolved_base(plan, engine, say)
         prepared = engine.prepare(plan, work / "context", say)
         layout = Layout(work, engine.isolates, tree, src_writable=plan.mode == "command")
         copy_runner(layout)
@@ -522,6 +535,7 @@ def shell(
         tree = _code_tree(snap, plan, work, source, repo)
         if tree is not None:
             say("step", f"source: {tree.how}")
+        plan = resolved_base(plan, engine, say)
         prepared = engine.prepare(plan, work / "context", say)
         layout = Layout(work, engine.isolates, tree)
         copy_runner(layout)

@@ -47,6 +47,7 @@ __all__ = [
     "SHOWN_NAMES",
     "Difference",
     "differences",
+    "platform_differences",
     "probe_command",
     "read_facts",
     "recorded_config_path",
@@ -103,7 +104,25 @@ def _text(value: Any) -> str:
 
 
 def _base_note(plan: ReplayPlan) -> str:
-    return f"from the base image {plan.base_image}"
+    note = f"from the base image {plan.base_image}"
+    return f"{note} ({plan.base_fallback})" if plan.base_fallback else note
+
+
+def platform_differences(plan: ReplayPlan) -> list[Difference]:
+    """The replay's architecture when it is not the captured one's natively: the captured architecture under
+    emulation, or wheels of the same versions for the host's (naming the pins with no such wheel); and the
+    base image when the plan fell back from the exact official one. Known from the plan alone."""
+    out = []
+    choice = plan.platform_choice
+    if choice is not None and choice.mode != "native":
+        replayed = f"{choice.captured} (emulated)" if choice.mode == "emulated" else choice.host
+        out.append(Difference("platform", "architecture", str(choice.captured), replayed, choice.line(missing=False)))
+        for pin in choice.missing or ():
+            out.append(Difference("platform", pin, "installed", "(absent)", f"no {choice.host} wheel of this version"))
+    if plan.base_fallback:
+        wanted = plan.base_candidates[0] if plan.base_candidates else ""
+        out.append(Difference("python", "base image", wanted, plan.base_image, plan.base_fallback))
+    return out
 
 
 def _python(recorded: PythonSection, replayed: PythonSection, plan: ReplayPlan) -> list[Difference]:
@@ -168,6 +187,8 @@ def _system(recorded: SystemSection, replayed: SystemSection, plan: ReplayPlan) 
             )
         elif key.startswith("os.") or key == "glibc":
             out.append(Difference("system", key, str(change.before), str(change.after), _base_note(plan)))
+        elif key == "kernel.machine" and plan.platform_choice is not None and plan.platform_choice.mode != "native":
+            out.append(Difference("system", key, str(change.before), str(change.after), plan.platform_choice.line()))
         else:
             part = key.split(".")[0]
             out.append(Difference("system", key, str(change.before), str(change.after), f"this host's {part}"))
@@ -177,7 +198,7 @@ def _system(recorded: SystemSection, replayed: SystemSection, plan: ReplayPlan) 
 def differences(snap: Snapshot, plan: ReplayPlan, facts: Mapping[str, Any], *, engine: str) -> list[Difference]:
     """Every difference between the snapshot's runtime and the replayed one the probe described in ``facts``."""
     inspected = facts["inspect"]
-    out: list[Difference] = []
+    out: list[Difference] = platform_differences(plan)
     python = _typed(PythonSection, snap)
     if python is not None:
         out += _python(python, PythonSection.from_dict(inspected.get("python") or {}, source=FACTS_FILE), plan)

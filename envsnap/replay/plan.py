@@ -4,7 +4,11 @@ The plan is pure data, built from the snapshot's members alone (no engine, no ne
 ``envsnap replay --dry-run`` and ``envsnap export --dockerfile`` show exactly what a replay would do.
 
 - **Base image**: ``--base-image``, else the captured image digest (the job ran in a container), else
-  ``python:X.Y.Z-slim-bookworm`` for the captured Python (DESIGN.md, "Replay").
+  ``python:X.Y.Z-slim-bookworm`` for the captured Python (DESIGN.md, "Replay"), with the fallbacks the
+  engine takes when that tag cannot be pulled (``base_candidates``, :func:`resolve_base`).
+- **Platform**: on a host of another architecture (an arm64 laptop, an x86_64 capture), the captured
+  architecture under emulation when the engine can, else wheels of the same versions for the host
+  (:mod:`envsnap.replay.platforms`).
 - **Packages**: every distribution of ``env/packages.json``, pinned, installed with ``--no-deps`` (the
   set is complete). Distributions an index cannot serve (editable installs, VCS checkouts, URLs,
   local wheels that no longer exist) are listed in ``excluded`` with the reason; a local wheel that still
@@ -25,12 +29,22 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from envsnap.core.image_ref import pinned_reference
 from envsnap.core.naming import normalize_name
 from envsnap.errors import EnvsnapError
+from envsnap.replay.platforms import (
+    EngineSupport,
+    PlatformChoice,
+    base_image_candidates,
+    captured_arch,
+    choose_base,
+    decide_platform,
+    local_support,
+)
 from envsnap.snapshot.model import Snapshot
 from envsnap.snapshot.sections import PackagesSection, PipelineSection, PythonSection, SystemSection, ThreadsSection
 
@@ -44,6 +58,7 @@ __all__ = [
     "ReplayPlan",
     "build_plan",
     "default_base_image",
+    "resolve_base",
     "with_base",
 ]
 
@@ -176,6 +191,12 @@ class ReplayPlan:
     #: Top-level modules of installed distributions the recorded stages imported (their byte code is
     #: compiled ahead when a replay venv is built).
     imports: tuple[str, ...] = ()
+    #: How the captured architecture runs on this host (native, emulated, rebuilt from the host's wheels).
+    platform_choice: PlatformChoice | None = None
+    #: The official images to try, best first, when the base is the official image (else empty).
+    base_candidates: tuple[str, ...] = ()
+    #: Why the base is not the first candidate (``fell back to X: Y cannot be pulled (why)``), else "".
+    base_fallback: str = ""
 
     @property
     def requirements(self) -> str:
@@ -193,6 +214,8 @@ class ReplayPlan:
         }
         if self.image_python:
             doc["image_python"] = self.image_python
+        if self.platform_choice is not None and self.platform_choice.mode == "rebuilt":
+            doc["platform"] = self.platform_choice.platform  # other wheels: another image
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
     def warm_modules(self) -> tuple[str, ...]:
@@ -466,8 +489,13 @@ def build_plan(
     from_stage: str | None = None,
     match_resources: bool = True,
     shell: bool = False,
+    support: EngineSupport | None = None,
 ) -> ReplayPlan:
-    """The replay plan for ``snap`` (raises :class:`PlanError` on what cannot be replayed)."""
+    """The replay plan for ``snap`` (raises :class:`PlanError` on what cannot be replayed).
+
+    ``support`` is what the engine runs (its architecture, what it emulates); None reads this host as the
+    docker engine would see it (:func:`envsnap.replay.platforms.local_support`).
+    """
     overrides = _parse_with(tuple(with_packages))
     extra_env = _parse_set_env(tuple(set_env))
     python = PythonSection.from_snapshot(snap)
@@ -496,6 +524,11 @@ def build_plan(
         base, source = digest_ref, "the captured image digest"
     else:
         base, source = default_base_image(python.version), f"the official image for Python {python.version}"
+    candidates = base_image_candidates(python.version, DEFAULT_DEBIAN) if source.startswith("the official") else ()
+    pins = [(p.name, p.version) for p in packages]
+    choice = decide_platform(
+        captured_arch(python.platform or "linux-x86_64"), support or local_support("docker"), pins=pins
+    )
     system = SystemSection.from_snapshot(snap)
     git = snap.section("git") if "env/git.json" in snap else None
     return ReplayPlan(
@@ -528,9 +561,26 @@ def build_plan(
         mode="pipeline" if pipeline is not None else "command" if command else "environment",
         command=dict(command) if command and pipeline is None else None,
         imports=_recorded_imports(snap, stages),
+        platform_choice=choice,
+        base_candidates=candidates,
     )
 
 
 def with_base(plan: ReplayPlan, base_image: str, source: str) -> ReplayPlan:
     """The same plan on another base image."""
     return replace(plan, base_image=base_image, base_image_source=source)
+
+
+def resolve_base(plan: ReplayPlan, unavailable: Callable[[str], str | None]) -> ReplayPlan:
+    """The plan on the first of its official base candidates that can be pulled (``unavailable`` says why a
+    reference cannot be, or None), saying in ``base_fallback`` what it fell back to and why. A plan whose base
+    is not the official image, or whose first candidate can be pulled, is returned unchanged; when none can
+    be, the first stays (the engine's error then names it) and ``base_fallback`` says why each failed."""
+    if not plan.base_candidates:
+        return plan
+    choice = choose_base(plan.base_candidates, unavailable)
+    if not choice.fell_back:
+        return plan
+    if choice.image is None:
+        return replace(plan, base_fallback=choice.note())
+    return replace(plan, base_image=choice.image, base_fallback=choice.note())

@@ -36,8 +36,14 @@ def render_plan(plan: ReplayPlan, *, engine: str = "docker") -> str:
     lines.append(f"  fingerprint  {plan.fingerprint}")
     lines.append(f"  engine       {engine}")
     lines.append(f"  python       {plan.python_implementation} {plan.python_version} ({plan.platform})")
+    if plan.platform_choice is not None:
+        lines.append(f"  platform     {plan.platform_choice.line()}")
     if engine == "docker":
         lines.append(f"  base image   {plan.base_image}  ({plan.base_image_source})")
+        if plan.base_fallback:
+            lines.append(f"    {plan.base_fallback}")
+        elif len(plan.base_candidates) > 1:
+            lines.append(f"    if it cannot be pulled: {', then '.join(plan.base_candidates[1:])} (said when taken)")
         lines.append(f"  image tag    {plan.image_tag('uv')} (with uv) / {plan.image_tag('pip')} (with pip)")
         opts = hardened_options(plan)
         hardening = "network none, read-only root, tmpfs /tmp, cap-drop ALL, no-new-privileges, "
