@@ -17,6 +17,9 @@ of the capture itself never replaces it; it is reported as an :class:`EnvsnapCap
 Python 3.11+, as a note on the user's exception (so is the path of the snapshot that was written).
 An exception already captured by an inner ``on_failure`` is not captured again by an outer one.
 
+``mlflow=True`` also logs the snapshot to the active MLflow run (``mlflow.start_run()`` or
+``MLFLOW_RUN_ID``; docs/mlflow.md); a failure to log is a warning too, never the user's exception.
+
 An ``inputs=`` value may be a callable, called at failure time; one that raises is recorded as a failed
 input (``data/inputs.json`` names it and says why) and the snapshot is still written.
 """
@@ -45,6 +48,7 @@ __all__ = [
     "EnvsnapCaptureWarning",
     "capture_failure",
     "is_failure",
+    "log_failure_to_mlflow",
     "on_failure",
     "record_failure",
     "resolve_input",
@@ -152,13 +156,41 @@ def record_failure(exc: BaseException, directory: str | os.PathLike[str], **opti
     return path
 
 
+def log_failure_to_mlflow(exc: BaseException, path: str | os.PathLike[str]) -> str | None:
+    """Log the failure's snapshot at ``path`` to the active MLflow run; its ``runs:/`` URI, or None after a
+    warning (the user's exception must come out, not ours)."""
+    try:
+        from envsnap.core import mlflow_runs
+        from envsnap.errors import StorageError
+        from envsnap.snapshot.reader import open_snapshot
+
+        run = mlflow_runs.active_run_id()
+        if run is None:
+            raise StorageError(
+                "mlflow", "no active MLflow run", hint="start one (mlflow.start_run()) or set MLFLOW_RUN_ID"
+            )
+        with open_snapshot(path) as snap:
+            tags = mlflow_runs.snapshot_tags(
+                fingerprint=snap.fingerprint, snapshot_id=snap.id, label=snap.label, kind=snap.kind
+            )
+        uri = mlflow_runs.log_local_snapshot(os.fspath(path), run_id=run, artifact_path="envsnap", tags=tags)
+    except Exception as log_exc:  # noqa: BLE001 - the user's exception must come out, not ours
+        message = f"envsnap: could not log this failure's snapshot to MLflow: {log_exc}"
+        warnings.warn(message, EnvsnapCaptureWarning, stacklevel=3)
+        _note(exc, message)
+        return None
+    _note(exc, f"envsnap: snapshot logged to MLflow: {uri}")
+    return uri
+
+
 class on_failure:  # lower case: it reads like a function, `with envsnap.on_failure(dir):`
     """Context manager and decorator: capture a snapshot when an exception escapes, then re-raise it.
 
     ``label``, ``inputs`` (name -> path, pandas or polars DataFrame/LazyFrame, Arrow table, or a callable
     returning one), ``artifacts``, ``config_files`` (paths or globs, parsed and redacted like
     ``--config-file``), ``env_allow`` and ``git`` are passed to the capture. After a captured failure,
-    :attr:`path` is where the snapshot was written.
+    :attr:`path` is where the snapshot was written. ``mlflow=True`` logs it to the active MLflow run too
+    (:attr:`mlflow_uri`: its ``runs:/`` URI).
     """
 
     def __init__(
@@ -171,8 +203,11 @@ class on_failure:  # lower case: it reads like a function, `with envsnap.on_fail
         config_files: Iterable[str | os.PathLike[str]] = (),
         env_allow: Iterable[str] = (),
         git: bool = True,
+        mlflow: bool = False,
     ) -> None:
         self.directory = os.fspath(directory)
+        self.mlflow = mlflow
+        self.mlflow_uri: str | None = None
         self._options: dict[str, Any] = {
             "label": label,
             "inputs": dict(inputs or {}),
@@ -183,6 +218,13 @@ class on_failure:  # lower case: it reads like a function, `with envsnap.on_fail
         }
         self.path: Path | None = None
 
+    def _record(self, exc: BaseException) -> None:
+        path = record_failure(exc, self.directory, **self._options)
+        if path is not None:
+            self.path = path
+            if self.mlflow:
+                self.mlflow_uri = log_failure_to_mlflow(exc, path) or self.mlflow_uri
+
     def __enter__(self) -> on_failure:
         return self
 
@@ -190,7 +232,8 @@ class on_failure:  # lower case: it reads like a function, `with envsnap.on_fail
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> Literal[False]:
         if exc is not None:
-            self.path = record_failure(exc, self.directory, **self._options)
+            self.path = None
+            self._record(exc)
         return False  # never swallow: the original exception propagates with its traceback
 
     def __call__(self, func: F) -> F:
@@ -202,7 +245,7 @@ class on_failure:  # lower case: it reads like a function, `with envsnap.on_fail
                 try:
                     return await func(*args, **kwargs)
                 except BaseException as exc:
-                    self.path = record_failure(exc, self.directory, **self._options) or self.path
+                    self._record(exc)
                     raise
 
             return async_wrapper  # type: ignore[return-value]
@@ -212,7 +255,7 @@ class on_failure:  # lower case: it reads like a function, `with envsnap.on_fail
             try:
                 return func(*args, **kwargs)
             except BaseException as exc:
-                self.path = record_failure(exc, self.directory, **self._options) or self.path
+                self._record(exc)
                 raise
 
         return wrapper  # type: ignore[return-value]

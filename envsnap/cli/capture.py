@@ -11,6 +11,7 @@ import typer
 
 from envsnap.cli import _options as opt
 from envsnap.cli._common import EXIT_ERROR, cli_errors, err, human_size
+from envsnap.cli._mlflow import MLFLOW, MLFLOW_RUN, log_to_mlflow
 
 if TYPE_CHECKING:
     from envsnap.snapshot.model import Snapshot
@@ -38,6 +39,8 @@ def capture(
     spark: str = opt.SPARK_MASTER,
     node_timeout: float = opt.NODE_TIMEOUT,
     failure_record: str = FAILURE_RECORD,
+    mlflow: bool = MLFLOW,
+    mlflow_run: str = MLFLOW_RUN,
 ) -> None:
     """Capture the runtime contract of a Python environment into a snapshot."""
     from envsnap.capture import capture as do_capture
@@ -45,6 +48,8 @@ def capture(
     if ray is not None or spark is not None or ray_runtime_envs:
         if failure_record is not None:
             raise typer.BadParameter("--failure-record records one job's failure: it cannot go with --ray/--spark")
+        if mlflow or mlflow_run:
+            raise typer.BadParameter("--mlflow logs one job's snapshot: it cannot go with --ray/--spark")
         from envsnap.cli.fleet import capture_fleet
 
         capture_fleet(
@@ -88,6 +93,9 @@ def capture(
     asked = {n: s.error for n, s in snap.manifest.probes.items() if n in ("data", "artifacts") and s.error}
     if quiet:
         sys.stdout.write(f"{snap.path}\n")
+        uri = log_to_mlflow(mlflow, mlflow_run, snap)
+        if uri:
+            sys.stdout.write(f"{uri}\n")
         fail_on_requested(asked)
         return
     size = sum(m.size for m in snap.manifest.members.values())
@@ -101,6 +109,9 @@ def capture(
             sys.stdout.write(f"  probe {name} failed: {message}\n")
     for line in project_lines(snap):
         sys.stdout.write(f"  {line}\n")
+    uri = log_to_mlflow(mlflow, mlflow_run, snap)
+    if uri:
+        sys.stdout.write(f"logged to MLflow: {uri}\n")
     fail_on_requested(asked)
 
 

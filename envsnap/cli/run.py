@@ -29,6 +29,7 @@ import typer
 
 from envsnap.cli import _options as opt
 from envsnap.cli._common import EXIT_USAGE, State, cli_errors, err, human_size
+from envsnap.cli._mlflow import MLFLOW, MLFLOW_RUN, log_to_mlflow
 
 if TYPE_CHECKING:
     from envsnap.pipeline.runner import RunResult
@@ -113,20 +114,23 @@ def run(
     flags: Mapping[str, Any] = opt.FLAGS,
     force: bool = opt.FORCE,
     quiet: bool = opt.QUIET,
+    mlflow: bool = MLFLOW,
+    mlflow_run: str = MLFLOW_RUN,
 ) -> None:
     """Run a command (after --) or a pipeline's stages; write one snapshot of its runtime and what happened."""
+    to_mlflow = (mlflow, mlflow_run)
     dashdash = "--" in State.argv
     if sklearn is not None:
         if command or dashdash or config is not None or job_outputs or on_failure:
             err("envsnap: usage error: --sklearn runs a model's steps: no --config, command, --output or --on-failure")
             raise typer.Exit(EXIT_USAGE)
-        _run_sklearn(sklearn, output, flags, force, quiet)
+        _run_sklearn(sklearn, output, flags, force, quiet, to_mlflow)
         return
     if command or dashdash:
         if config is not None:
             err("envsnap: usage error: --config runs a pipeline's stages; a command after -- is run as it is: give one")
             raise typer.Exit(EXIT_USAGE)
-        _run_command(command or [], output, job_outputs, on_failure, flags, force, quiet)
+        _run_command(command or [], output, job_outputs, on_failure, flags, force, quiet, to_mlflow)
         return
     if job_outputs or on_failure:
         err("envsnap: usage error: --output and --on-failure are for a command: envsnap run [OPTIONS] -- COMMAND")
@@ -152,7 +156,7 @@ def run(
         on_stage=None if quiet else lambda outcome: err(_stage_line(outcome)),
         **opt.capture_arguments({**flags, "python": python}),
     )
-    _report_run(result, quiet)
+    _report_run(result, quiet, to_mlflow)
 
 
 def _job_python(flags: Mapping[str, Any], quiet: bool) -> str | None:
@@ -165,7 +169,14 @@ def _job_python(flags: Mapping[str, Any], quiet: bool) -> str | None:
     return python
 
 
-def _run_sklearn(model: str, output: str | None, flags: Mapping[str, Any], force: bool, quiet: bool) -> None:
+def _run_sklearn(
+    model: str,
+    output: str | None,
+    flags: Mapping[str, Any],
+    force: bool,
+    quiet: bool,
+    to_mlflow: tuple[bool, str | None] = (False, None),
+) -> None:
     """``--sklearn MODEL``: the model's steps as stages, planned and run in the job's interpreter.
 
     ``--method`` says what the final step applies; its values never overlap the sampling methods'.
@@ -194,11 +205,12 @@ def _run_sklearn(model: str, output: str | None, flags: Mapping[str, Any], force
         on_stage=None if quiet else lambda outcome: err(_stage_line(outcome)),
         **opt.capture_arguments({**flags, "python": python}),
     )
-    _report_run(result, quiet)
+    _report_run(result, quiet, to_mlflow)
 
 
-def _report_run(result: RunResult, quiet: bool) -> None:
-    """The snapshot written and how the stages went; exit with the run's status."""
+def _report_run(result: RunResult, quiet: bool, to_mlflow: tuple[bool, str | None] = (False, None)) -> None:
+    """The snapshot written and how the stages went (and logged to MLflow: ``--mlflow``); exit with the
+    run's status."""
     pipeline = result.pipeline
     snap = result.snapshot
     if quiet:
@@ -214,6 +226,9 @@ def _report_run(result: RunResult, quiet: bool) -> None:
         for name, status in sorted(snap.manifest.probes.items()):
             if status.status == "error" and name != "pipeline":
                 sys.stdout.write(f"  probe {name} failed: {status.error}\n")
+    uri = log_to_mlflow(*to_mlflow, snap, failed=result.status != "ok")
+    if uri:
+        sys.stdout.write(f"{uri}\n" if quiet else f"  logged to MLflow: {uri}\n")
     if result.status == "failed" and not quiet:
         err(f"envsnap: stage {result.failed_stage} failed; the snapshot records its error and traceback")
     elif result.status == "failed":
@@ -231,8 +246,10 @@ def _run_command(
     flags: Mapping[str, Any],
     force: bool,
     quiet: bool,
+    to_mlflow: tuple[bool, str | None] = (False, None),
 ) -> None:
     from envsnap.capture.command_run import resolve_command, run_command
+    from envsnap.errors import StorageError
 
     arguments = opt.capture_arguments(flags)
     resolved = resolve_command(command, flags["python"])  # a command that cannot run: one line, exit 2
@@ -259,6 +276,14 @@ def _run_command(
         err("envsnap: the command succeeded; no snapshot written (--on-failure)")
     if result.capture_error is not None:
         err(f"envsnap: error: {result.capture_error} (the command's exit status is passed through)")
+    # --mlflow-run, else the job's own run when it was launched with MLFLOW_RUN_ID (mlflow resumes it), else a new one
+    try:
+        uri = log_to_mlflow(*to_mlflow, result.snapshot if result.path is not None else None, failed=result.failed)
+    except StorageError as exc:
+        err(f"envsnap: error: {exc} (the command's exit status is passed through)")
+    else:
+        if uri:
+            err(uri if quiet else f"envsnap: logged to MLflow: {uri}")
     if State.own_process:
         # The snapshot is on disk and every message written: tearing down the interpreter (pyarrow,
         # numpy, the probes' modules) would add ~0.1 s to every job for nothing.
