@@ -52,4 +52,6 @@ class CanaryFactory:
             "rsa-key": self.pem("RSA PRIVATE KEY", "MIIEowIBAAKCAQEA"),
             "openssh-key": self.pem("OPENSSH PRIVATE KEY", "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAA"),
             "ec-key": self.pem("EC PRIVATE KEY", "MHcCAQEEI"),
+            # last, so that the draws above stay as they were: an MLflow tracking token on Databricks
+            "databricks": "dapi" + rand(32, "0123456789abcdef"),
         }

@@ -351,3 +351,32 @@ def test_index_url_credentials_and_diff_never_print_a_redacted_value(tmp_path: P
         [sys.executable, "-m", "envsnap", "diff", str(outputs["a"]), str(outputs["b"])], capture_output=True, text=True
     ).stdout
     assert "MY_SERVICE_TOKEN" in text  # the change is reported, by name only
+
+
+def test_mlflow_credentials_never_enter_a_snapshot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow's tracking token, user name, password and a tracking URI with userinfo stay out, even when an
+    allowlist names them exactly (they are never-keep names) or by glob."""
+    username, password = "mlflow-bot-" + _rand(10), "Mp" + _rand(20)
+    planted = {
+        "MLFLOW_TRACKING_TOKEN": TOKENS["databricks"],
+        "DATABRICKS_TOKEN": TOKENS["databricks"],
+        "MLFLOW_TRACKING_USERNAME": username,
+        "MLFLOW_TRACKING_PASSWORD": password,
+        "MLFLOW_TRACKING_URI": f"https://{username}:{password}@mlflow.example.com/",
+    }
+    for name, value in planted.items():
+        monkeypatch.setenv(name, value)
+    output = tmp_path / "m.envsnap"
+    argv = ["train.py", "--tracking-uri", planted["MLFLOW_TRACKING_URI"], f"--mlflow-token={TOKENS['databricks']}"]
+    capture(output, argv=argv, git=False, env_allow=("MLFLOW_*", *planted))
+    secrets = {"token": TOKENS["databricks"], "username": username, "password": password}
+    forms = {f"{n}/{i}": v for n, s in secrets.items() for i, v in enumerate((s, quote(s, safe=""), s.encode().hex()))}
+    forms |= {f"{n}/b64": base64.b64encode(s.encode()).decode() for n, s in secrets.items()}
+    with zipfile.ZipFile(output) as archive:
+        for member in archive.namelist():
+            blob = archive.read(member)
+            assert [n for n, v in forms.items() if v.encode() in blob] == [], member
+    variables = open_snapshot(output).read_json("env/envvars.json")["variables"]
+    for name in ("MLFLOW_TRACKING_TOKEN", "DATABRICKS_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        assert variables[name]["redacted"] is True, name
+    assert variables["MLFLOW_TRACKING_URI"]["value"] == "https://<redacted-url-userinfo>@mlflow.example.com/"
