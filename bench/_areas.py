@@ -254,6 +254,14 @@ def values_goals(bench: Path) -> list[Goal]:
     return [Goal(match["goal"], f"worst kind {match['worst']} runner ÷ plain", match["verdict"])]
 
 
+# --- sampling on S3 -------------------------------------------------------------------------------------
+
+
+def sample_s3_goals(bench: Path) -> list[Goal]:
+    data = _load(bench / "results-sample-s3.json")
+    return [Goal(g["goal"], g["measured"], g["verdict"]) for g in data.get("goals", [])]
+
+
 # --- replay ---------------------------------------------------------------------------------------------
 
 
@@ -362,6 +370,9 @@ AREAS: tuple[Area, ...] = (
     Area("sample", "Sampling", "sample_bench.py", ("--runs", "5"),
          ("RESULTS-sample.md", "results-sample.json"), sample_goals,
          quick_args=("--rows", "1000000", "--runs", "1", "--warmup", "0"), needs=("duckdb",)),
+    Area("sample-s3", "Sampling on S3", "sample_s3_bench.py", ("--rounds", "3"),
+         ("RESULTS-sample-s3.md", "results-sample-s3.json"), sample_s3_goals,
+         quick_args=("--rounds", "1")),
     Area("diff-data", "Data diff", "diff_data_bench.py", ("--runs", "5"),
          ("results-diff-data.json",), diff_data_goals, table=diff_data_table,
          quick_args=("--runs", "1", "--warmup", "0", "--only", "pyarrow"), needs=("duckdb", "datacompy")),

@@ -12,11 +12,11 @@ Anything unusual falls back to pyarrow's read of the whole chunk: nested or repe
 external column chunks, a header this module cannot parse, a type that does not come back as expected, and
 chunks where the drawn rows touch most pages anyway (then the rewrite would only add work).
 
-On object storage (``remote=True``) every read is an HTTP range request: the column chunks a row group
-needs are fetched whole, adjacent ones in one request (gaps up to 8 KiB bridged, up to 64 MiB a request),
-pages are sliced from those buffers, and a chunk the drawn rows mostly cover is decoded from the same
-buffer rather than fetched again by pyarrow: each chunk read is fetched once, a row group in about one
-request.
+On object storage (``remote=True``) every read is an HTTP range request: the column chunks the sample
+needs are fetched whole, adjacent ones in one request (gaps up to 8 KiB bridged, up to 32 MiB a request,
+across row groups when :meth:`SparseReader.plan` was told which row groups follow), pages are sliced from
+those buffers, and a chunk the drawn rows mostly cover is decoded from the same buffer rather than fetched
+again by pyarrow: each chunk read is fetched once, and a buffer is dropped when its last row group is done.
 
 Footers and page headers are Thrift compact protocol (:mod:`envsnap.capture.thrift_compact`).
 """
@@ -49,9 +49,10 @@ _MIN_DATA_PAGES = 3
 _WHOLE_CHUNK_READ = 4 << 20  # chunks up to this size are read in one call instead of header by header
 _WHOLE_CHUNK_READ_REMOTE = 64 << 20  # on object storage a read is a request: fetch whole chunks up to this
 _HOLE = 8 << 10  # remote: adjacent chunks closer than this are fetched in one request, the gap with them
+_SPAN_LIMIT = 32 << 20  # remote: at most this much in one request (and in one buffer)
 
-#: Prefetched spans of a row group: (offset in the file, bytes).
-_Spans = list[tuple[int, bytes]]
+#: Fetched spans of a row group: (offset in the file, the bytes or the fetch under way).
+_Spans = list[tuple[int, "Future[bytes] | bytes"]]
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,12 @@ class SparseReader:
         self._parsed = False
         self._layout: _Layout | None = None
         self._kv: dict[str, Any] = {}
+        # remote: the planned spans (id -> (start, end)), which row groups use them, the fetches under way
+        self._span_ids: dict[int, list[int]] = {}
+        self._span_at: dict[int, tuple[int, int]] = {}
+        self._span_users: dict[int, int] = {}
+        self._fetches: dict[int, Future[bytes]] = {}
+        self._next_span = 0
         #: Column chunks read page by page, and read whole by pyarrow (for benchmarks and tests).
         self.sparse_reads = 0
         self.dense_reads = 0
@@ -183,6 +190,77 @@ class SparseReader:
         """Rows ``rows`` (sorted, distinct, local to the row group) of ``columns``, as pyarrow reads them."""
         return self.submit(row_group, columns, rows, pool)()
 
+    def _parsed_layout(self) -> _Layout | None:
+        if not self._parsed:
+            self._layout = _layout(self._footer, self._pf.schema_arrow)
+            self._parsed = True
+        return self._layout
+
+    def plan(self, work: Sequence[tuple[int, Sequence[str]]]) -> None:
+        """Remote: the row groups (and columns) about to be read, in order, so that their column chunks
+        are fetched in as few requests as the limits allow. Without a plan each row group is planned
+        alone when it is submitted."""
+        layout = self._parsed_layout()
+        if not self._remote or layout is None:
+            return
+        chunks: list[tuple[int, int, int]] = []
+        for row_group, names in work:
+            group = get(layout.tree, 4)[1][row_group]
+            self._span_ids.setdefault(row_group, [])
+            for name in names:
+                if name not in layout.flat:
+                    continue
+                meta = get(get(group, 1)[1][layout.flat[name][0]], 3)
+                try:
+                    start, size = self._span(meta)
+                except (ThriftError, TypeError):
+                    continue
+                if size <= _SPAN_LIMIT:
+                    chunks.append((start, start + size, row_group))
+        merged: list[tuple[int, int, set[int]]] = []
+        for start, end, row_group in sorted(chunks):
+            if merged and start - merged[-1][1] <= _HOLE and end - merged[-1][0] <= _SPAN_LIMIT:
+                first, last, users = merged[-1]
+                merged[-1] = (first, max(last, end), users | {row_group})
+            else:
+                merged.append((start, end, {row_group}))
+        for start, end, users in merged:
+            span = self._next_span
+            self._next_span += 1
+            self._span_at[span] = (start, end)
+            self._span_users[span] = len(users)
+            for row_group in users:
+                self._span_ids[row_group].append(span)
+
+    def _claim(self, row_group: int, names: Sequence[str], pool: Executor | None) -> _Spans:
+        """The spans of ``row_group``, their fetches started (on ``pool``, else now)."""
+        if row_group not in self._span_ids:
+            self.plan([(row_group, names)])
+        out: _Spans = []
+        for span in self._span_ids.get(row_group, []):
+            start, end = self._span_at[span]
+            fetch = self._fetches.get(span)
+            if fetch is None:
+                if pool is not None:
+                    fetch = pool.submit(self._read, start, end - start)
+                else:
+                    fetch = Future()
+                    try:
+                        fetch.set_result(self._read(start, end - start))
+                    except (ThriftError, OSError) as exc:
+                        fetch.set_exception(exc)
+                self._fetches[span] = fetch
+            out.append((start, fetch))
+        return out
+
+    def _release(self, row_group: int) -> None:
+        """``row_group`` is done: drop the buffers no later row group needs."""
+        for span in self._span_ids.pop(row_group, []):
+            self._span_users[span] -= 1
+            if not self._span_users[span]:
+                del self._span_users[span], self._span_at[span]
+                self._fetches.pop(span, None)
+
     def submit(
         self,
         row_group: int,
@@ -196,27 +274,26 @@ class SparseReader:
         columns finish unevenly, and no core should wait for the slowest.
         """
         schema = self._pf.schema_arrow
-        if not self._parsed:
-            self._layout = _layout(self._footer, schema)
-            self._parsed = True
-        layout = self._layout
+        layout = self._parsed_layout()
         sparse: list[str] = []
         futures: list[Future[pa.Array | None]] = []
-        spans: Future[_Spans] | None = None
+        spans: _Spans | None = None
         if layout is not None and (self._remote or len(rows) * 2 < self._pf.metadata.row_group(row_group).num_rows):
             sparse = [c for c in columns if c in layout.flat]
+            if self._remote and sparse:
+                spans = self._claim(row_group, sparse, pool)
             if pool is not None:
-                if self._remote and sparse:
-                    spans = pool.submit(self._prefetch, layout, row_group, sparse)
                 futures = [pool.submit(self._sparse_column, layout, row_group, c, rows, spans) for c in sparse]
 
         def finish() -> pa.Table:
             arrays: dict[str, pa.Array | pa.ChunkedArray | None] = dict.fromkeys(columns)
-            if futures:
-                arrays.update(zip(sparse, (f.result() for f in futures), strict=True))
-            elif layout is not None and sparse:
-                fetched = self._prefetch(layout, row_group, sparse) if self._remote else None
-                arrays.update((c, self._sparse_column(layout, row_group, c, rows, fetched)) for c in sparse)
+            try:
+                if futures:
+                    arrays.update(zip(sparse, (f.result() for f in futures), strict=True))
+                elif layout is not None and sparse:
+                    arrays.update((c, self._sparse_column(layout, row_group, c, rows, spans)) for c in sparse)
+            finally:
+                self._release(row_group)
             dense = [c for c in columns if arrays[c] is None]
             self.sparse_reads += len(columns) - len(dense)
             self.dense_reads += len(dense)
@@ -250,29 +327,9 @@ class SparseReader:
             raise ThriftError("a column chunk without offsets")
         return start, size
 
-    def _prefetch(self, layout: _Layout, row_group: int, names: Sequence[str]) -> _Spans:
-        """Fetch the column chunks of ``names`` in ``row_group``: adjacent chunks in one request each."""
-        group = get(layout.tree, 4)[1][row_group]
-        wanted: list[tuple[int, int]] = []
-        for name in names:
-            meta = get(get(group, 1)[1][layout.flat[name][0]], 3)
-            if meta is None:
-                continue
-            try:
-                start, size = self._span(meta)
-            except ThriftError:
-                continue
-            if size <= _WHOLE_CHUNK_READ_REMOTE:
-                wanted.append((start, start + size))
-        merged: list[list[int]] = []
-        for start, end in sorted(wanted):
-            if merged and start - merged[-1][1] <= _HOLE and end - merged[-1][0] <= _WHOLE_CHUNK_READ_REMOTE:
-                merged[-1][1] = max(merged[-1][1], end)
-            else:
-                merged.append([start, end])
-        return [(start, self._read(start, end - start)) for start, end in merged]
-
-    def _pages(self, meta: Struct, spans: _Spans | None = None) -> tuple[list[_Page], int, bytes | None]:
+    def _pages(
+        self, meta: Struct, spans: list[tuple[int, bytes]] | None = None
+    ) -> tuple[list[_Page], int, bytes | None]:
         """Every page of a column chunk, from its headers; with the chunk's offset and, when it was read
         in one piece (or is among the prefetched ``spans``), its bytes."""
         start, size = self._span(meta)
@@ -310,7 +367,7 @@ class SparseReader:
         row_group: int,
         name: str,
         rows: Sequence[int],
-        spans: Future[_Spans] | _Spans | None = None,
+        spans: _Spans | None = None,
     ) -> pa.Array | None:
         """The drawn rows of one flat column, or None when a dense read is the better (or only) way."""
         leaf, element = layout.flat[name]
@@ -320,7 +377,7 @@ class SparseReader:
         if meta is None or get(chunk, 1) is not None or get(chunk, 8) is not None:
             return None  # external file, or encrypted column metadata
         try:
-            fetched = spans.result() if isinstance(spans, Future) else spans
+            fetched = [(at, f.result() if isinstance(f, Future) else f) for at, f in spans or ()]
             pages, start, whole = self._pages(meta, fetched)
         except (ThriftError, OSError, TypeError):
             return None

@@ -389,6 +389,7 @@ def sample_parquet(
                                 opened.close()
                                 raise
                             readers[p] = SparseReader(opened, part.footer, handle, remote=source.remote)
+                            readers[p].plan([(groups[w][1], columns) for w in work if groups[w][0] == p])
                         waiter = readers[p].submit(rg, columns, selected[g], pool)
                     except (pa.ArrowException, OSError) as exc:
                         raise InputError(name, path, f"cannot read {part.relpath}: {exc}") from None
