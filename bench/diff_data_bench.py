@@ -245,6 +245,10 @@ def main(argv: list[str]) -> int:
     for ref, peer, peer_python in plan:
         if opts.only and peer not in opts.only.split(","):
             continue
+        if not Path(peer_python).exists():
+            # A fresh clone has no peer venv: one line, not a traceback (run_all.py builds it).
+            print(f"pair {ref} vs {peer}: skipped, {peer_python} missing (run_all.py --areas diff-data builds it)")
+            continue
         print(f"pair {ref} vs {peer}")
         pair = _harness.run_pair(
             _command(ref, py), _command(peer, peer_python), runs=opts.runs, warmup=opts.warmup, cwd=ROOT, env=env

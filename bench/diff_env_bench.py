@@ -43,6 +43,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
+import setup_venvs  # noqa: E402
 from _harness import machine  # noqa: E402
 
 GOAL_S = 0.100
@@ -180,6 +181,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--out", type=Path, default=BENCH)
+    parser.add_argument("--no-setup", action="store_true", help="skip (one line) when the bench venvs are missing")
     args = parser.parse_args()
     if args.runs < 20:
         parser.error("--runs must be at least 20")
@@ -188,6 +190,15 @@ def main() -> int:
     from envsnap.diff.env import diff_env
 
     big_py, ml_py = BENCH / ".venvs/big/bin/python", BENCH / ".venvs/ml/bin/python"
+    if not (big_py.exists() and ml_py.exists()):
+        if args.no_setup:
+            print("diff_env_bench: skipped, bench/.venvs/big or ml missing (setup_venvs.py big ml builds them)")
+            return 0
+        print("bench/.venvs/big and ml are missing: building them (setup_venvs.py big ml) ...", flush=True)
+        failed = setup_venvs.ensure(["big", "ml"])
+        if failed:
+            print(f"diff_env_bench: {failed}; nothing measured", flush=True)
+            return 1
     print("capturing the bench venvs ...", flush=True)
     big = capture(python=str(big_py), git=False)
     ml = capture(python=str(ml_py), git=False)

@@ -192,6 +192,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def ensure(names: list[str]) -> str | None:
+    """Build the named venvs when missing or stale (as :func:`main`); None when they are ready, else one line
+    saying why not, for a bench script to print instead of a traceback."""
+    os.environ.setdefault("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+    try:
+        main(names)
+    except subprocess.CalledProcessError as exc:
+        command = " ".join(str(a) for a in exc.cmd[:4]) if isinstance(exc.cmd, list) else str(exc.cmd)
+        return f"building bench/.venvs/{{{','.join(names)}}} failed: `{command} ...` exited {exc.returncode}"
+    except OSError as exc:
+        return f"building bench/.venvs/{{{','.join(names)}}} failed: {exc}"
+    return None
+
+
 if __name__ == "__main__":
     os.environ.setdefault("PIP_DISABLE_PIP_VERSION_CHECK", "1")
     sys.exit(main())
