@@ -129,6 +129,9 @@ def test_every_reading_command_accepts_runs_uris(tracking: Store, tmp_path: Path
         assert verified.exit_code == 0, verified.output
     exported = runner.invoke(app, ["export", f"runs:/{run}/envsnap", "--requirements", "-"])
     assert exported.exit_code == 0, exported.output
+    planned = runner.invoke(app, ["replay", "--engine", "venv", "--dry-run", f"runs:/{run}/envsnap"])
+    assert planned.exit_code == 0, planned.output
+    assert planned.stdout.startswith("replay plan for ") and "engine       venv" in planned.stdout
 
 
 def test_log_snapshot_api_and_a_directory_snapshot(tracking: Store, tmp_path: Path) -> None:
