@@ -54,4 +54,6 @@ class CanaryFactory:
             "ec-key": self.pem("EC PRIVATE KEY", "MHcCAQEEI"),
             # last, so that the draws above stay as they were: an MLflow tracking token on Databricks
             "databricks": "dapi" + rand(32, "0123456789abcdef"),
+            # an STS session token (AWS_SESSION_TOKEN), found by its fixed Base64 prefix
+            "aws-session-token": "IQoJb3JpZ2luX2VjE" + rand(340, ALNUM + "+/") + "==",
         }

@@ -43,6 +43,10 @@ TOKEN_PATTERNS: tuple[tuple[str, str], ...] = (
     ("private-key", rf"MII(?<![{_B64}]MII)[{_B64}]{{60,}}={{0,2}}"),
     ("private-key", rf"b3BlbnNzaC1rZXktdjE[{_B64}=]*"),
     ("aws-access-key", r"A(?<![A-Z0-9]A)(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|NPA|NVA|IPA)[A-Z0-9]{16}(?![A-Z0-9])"),
+    # STS session tokens (AWS_SESSION_TOKEN): Base64 of a binary blob whose first bytes are fixed.
+    ("aws-session-token", rf"FwoGZXIvYXdz[{_B64}]{{80,}}={{0,2}}"),
+    ("aws-session-token", rf"FQoGZXIvYXdz[{_B64}]{{80,}}={{0,2}}"),
+    ("aws-session-token", rf"IQoJb3JpZ2lu[{_B64}]{{80,}}={{0,2}}"),
     ("github-token", r"gh[pousr]_[A-Za-z0-9]{36,255}"),
     ("github-token", r"github_pat_[A-Za-z0-9_]{22,255}"),
     ("gitlab-token", r"gl(?:pat|dt|rt|ptt|cbt|oas|soat|ft|imt|agent)-[A-Za-z0-9_\-]{20,}"),

@@ -34,6 +34,7 @@ import pytest
 from envsnap.capture import capture
 from envsnap.snapshot.reader import open_snapshot
 from tests.canaries import ALNUM, CanaryFactory
+from tests.integration.s3_env import S3Server, s3_server  # noqa: F401 - fixture
 
 _FACTORY = CanaryFactory(7)
 _rand = _FACTORY.rand
@@ -380,3 +381,50 @@ def test_mlflow_credentials_never_enter_a_snapshot(tmp_path: Path, monkeypatch: 
     for name in ("MLFLOW_TRACKING_TOKEN", "DATABRICKS_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
         assert variables[name]["redacted"] is True, name
     assert variables["MLFLOW_TRACKING_URI"]["value"] == "https://<redacted-url-userinfo>@mlflow.example.com/"
+
+
+def test_aws_credentials_never_enter_a_snapshot_written_to_s3(s3_server: S3Server, tmp_path: Path) -> None:  # noqa: F811
+    """``envsnap capture -o s3://...`` with the temporary credentials of an assumed role (key id, secret,
+    session token) in the environment, even allowlisted by name and by glob: none of the three, in any
+    encoding, is in the object on the server; the names are recorded as redacted."""
+    import boto3
+
+    boot = {"endpoint_url": s3_server.endpoint, "region_name": "us-east-1"}
+    keys = {"aws_access_key_id": s3_server.access_key, "aws_secret_access_key": s3_server.secret_key}
+    iam = boto3.client("iam", **boot, **keys)
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "*"}]}
+    role = iam.create_role(RoleName="envsnap-canary", AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+    allow = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    iam.put_role_policy(RoleName="envsnap-canary", PolicyName="all", PolicyDocument=json.dumps(allow))
+    creds = boto3.client("sts", **boot, **keys).assume_role(RoleArn=role["Arn"], RoleSessionName="canary")
+    planted = {
+        "AWS_ACCESS_KEY_ID": creds["Credentials"]["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": creds["Credentials"]["SecretAccessKey"],
+        "AWS_SESSION_TOKEN": creds["Credentials"]["SessionToken"],
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(s3_server.env(), **planted)
+    target = f"s3://{s3_server.bucket}/secrets/aws.envsnap"
+    argv = [sys.executable, "-m", "envsnap", "capture", "-o", target, "--no-git", "--env-allow", "AWS_*"]
+    for name in planted:
+        argv += ["--env-allow", name]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
+    assert proc.returncode == 0, proc.stderr
+    local = tmp_path / "aws.envsnap"
+    s3_server.client().download_file(s3_server.bucket, "secrets/aws.envsnap", str(local))  # type: ignore[attr-defined]
+    forms = {
+        f"{name}/{index}": value
+        for name, secret in planted.items()
+        for index, value in enumerate(
+            (secret, quote(secret, safe=""), secret.encode().hex(), base64.b64encode(secret.encode()).decode())
+        )
+    }
+    with zipfile.ZipFile(local) as archive:
+        for member in archive.namelist():
+            blob = archive.read(member)
+            assert [n for n, v in forms.items() if v.encode() in blob] == [], member
+    assert [n for n, v in forms.items() if v.encode() in local.read_bytes()] == []
+    variables = open_snapshot(local).read_json("env/envvars.json")["variables"]
+    for name in planted:
+        assert variables[name].get("redacted") is True or "<redacted:" in variables[name]["value"], variables[name]
+    assert variables["AWS_ENDPOINT_URL"] == {"value": s3_server.endpoint}  # allowlisted, not a secret
