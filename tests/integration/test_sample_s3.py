@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import gzip
 import os
+import random
 import subprocess
 import sys
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -20,6 +23,7 @@ from typer.testing import CliRunner
 import envsnap
 from envsnap.capture.base import InputSpec, SampleOptions
 from envsnap.capture.sample import sample_input
+from envsnap.cli import app
 from tests.integration.s3_env import S3Server, s3_env, s3_server  # noqa: F401
 
 runner = CliRunner()
@@ -49,22 +53,16 @@ def upload_tree(server: S3Server, root: Path, prefix: str) -> str:
     return f"s3://{server.bucket}/{prefix}/"
 
 
-def local_sample(path: Path, **options: object) -> tuple[pa.Table, dict[str, object]]:
+def local_sample(path: Path, **options: object) -> tuple[pa.Table, dict[str, Any]]:
     sampled = sample_input(InputSpec("x", str(path)), SampleOptions(**options), salt=None)  # type: ignore[arg-type]
     return sampled.table, sampled.record
 
 
 def cli_sample(source: str, out: Path, *args: str) -> pa.Table:
-    result = runner.invoke(app(), ["sample", source, "-o", str(out), *args])
+    result = runner.invoke(app, ["sample", source, "-o", str(out), *args])
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("sampled ") and f"from {source} " in result.stdout, result.stdout
     return pq.read_table(out)
-
-
-def app() -> object:
-    from envsnap.cli import app as typer_app
-
-    return typer_app
 
 
 @pytest.fixture
@@ -192,7 +190,7 @@ def test_bad_s3_inputs_are_one_line_exit_3_and_nothing_written(
     out = tmp_path / "out.parquet"
 
     def refused(source: str, message: str) -> None:
-        result = runner.invoke(app(), ["sample", source, "-o", str(out)])
+        result = runner.invoke(app, ["sample", source, "-o", str(out)])
         assert result.exit_code == 3, result.output
         assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
         assert message in result.stderr, result.stderr
@@ -217,7 +215,7 @@ def test_bad_s3_inputs_are_one_line_exit_3_and_nothing_written(
         refused(good, "cannot reach http://127.0.0.1:9")
     # capture: exit 3, the input named in one line; the snapshot records what happened (as for local inputs)
     snap = tmp_path / "s.envsnap"
-    result = runner.invoke(app(), ["capture", "-q", "--no-git", "-o", str(snap), "--input", f"x=s3://{bucket}/nope/"])
+    result = runner.invoke(app, ["capture", "-q", "--no-git", "-o", str(snap), "--input", f"x=s3://{bucket}/nope/"])
     assert result.exit_code == 3, result.output
     assert "input 'x'" in result.stderr and "no parquet files" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
@@ -245,3 +243,40 @@ def test_run_command_samples_an_s3_input(s3_env: S3Server, parquet_file: Path, t
     assert loaded.section("data/inputs.json")["inputs"]["events"]["rows"] == 100
     # an object on S3 is not a file of the job's disk: not recorded as a missing job file
     assert loaded.read_json("job/files.json")["files"] == []
+
+
+def test_only_the_row_groups_drawn_are_fetched_once(
+    s3_env: S3Server,  # noqa: F811
+    parquet_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from envsnap.capture import sample_access
+    from envsnap.capture.sample_files import _choose_row_groups
+
+    uri = upload(s3_env, parquet_file, "fetch/events.parquet")
+    fetched: list[int] = []
+    original = sample_access._S3File.read_at
+
+    def counting(self: sample_access._S3File, offset: int, size: int) -> bytes:
+        fetched.append(size)
+        return original(self, offset, size)
+
+    monkeypatch.setattr(sample_access._S3File, "read_at", counting)
+    meta = pq.read_metadata(parquet_file)
+    data = parquet_file.read_bytes()
+    overhead = int.from_bytes(data[-8:-4], "little") + 8 + 4 + 4  # footer, length and magic, head twice
+    rows = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
+
+    def chunks(groups: Iterable[int]) -> int:
+        return sum(meta.row_group(g).column(c).total_compressed_size for g in groups for c in range(meta.num_columns))
+
+    for method, groups in (
+        ("uniform", range(meta.num_row_groups)),  # 300 of 12,000 rows: every row group holds a drawn row
+        ("row-groups", sorted(_choose_row_groups(random.Random(1), rows, 300))),
+    ):
+        fetched.clear()
+        sampled = sample_input(InputSpec("x", uri), SampleOptions(rows=300, seed=1, method=method), salt=None)
+        assert sampled.record["row_groups_read"] == len(groups)
+        touched = chunks(groups) + overhead
+        assert touched <= sum(fetched) <= 1.2 * touched, (method, sum(fetched), touched)
+        assert len(fetched) <= 4 + len(groups), fetched  # head, tail, footer, then a few merged ranges
