@@ -109,7 +109,10 @@ CAPTURE_FLAGS: tuple[CaptureFlag, ...] = (
         "inputs",
         list[str],
         typer.Option(
-            [], "--input", "-i", help="Sample an input: NAME=PATH (parquet file/dir/dataset or CSV; repeatable)."
+            [],
+            "--input",
+            "-i",
+            help="Sample an input: NAME=PATH (parquet file/dir/dataset or CSV, local or s3://; repeatable).",
         ),
         "inputs",
         parse_inputs,
