@@ -6,6 +6,8 @@ the option it does nothing and imports nothing of envsnap's capture machinery. A
 setup, call or teardown gets one snapshot (its first failing phase), labelled with the test's node id,
 with the test's exception and traceback in ``job/command.json``. Expected failures (xfail) and skips
 are not failures. The path is added to the test's report, and a summary line lists the directory.
+With ``--envsnap-mlflow`` each snapshot is also logged to the active MLflow run (``MLFLOW_RUN_ID``;
+docs/mlflow.md); a failure to log is a warning.
 """
 
 from __future__ import annotations
@@ -42,6 +44,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="write an envsnap snapshot of the runtime for every failing test into DIR",
     )
     group.addoption(
+        "--envsnap-mlflow",
+        dest="envsnap_mlflow",
+        action="store_true",
+        default=False,
+        help="with --envsnap-on-fail: also log each snapshot to the active MLflow run (MLFLOW_RUN_ID)",
+    )
+    group.addoption(
         "--envsnap-baseline",
         dest="envsnap_baseline",
         metavar="PATH",
@@ -72,13 +81,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if item.nodeid in done:
         return
     done.add(item.nodeid)
-    from envsnap.capture.failure import record_failure
+    from envsnap.capture.failure import log_failure_to_mlflow, record_failure
 
     exc = call.excinfo.value
     path = record_failure(exc, directory, label=item.nodeid, tag=item.nodeid)
     if path is not None:
         item.config.stash[_WRITTEN].append(str(path))
         report.sections.append(("envsnap", f"snapshot of this failure: {path}"))
+        uri = log_failure_to_mlflow(exc, path) if item.config.getoption("envsnap_mlflow") else None
+        if uri:
+            report.sections.append(("envsnap", f"logged to MLflow: {uri}"))
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -176,6 +176,25 @@ def test_on_failure_logs_to_the_active_run(tracking: Store, tmp_path: Path) -> N
     )
 
 
+def test_the_pytest_plugin_logs_failing_tests_to_the_run(tracking: Store, tmp_path: Path) -> None:
+    run = tracking.new_run()
+    (tmp_path / "test_job.py").write_text("def test_fails():\n    assert 1 == 2\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")} | tracking.env()
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--envsnap-on-fail", "snaps", "--envsnap-mlflow"],
+        cwd=tmp_path,
+        env={**env, "MLFLOW_RUN_ID": run},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"logged to MLflow: runs:/{run}/envsnap/" in proc.stdout, proc.stdout
+    with open_snapshot(f"runs:/{run}/envsnap") as snap:
+        assert snap.label == "test_job.py::test_fails"
+
+
 def _one_line_error(argv: list[str], match: str) -> None:
     result = runner.invoke(app, argv)
     assert result.exit_code == 3, result.output
