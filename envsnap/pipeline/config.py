@@ -29,6 +29,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from envsnap.core.storage import is_remote
 from envsnap.pipeline.model import Pipeline
 from envsnap.pipeline.types import PipelineError, Stage
 
@@ -139,7 +140,7 @@ def pipeline_from_dict(data: dict[str, Any], *, source: str, base: Path, prefix:
     raw_inputs = _expect(table.get("inputs", {}), dict, 'a table of name = "path"', source, f"{key}.inputs")
     for input_name, input_path in raw_inputs.items():
         _expect(input_path, str, "a path string", source, f"{key}.inputs.{input_name}")
-        inputs[input_name] = str(base / input_path)
+        inputs[input_name] = input_path if is_remote(input_path) else str(base / input_path)
 
     raw_paths = _expect(table.get("pythonpath", ["."]), list, "a list of directories", source, f"{key}.pythonpath")
     pythonpath = []

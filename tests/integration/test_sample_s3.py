@@ -280,3 +280,26 @@ def test_only_the_row_groups_drawn_are_fetched_once(
         touched = chunks(groups) + overhead
         assert touched <= sum(fetched) <= 1.2 * touched, (method, sum(fetched), touched)
         assert len(fetched) <= 4 + len(groups), fetched  # head, tail, footer, then a few merged ranges
+
+
+def test_pipeline_input_declared_on_s3(s3_env: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    toy = Path(__file__).resolve().parents[1] / "fixtures_pipeline"
+    for name in [m for m in sys.modules if m == "envsnap_toy" or m.startswith("envsnap_toy.")]:
+        monkeypatch.delitem(sys.modules, name)  # the stages import it afresh
+    local = tmp_path / "events.parquet"
+    table = pa.table(
+        {"a": [1.0, None, 3.0, 4.0, 0.5], "b": [10, 20, 30, 40, 50], "user": ["u1", "u2", "u1", "u3", "u2"]}
+    )
+    pq.write_table(table, local)
+    uri = upload(s3_env, local, "pipeline/events.parquet")
+    config = (toy / "envsnap.toml").read_text(encoding="utf-8")
+    config = config.replace('name = "toy"', f'name = "toy"\npythonpath = ["{toy}"]\ninputs = {{x = "{uri}"}}')
+    (tmp_path / "envsnap.toml").write_text(config, encoding="utf-8")
+    out = tmp_path / "run.envsnap"
+    result = runner.invoke(app, ["run", "--config", str(tmp_path / "envsnap.toml"), "-o", str(out), "--no-git"])
+    assert result.exit_code == 0, result.output
+    assert "3/3 stages ok" in result.stdout
+    snap = envsnap.load(out)
+    assert snap.section("data/inputs.json")["inputs"]["x"]["source"] == uri
+    sampled = pq.read_table(pa.BufferReader(snap.read_bytes("data/inputs/x.parquet")))
+    assert sorted(sampled.column("b").to_pylist()) == [10, 20, 30, 40, 50]

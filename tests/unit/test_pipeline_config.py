@@ -46,6 +46,12 @@ def test_envsnap_toml_is_loaded_with_paths_relative_to_it(tmp_path: Path) -> Non
     assert pipeline.source == str(config)
 
 
+def test_an_s3_input_stays_a_uri(tmp_path: Path) -> None:
+    text = TOML.replace('"data/events.parquet"', '"s3://lake/events/"')
+    pipeline = load_pipeline(_write(tmp_path / "proj" / "envsnap.toml", text))
+    assert pipeline.inputs == {"events": "s3://lake/events/"}
+
+
 def test_pyproject_tool_envsnap_has_the_same_shape(tmp_path: Path) -> None:
     body = TOML.replace("[pipeline]", "[tool.envsnap.pipeline]").replace(
         "[[pipeline.stages]]", "[[tool.envsnap.pipeline.stages]]"
