@@ -35,10 +35,8 @@ HERE = Path(__file__).resolve().parent
 PREFIX = "h3-snapshots"
 
 
-def cli(
-    server: S3Server, *args: str | Path, cwd: Path | None = None, **overrides: str | None
-) -> subprocess.CompletedProcess[str]:
-    """``envsnap ARGS`` with the server's AWS variables (and ``overrides``; None removes one)."""
+def environment(server: S3Server, **overrides: str | None) -> dict[str, str]:
+    """This process's environment with the server's AWS variables (and ``overrides``; None removes one)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(server.env())
     for name, value in overrides.items():
@@ -46,6 +44,14 @@ def cli(
             env.pop(name, None)
         else:
             env[name] = value
+    return env
+
+
+def cli(
+    server: S3Server, *args: str | Path, cwd: Path | None = None, **overrides: str | None
+) -> subprocess.CompletedProcess[str]:
+    """``envsnap ARGS`` as a user with the server's AWS variables runs it."""
+    env = environment(server, **overrides)
     return subprocess.run(
         [*ENVSNAP, *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd, check=False, timeout=600
     )
@@ -161,43 +167,34 @@ def test_show_fetches_a_small_fraction_of_a_large_snapshot(
     assert size <= counting.down < size * 1.1
 
 
-def test_an_upload_cut_midway_leaves_no_object(
+@pytest.mark.parametrize("how", ["cut", "killed"])
+def test_an_interrupted_upload_leaves_no_object(
     s3_server: S3Server,  # noqa: F811
     big: tuple[str, Path],
     counting: Relay,
     tmp_path: Path,
+    how: str,
 ) -> None:
+    """The endpoint goes away halfway through the upload, or the process is killed a third of the way in."""
     _, data = big
-    target = uri(s3_server, "cut.envsnap")
-    counting.cut_after_up = data.stat().st_size // 2  # the endpoint goes away halfway through the upload
+    target = uri(s3_server, f"{how}.envsnap")
     argv = ("capture", "-o", target, "--input", f"big={data}", "--fraction", "1.0")
-    line = one_line_error(cli(s3_server, *argv, cwd=tmp_path, AWS_ENDPOINT_URL=counting.endpoint))
-    assert counting.cut.is_set() and "while uploading" in line, line
-    assert f"{PREFIX}/cut.envsnap" not in keys(s3_server)
+    if how == "cut":
+        counting.cut_after_up = data.stat().st_size // 2
+        line = one_line_error(cli(s3_server, *argv, cwd=tmp_path, AWS_ENDPOINT_URL=counting.endpoint))
+        assert counting.cut.is_set() and "while uploading" in line, line
+    else:
+        env = environment(s3_server, AWS_ENDPOINT_URL=counting.endpoint)
+        proc = subprocess.Popen([*ENVSNAP, *argv], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while counting.up < data.stat().st_size // 3 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)
+        assert proc.poll() is None, "the capture ended before the upload was under way"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert f"{PREFIX}/{how}.envsnap" not in keys(s3_server)
     # the temporary upload is invisible to readers
-    one_line_error(cli(s3_server, "show", target))
-
-
-def test_a_killed_upload_leaves_no_object(
-    s3_server: S3Server,  # noqa: F811
-    big: tuple[str, Path],
-    counting: Relay,
-    tmp_path: Path,
-) -> None:
-    _, data = big
-    target = uri(s3_server, "killed.envsnap")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(s3_server.env(), AWS_ENDPOINT_URL=counting.endpoint)
-    argv = [*ENVSNAP, "capture", "-o", target, "--input", f"big={data}", "--fraction", "1.0"]
-    proc = subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while counting.up < data.stat().st_size // 3 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.002)
-    assert proc.poll() is None, "the capture ended before the upload was under way"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert f"{PREFIX}/killed.envsnap" not in keys(s3_server)
-    one_line_error(cli(s3_server, "show", target))
+    assert "no such snapshot object" in one_line_error(cli(s3_server, "show", target))
 
 
 def test_replay_venv_of_an_s3_snapshot(s3_server: S3Server, good: str) -> None:  # noqa: F811
