@@ -102,7 +102,9 @@ def _translate(where: str, exc: BaseException, mlflow: Any) -> StorageError:
 def _session(where: str, *, need_tracking: bool = True) -> Iterator[Any]:
     """Import mlflow, quieten it, and turn its failures into one :class:`StorageError` about ``where``."""
     try:
-        import mlflow as module
+        with warnings.catch_warnings():  # its import may warn about its own dependencies: not the user's concern
+            warnings.simplefilter("ignore")
+            import mlflow as module
     except ImportError:
         raise StorageError(where, "mlflow is not installed", hint="pip install 'envsnap-ml[mlflow]'") from None
     mlflow: Any = module  # mlflow's own annotations are partial

@@ -22,9 +22,10 @@ from typer.testing import CliRunner
 from envsnap.capture import capture
 from envsnap.capture.failure import EnvsnapCaptureWarning, on_failure
 from envsnap.cli import app
-from envsnap.errors import StorageError
+from envsnap.errors import EnvsnapError, StorageError
 from envsnap.integrations.mlflow import log_snapshot
 from envsnap.snapshot.reader import open_snapshot
+from tests.integration.s3_env import S3Server, s3_env, s3_server  # noqa: F401
 
 mlflow = pytest.importorskip("mlflow")
 
@@ -153,6 +154,20 @@ def test_log_snapshot_api_and_a_directory_snapshot(tracking: Store, tmp_path: Pa
     with pytest.raises(StorageError, match="no active MLflow run") as info:
         log_snapshot(snap)
     assert "\n" not in str(info.value)
+
+
+def test_a_snapshot_on_s3_is_logged(tracking: Store, s3_env: S3Server, tmp_path: Path) -> None:  # noqa: F811
+    from envsnap.core import storage
+
+    local = _snapshot(tmp_path / "s3snap.envsnap", "from-s3")
+    uri = f"s3://{s3_env.bucket}/mlflow/s3snap.envsnap"
+    storage.upload_file(str(local), uri)
+    run = tracking.new_run()
+    assert log_snapshot(uri, run_id=run) == f"runs:/{run}/envsnap/s3snap.envsnap"
+    with open_snapshot(f"runs:/{run}/envsnap") as back:
+        assert back.label == "from-s3" and back.verify().members > 0
+    with pytest.raises(EnvsnapError, match="no such snapshot object"):
+        log_snapshot(f"s3://{s3_env.bucket}/mlflow/missing.envsnap", run_id=run)
 
 
 def test_on_failure_logs_to_the_active_run(tracking: Store, tmp_path: Path) -> None:
