@@ -27,7 +27,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import setup_venvs
-from _harness import Command, CommandFailed, Pair, machine, run_once, run_pair, summary, tool_output
+from _harness import Command, CommandFailed, Pair, machine, one_line, run_once, run_pair, summary, tool_output
 from capture_report import write_reports
 
 BENCH = setup_venvs.BENCH
@@ -237,12 +237,58 @@ def bench_inprocess(label: str, python: Path, preload: str, work: Path, runs: in
         "distributions": distribution_count(python),
         "import_s": summary([s["import_s"] for s in samples]),
         "first_s": summary([s["first_s"] for s in samples]),
+        "first_cpu_s": summary([s["first_cpu_s"] for s in samples]),
         "warm_s": summary([statistics.median(s["warm_s"]) for s in samples]),
         "write_s": summary([s["write_s"] for s in samples]),
         "preload_s": summary([s["preload_s"] for s in samples]),
         "max_rss_mib": summary([s["max_rss_kib"] / 1024 for s in samples]),
         "probe_errors": samples[-1]["probe_errors"],
         "members": samples[-1]["members"],
+    }
+
+
+def bench_inprocess_compare(ref: str, work: Path, runs: int) -> dict[str, Any]:
+    """The ML job's first in-process call with envsnap at git ``ref`` and with this tree, interleaved.
+
+    ``ref`` is checked out into a scratch worktree and put first on ``PYTHONPATH`` (the ml-envsnap venv's
+    envsnap is this tree, editable); the two alternate process by process, so load drift hits both.
+    """
+    python = setup_venvs.SPECS["ml-envsnap"].python
+    script = str(BENCH / "inprocess_capture.py")
+    tree = work / "compare-ref"
+    git = ["git", "-C", str(REPO)]
+    commit = subprocess.run([*git, "rev-parse", "--short", ref], capture_output=True, text=True, check=False)
+    if commit.returncode != 0:
+        return {"ref": ref, "error": one_line(commit.stderr or commit.stdout)}
+    subprocess.run([*git, "worktree", "add", "--detach", "-q", str(tree), ref], check=True)
+    samples: dict[str, list[dict[str, Any]]] = {"ref": [], "tree": []}
+    print(f"== in-process, ML job: {ref} ({commit.stdout.strip()}) vs this tree, interleaved", flush=True)
+    try:
+        subprocess.run(
+            [str(python), "-m", "compileall", "-q", str(tree / "envsnap")], check=True, stdout=subprocess.DEVNULL
+        )
+        for i in range(runs + 1):
+            for label, path in (("ref", tree), ("tree", REPO)):
+                env = {**bench_env(), "PYTHONPATH": str(path)}
+                argv = [str(python), script, "--preload", ML_PRELOAD]
+                proc = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, check=False)
+                if proc.returncode != 0:
+                    return {"ref": ref, "error": one_line(proc.stderr or proc.stdout)}
+                if i:
+                    samples[label].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    finally:
+        subprocess.run([*git, "worktree", "remove", "--force", str(tree)], check=False, capture_output=True)
+    firsts = {k: [s["first_s"] for s in v] for k, v in samples.items()}
+    cpus = {k: [s["first_cpu_s"] for s in v] for k, v in samples.items()}
+    return {
+        "ref": ref,
+        "commit": commit.stdout.strip(),
+        "first_s": {k: summary(v) for k, v in firsts.items()},
+        "first_cpu_s": {k: summary(v) for k, v in cpus.items()},
+        "cpu_ratio_tree_over_ref": summary([t / r for t, r in zip(cpus["tree"], cpus["ref"], strict=True)]),
+        "warm_s": {k: summary([statistics.median(s["warm_s"]) for s in v]) for k, v in samples.items()},
+        "ratio_tree_over_ref": summary([t / r for t, r in zip(firsts["tree"], firsts["ref"], strict=True)]),
+        "loadavg": os.getloadavg(),
     }
 
 
@@ -318,6 +364,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--envsnap-python", default=None, help="Python with envsnap installed (default .venv)")
     parser.add_argument("--no-setup", action="store_true", help="do not (re)build bench/.venvs first")
     parser.add_argument("--out", default=str(BENCH), help="directory for RESULTS-capture.md and results-capture.json")
+    parser.add_argument(
+        "--compare-ref", default="", help="also time the ML job's first in-process call at this git ref (before/after)"
+    )
     args = parser.parse_args(argv)
     args.only = set(filter(None, args.only.split(",")))
     if args.runs < 5 and not args.only:
@@ -329,9 +378,19 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(venvs) - set(MEASURED))
     if unknown:
         parser.error(f"unknown venv(s) {', '.join(unknown)}; measured venvs are {', '.join(MEASURED)}")
+    needed = [*venvs, "tools", "ml-envsnap"]
     if not args.no_setup:
         # A missing peer tool is installed, never skipped: setup is idempotent and quick when done.
-        setup_venvs.main([*venvs, "tools", "ml-envsnap"])
+        failed = setup_venvs.ensure(needed)
+        if failed:
+            print(f"capture_bench: {failed}; nothing measured")
+            return 1
+    missing = [name for name in needed if not setup_venvs.SPECS[name].python.exists()]
+    if missing:
+        print(
+            f"capture_bench: skipped, bench/.venvs/{{{','.join(missing)}}} missing (without --no-setup it builds them)"
+        )
+        return 0
 
     # envsnap is installed editable: its byte code goes stale with every edit, and with
     # PYTHONDONTWRITEBYTECODE set each measured process would recompile the changed modules in memory
@@ -359,6 +418,8 @@ def main(argv: list[str] | None = None) -> int:
             ],
         }
         n = args.inprocess_runs
+        if args.compare_ref:
+            results["inprocess_compare"] = bench_inprocess_compare(args.compare_ref, work, max(n, 5))
         results["profile"] = [
             *(bench_profile(f"--python {v}", py, work, n, target=setup_venvs.SPECS[v].python) for v in venvs),
             bench_profile("in-process, dev venv", py, work, n),

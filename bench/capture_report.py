@@ -183,8 +183,11 @@ def _inprocess_section(entries: list[dict[str, Any]]) -> list[str]:
         "*first call* is what a job pays after `from envsnap.capture import capture` (lazy probe imports included); "
         "*warm* is a later call.",
         "",
-        "| where | distributions | import ms | first call ms | warm ms | call+write ms | process RSS MiB |",
-        "|---|---|---|---|---|---|---|",
+        "*first call CPU* is the process's CPU time during that call, less disturbed by other work on the machine.",
+        "",
+        "| where | distributions | import ms | first call ms | first call CPU ms | warm ms | call+write ms "
+        "| process RSS MiB |",
+        "|---|---|---|---|---|---|---|---|",
     ]
 
     def ms(stats: dict[str, Any]) -> str:
@@ -192,10 +195,11 @@ def _inprocess_section(entries: list[dict[str, Any]]) -> list[str]:
 
     for entry in entries:
         if entry.get("error"):
-            lines.append(f"| {entry['label']} | could not run: {one_line(entry['error'])} | | | | | |")
+            lines.append(f"| {entry['label']} | could not run: {one_line(entry['error'])} | | | | | | |")
             continue
         lines.append(
             f"| {entry['label']} | {entry['distributions']} | {ms(entry['import_s'])} | {ms(entry['first_s'])} | "
+            f"{ms(entry['first_cpu_s']) if 'first_cpu_s' in entry else '-'} | "
             f"{ms(entry['warm_s'])} | {ms(entry['write_s'])} | {entry['max_rss_mib']['median']:.0f} |"
         )
     lines.append("")
@@ -207,6 +211,37 @@ def _inprocess_section(entries: list[dict[str, Any]]) -> list[str]:
                 + (", ".join(f"`{k}`" for k in sorted(errors)) if errors else "none")
             )
     lines.append("")
+    return lines
+
+
+def _compare_section(entry: dict[str, Any]) -> list[str]:
+    """The ML job's first in-process call at an earlier git ref and with this tree, interleaved."""
+    lines = ["### In-process in an ML job: before and after", ""]
+    if entry.get("error"):
+        return [*lines, f"Could not compare with `{entry['ref']}`: {one_line(entry['error'])}", ""]
+
+    def ms(stats: dict[str, Any]) -> str:
+        return f"{stats['median'] * 1000:.0f} ({stats['min'] * 1000:.0f}-{stats['max'] * 1000:.0f})"
+
+    ratio = entry["ratio_tree_over_ref"]
+    lines += [
+        f"`--compare-ref {entry['ref']}` ({entry['commit']}): the same ML-job measurement with envsnap at that "
+        "commit (a scratch worktree first on `PYTHONPATH`) and with this tree, process by process in turn "
+        f"({ratio['n']} pairs after a warm-up pair; load average at the end {entry['loadavg'][0]:.2f}).",
+        "",
+        "| envsnap | first call ms | first call CPU ms | warm ms |",
+        "|---|---|---|---|",
+        *(
+            f"| {name} | {ms(entry['first_s'][key])} | {ms(entry['first_cpu_s'][key])} | {ms(entry['warm_s'][key])} |"
+            for name, key in ((entry["ref"], "ref"), ("this tree", "tree"))
+        ),
+        "",
+        f"This tree ÷ {entry['ref']}, first call, pair by pair: wall **{ratio['median']:.2f}x** "
+        f"({ratio['min']:.2f}x-{ratio['max']:.2f}x), CPU {entry['cpu_ratio_tree_over_ref']['median']:.2f}x "
+        f"({entry['cpu_ratio_tree_over_ref']['min']:.2f}x-{entry['cpu_ratio_tree_over_ref']['max']:.2f}x). The CPU "
+        "time (user + system of the process during the call) is what other work on the machine disturbs least.",
+        "",
+    ]
     return lines
 
 
@@ -278,7 +313,7 @@ def render(results: dict[str, Any]) -> str:
         *(f"- {name}: {version}" for name, version in results["tools"].items()),
         *(f"- pip in `{name}`: {venv['pip']}" for name, venv in results["venvs"].items()),
         "",
-        '## Goals',
+        "## Goals",
         "",
         "| goal | venv | measured | verdict |",
         "|---|---|---|---|",
@@ -288,6 +323,8 @@ def render(results: dict[str, Any]) -> str:
     for name, venv in results["venvs"].items():
         lines.extend(_venv_section(name, venv))
     lines.extend(_inprocess_section(results.get("inprocess", [])))
+    if results.get("inprocess_compare"):
+        lines.extend(_compare_section(results["inprocess_compare"]))
     lines.extend(_profile_section(results.get("profile", [])))
     lines.extend(_startup_lines(results.get("startup", {})))
     return "\n".join(lines)

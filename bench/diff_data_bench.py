@@ -229,26 +229,29 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--only", default="")
     parser.add_argument("--datacompy-python", default=str(HERE / ".venvs" / "datacompy" / "bin" / "python"))
     opts = parser.parse_args(argv)
-    generate()
-    if not (DATA / "snap_b").exists():
-        _snapshots()
-    env = dict(os.environ)
     py = sys.executable
-    machine = _harness.machine()
-    print("machine:", machine)
-    pairs: list[tuple[str, Any]] = []
     plan = [("envsnap", peer, py if peer != "datacompy" else opts.datacompy_python) for peer, _, _ in PEERS]
     plan += [
         ("envsnap-snapshot", "envsnap-snapshot-verify-first", py),
         ("envsnap-fast-path", "pyarrow", py),
     ]
+    plan = [(ref, peer, python) for ref, peer, python in plan if not opts.only or peer in opts.only.split(",")]
     for ref, peer, peer_python in plan:
-        if opts.only and peer not in opts.only.split(","):
-            continue
         if not Path(peer_python).exists():
             # A fresh clone has no peer venv: one line, not a traceback (run_all.py builds it).
             print(f"pair {ref} vs {peer}: skipped, {peer_python} missing (run_all.py --areas diff-data builds it)")
-            continue
+    plan = [(ref, peer, python) for ref, peer, python in plan if Path(python).exists()]
+    if not plan:
+        print("nothing to measure")
+        return 0
+    generate()
+    if not (DATA / "snap_b").exists():
+        _snapshots()
+    env = dict(os.environ)
+    machine = _harness.machine()
+    print("machine:", machine)
+    pairs: list[tuple[str, Any]] = []
+    for ref, peer, peer_python in plan:
         print(f"pair {ref} vs {peer}")
         pair = _harness.run_pair(
             _command(ref, py), _command(peer, peer_python), runs=opts.runs, warmup=opts.warmup, cwd=ROOT, env=env
