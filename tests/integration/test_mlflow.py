@@ -135,6 +135,22 @@ def test_every_reading_command_accepts_runs_uris(tracking: Store, tmp_path: Path
     assert planned.stdout.startswith("replay plan for ") and "engine       venv" in planned.stdout
 
 
+def test_run_of_a_pipeline_logs_to_the_named_run(tracking: Store, tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    toy = Path(__file__).resolve().parents[1] / "fixtures_pipeline"
+    events = tmp_path / "events.parquet"
+    pq.write_table(pa.table({"a": [1.0, None, 3.0], "b": [10, 20, 30], "user": ["u1", "u2", "u1"]}), events)
+    run = tracking.new_run()
+    out = tmp_path / "p.envsnap"
+    argv = ["run", "-c", str(toy / "envsnap.toml"), "-i", f"x={events}", "-o", str(out), "--no-git", "-q"]
+    result = runner.invoke(app, [*argv, "--mlflow-run", run])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [str(out), f"runs:/{run}/envsnap/p.envsnap"]
+    assert tracking.client().get_run(run).data.tags["envsnap.kind"] == "pipeline"
+
+
 def test_log_snapshot_api_and_a_directory_snapshot(tracking: Store, tmp_path: Path) -> None:
     snap = capture(tmp_path / "dir-snap", label="as-dir", git=False)
     with mlflow.start_run(experiment_id=tracking.experiment_id) as active:
