@@ -205,6 +205,13 @@ def translate(exc: BaseException, uri: str, action: str) -> StorageError:
         )
     if isinstance(exc, FileNotFoundError) or "NO_SUCH_KEY" in upper or "NOSUCHKEY" in upper:
         return StorageError(uri, "no such object", hint="check the key (`aws s3 ls` lists a prefix)")
+    if ("HTTP STATUS 400" in upper or "EXPIREDTOKEN" in upper) and os.environ.get("AWS_SESSION_TOKEN"):
+        # A HEAD answer has no body: an expired or invalid session token shows only as a bare 400.
+        return StorageError(
+            uri,
+            f"the server refused the request while {action} (HTTP 400: an expired or invalid AWS_SESSION_TOKEN?)",
+            hint="refresh the temporary credentials (aws sso login, aws sts assume-role) or unset AWS_SESSION_TOKEN",
+        )
     return StorageError(uri, f"S3 error while {action}: {_first_line(exc)}")
 
 

@@ -91,6 +91,9 @@ def shrink(
     from envsnap.snapshot.reader import opened
     from envsnap.snapshot.writer import check_output
 
+    if output is None and isinstance(snap, str) and snap.startswith("runs:/"):
+        # The run's artifact is downloaded to a temporary directory: "beside it" would vanish at exit.
+        raise ShrinkError("a runs:/ snapshot needs -o (where to write the shrunk snapshot: a path or s3:// URI)")
     with contextlib.ExitStack() as stack:
         the_snap = stack.enter_context(opened(snap))
         the_good = stack.enter_context(opened(against)) if against is not None else None

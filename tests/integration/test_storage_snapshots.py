@@ -281,6 +281,7 @@ def not_snapshots(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory)
         ("missing-key", "no such snapshot object"),
         ("missing-bucket", "bucket 'no-such-bucket' does not exist"),
         ("wrong-secret", "access denied"),
+        ("bad-session-token", "an expired or invalid AWS_SESSION_TOKEN"),
         ("no-credentials", "no AWS credentials"),
         ("refusing-endpoint", "cannot reach http://127.0.0.1:9"),
     ],
@@ -297,6 +298,8 @@ def test_bad_reads_are_one_line(
         target = "s3://no-such-bucket/a.envsnap"
     elif case == "wrong-secret":
         overrides["AWS_SECRET_ACCESS_KEY"] = "wrong-secret-value"
+    elif case == "bad-session-token":
+        overrides["AWS_SESSION_TOKEN"] = "FwoGZXIvYXdzEBYaDH" + "x" * 100
     elif case == "no-credentials":
         overrides.update(AWS_ACCESS_KEY_ID=None, AWS_SECRET_ACCESS_KEY=None)
     elif case == "refusing-endpoint":
