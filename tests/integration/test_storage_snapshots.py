@@ -145,6 +145,19 @@ def test_capture_refuses_an_existing_key_without_force(s3_server: S3Server, tmp_
     assert not [k for k in keys(s3_server) if ".envsnap-upload-" in k]  # no temporary object left
 
 
+def test_run_command_writes_after_the_job_and_checks_before_it(s3_server: S3Server, tmp_path: Path) -> None:  # noqa: F811
+    target = uri(s3_server, "command.envsnap")
+    job = [sys.executable, "-c", "import pathlib; pathlib.Path('ran').touch()"]
+    first = cli(s3_server, "run", "-o", target, "--", *job, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert (tmp_path / "ran").exists() and f"snapshot {target}" in first.stderr
+    (tmp_path / "ran").unlink()
+    line = one_line_error(cli(s3_server, "run", "-o", target, "--", *job, cwd=tmp_path))
+    assert "already exists" in line
+    assert not (tmp_path / "ran").exists()  # refused before the job ran
+    assert cli(s3_server, "verify", target).returncode == 0
+
+
 def test_show_fetches_a_small_fraction_of_a_large_snapshot(
     s3_server: S3Server,  # noqa: F811
     big: tuple[str, Path],
