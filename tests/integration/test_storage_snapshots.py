@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.integration.conftest import make_venv, pip_install
-from tests.integration.replay_env import git_project, replay_python  # noqa: F401 - fixture
+from tests.integration.replay_env import docker_base, git_project, replay_python  # noqa: F401 - fixtures
 from tests.integration.s3_env import S3Server, s3_server  # noqa: F401 - fixture
 from tests.integration.s3_proxy import Relay, relay
 
@@ -215,6 +215,13 @@ def test_replay_venv_of_an_s3_snapshot(s3_server: S3Server, good: str) -> None: 
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert [s["status"] for s in doc["stages"]] == ["match", "match", "match", "skipped"]
+
+
+def test_replay_docker_of_an_s3_snapshot(s3_server: S3Server, good: str, docker_base: str) -> None:  # noqa: F811
+    """The container needs no S3 access (network none): the host reads the members it mounts."""
+    proc = cli(s3_server, "replay", good, "--base-image", docker_base, "--until", "summarize", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert [s["status"] for s in json.loads(proc.stdout)["stages"]] == ["match", "match", "match", "skipped"]
 
 
 def test_check_against_an_s3_baseline(
