@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import filecmp
 import hashlib
 import json
 import os
@@ -368,6 +369,44 @@ class VenvStore:
                 f"cannot write the replay venv {key} into {self.root}: {exc.strerror or exc}",
                 hint="set ENVSNAP_CACHE_DIR to a writable directory",
             ) from None
+
+    def share_bytecode(self, key: str) -> int:
+        """Hard-link ``key``'s byte code to identical files of other venvs; the bytes saved.
+
+        A mounted venv is always at ``/opt/venv``, so the same module of the same package version has the
+        same byte-code path in every venv's cache, and identical bytes (its header holds the source's mtime
+        and size: the same hard-linked source file). Python replaces a byte-code file by a rename, never
+        in place, so a shared file is never changed under another venv.
+        """
+        mine = self.entry(key) / "pycache"
+        others = [e.path / "pycache" for e in self.entries() if e.key != key]
+        saved = 0
+        if not mine.is_dir() or not others:
+            return 0
+        for dirpath, _dirnames, filenames in os.walk(mine):
+            rel = os.path.relpath(dirpath, mine)
+            for name in filenames:
+                path = os.path.join(dirpath, name)
+                try:
+                    st = os.lstat(path)
+                except OSError:
+                    continue
+                for other in others:
+                    twin = os.path.join(other, rel, name)
+                    try:
+                        tw = os.lstat(twin)
+                        if (tw.st_dev, tw.st_ino) == (st.st_dev, st.st_ino):
+                            break
+                        if tw.st_size != st.st_size or not filecmp.cmp(path, twin, shallow=False):
+                            continue
+                        tmp = f"{path}.{os.getpid()}.share"
+                        os.link(twin, tmp)
+                        os.replace(tmp, path)
+                    except OSError:  # absent there, or not ours to link (protected hard links): keep ours
+                        continue
+                    saved += st.st_blocks * 512
+                    break
+        return saved
 
     def discard(self, build: Path) -> None:
         shutil.rmtree(build, ignore_errors=True)

@@ -203,3 +203,19 @@ def test_a_bad_bound_is_one_line(text: str) -> None:
     with pytest.raises(CacheError) as info:
         parse_bound(text)
     assert "ENVSNAP_CACHE_MAX" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_identical_byte_code_is_shared_between_venvs(tmp_path: Path) -> None:
+    store = VenvStore(tmp_path)
+    for key, extra in (("a", b"one"), ("b", b"two")):
+        store.publish(fake_build(store, key), key, {"engine": "docker"})
+        pyc = store.entry(key) / "pycache" / "opt" / "venv" / "lib"
+        pyc.mkdir(parents=True)
+        (pyc / "same.pyc").write_bytes(b"identical byte code" * 100)
+        (pyc / "other.pyc").write_bytes(extra * 100)
+    saved = store.share_bytecode("b")
+    a, b = (store.entry(k) / "pycache" / "opt" / "venv" / "lib" for k in ("a", "b"))
+    assert os.path.samefile(a / "same.pyc", b / "same.pyc") and saved > 0
+    assert not os.path.samefile(a / "other.pyc", b / "other.pyc")
+    assert (b / "other.pyc").read_bytes() == b"two" * 100
+    assert store.share_bytecode("b") == 0  # already shared

@@ -2,10 +2,14 @@
 
 - **Engine**: ``DOCKER_HOST`` or the local socket; unreachable → :class:`EngineUnavailableError`, which
   suggests ``--engine venv``.
-- **Image**: tagged ``envsnap-replay:<image key>`` (the key hashes the base reference, Python, the pins
-  and the installer), so a second replay of the same runtime finds it and builds nothing. A build
-  streams its log to the progress callback and runs with ``network_mode="none"``: the wheelhouse is in
-  the context.
+- **Runtime** (default): the base image itself, with the plan's venv mounted read-only at ``/opt/venv`` and
+  a writable per-venv byte-code cache (``PYTHONPYCACHEPREFIX``). The venv is built once per key
+  (:func:`mounted_key`: the image key plus the base image's id) into the envsnap cache
+  (:mod:`envsnap.replay.cache`) by a ``--network none`` container of the base image running
+  ``build.sh`` (uv, offline, ``--require-hashes``, hard links from uv's store); no layer is committed.
+- **Image** (``image=True``, ``envsnap replay --image``; always for the captured image): tagged
+  ``envsnap-replay:<image key>``; ``install.sh`` runs in a ``--network none`` container of the base image,
+  which is committed. A second replay of the same runtime finds the tag and builds nothing.
 - **Runs** are hardened as DESIGN.md says: no network, read-only root, a tmpfs ``/tmp``, every
   capability dropped, no-new-privileges, a non-root user, a pids limit, read-only mounts (only the
   output and scratch directories are writable), the captured memory and CPU limits when mirrored, and
@@ -292,6 +296,7 @@ class DockerEngine(Engine):
             except BaseException:
                 store.discard(build)
                 raise
+            store.share_bytecode(key)
         store.touch(key)
         store.evict(protect=key)
         return self._mounted(plan, key, base_id, True, time.perf_counter() - started, notes)

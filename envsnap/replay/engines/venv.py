@@ -5,8 +5,9 @@
   report states any mismatch.
 - **Install**: the same hermetic wheelhouse and ``--require-hashes`` pins as the docker engine, with
   ``uv`` (from ``PATH``, else the wheelhouse's own uv wheel) when available, else pip; offline.
-- **Cache**: the venv lives under the envsnap cache, named by the plan's image key, so a second replay of
-  the same runtime reuses it.
+- **Cache**: the venv lives in the replay venv cache (:mod:`envsnap.replay.cache`), keyed by the plan's
+  image key, published whole and checked before every use; its files are hard links into uv's store,
+  shared with every other venv (both engines), and its byte code goes to its own ``pycache/``.
 - **Runs** get the plan's environment and nothing of the caller's but ``PATH``/``HOME``/``LANG``; there is
   no network, filesystem or memory isolation, and the report says so.
 """
