@@ -114,7 +114,8 @@ def _session(where: str, *, need_tracking: bool = True) -> Iterator[Any]:
             "MLFLOW_TRACKING_URI is not set",
             hint="export MLFLOW_TRACKING_URI=<the tracking server, or sqlite:///path/mlflow.db>",
         )
-    _check_sqlite(where, mlflow)
+    if mlflow.is_tracking_uri_set():  # else mlflow's default store, only used for a run active in this process
+        _check_sqlite(where, mlflow)
     loggers = {name: logging.getLogger(name) for name in _QUIET_LOGGERS}
     levels = {name: logger.level for name, logger in loggers.items()}
     added = {name: value for name, value in _RETRY_DEFAULTS.items() if name not in os.environ}
@@ -272,13 +273,13 @@ def log_local_snapshot(path: str, *, run_id: str, artifact_path: str, tags: Mapp
     target = f"{folder}/{name}" if folder else name
     uri = runs_uri(run_id, target)
     with _session(uri, need_tracking=False) as mlflow:
-        client = mlflow.MlflowClient()
         if not _active_here(mlflow, run_id) and not mlflow.is_tracking_uri_set():
-            raise StorageError(
+            raise StorageError(  # checked first: a client of mlflow's default store creates ./mlflow.db
                 uri,
                 "MLFLOW_TRACKING_URI is not set",
                 hint="export MLFLOW_TRACKING_URI=<the tracking server, or sqlite:///path/mlflow.db>",
             )
+        client = mlflow.MlflowClient()
         client.get_run(run_id)
         if os.path.isdir(path):
             client.log_artifacts(run_id, path, target)

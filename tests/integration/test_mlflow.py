@@ -253,6 +253,9 @@ def test_bad_runs_uris_are_one_line_exit_3(tracking: Store, tmp_path: Path, monk
     _one_line_error(["show", f"runs:/{two}/envsnap"], "cannot reach the MLflow tracking server http://127.0.0.1:9")
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     _one_line_error(["diff", f"runs:/{two}/envsnap", f"runs:/{empty}/envsnap"], "MLFLOW_TRACKING_URI is not set")
+    elsewhere = _snapshot(tracking.root / "kept.envsnap", "kept")
+    with pytest.raises(StorageError, match="MLFLOW_TRACKING_URI is not set"):
+        log_snapshot(elsewhere, run_id=two)  # a run id but no tracking store to find it in
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written
 
 
