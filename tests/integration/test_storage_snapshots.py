@@ -230,9 +230,15 @@ def test_check_against_an_s3_baseline(
     project: Path,
     replay_python: Path,  # noqa: F811
 ) -> None:
-    proc = cli(s3_server, "check", good, "--python", replay_python, cwd=project)
+    run = uri(s3_server, "check-run.envsnap")
+    proc = cli(s3_server, "check", good, "--python", replay_python, "-o", run, cwd=project)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "PASSED" in proc.stdout
+    assert cli(s3_server, "verify", run).returncode == 0
+    updated = uri(s3_server, "baseline-2.envsnap")
+    argv = ("baseline", "update", good, "--python", replay_python, "-m", "refresh", "-o", updated)
+    proc = cli(s3_server, *argv, cwd=project)
+    assert proc.returncode == 0 and f"wrote {updated}" in proc.stdout, proc.stderr
 
 
 def test_bisect_of_two_s3_snapshots(
