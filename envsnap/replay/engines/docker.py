@@ -157,6 +157,20 @@ class DockerEngine(Engine):
         except ImageNotFound:
             return None
 
+    def base_unavailable(self, reference: str) -> str | None:
+        """Why ``reference`` cannot be the base image (None: it is here, or its registry has it), asked without
+        pulling; :func:`envsnap.replay.execute.resolved_base` falls back from the exact official image on it."""
+        from docker.errors import APIError, ImageNotFound
+
+        if self._image(reference) is not None:
+            return None
+        try:
+            self.client().images.get_registry_data(reference)
+        except (APIError, ImageNotFound) as exc:
+            explanation = getattr(exc, "explanation", None) or str(exc)
+            return str(explanation).splitlines()[0][:160] or type(exc).__name__
+        return None
+
     def ensure_base(self, plan: ReplayPlan, progress: Progress) -> str:
         """The base image's id; pulled when absent and pullable, else :class:`BaseImageMissingError`."""
         from docker.errors import APIError, ImageNotFound
