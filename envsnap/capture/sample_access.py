@@ -157,11 +157,16 @@ class LocalSource:
 
 
 class _S3File:
-    def __init__(self, native: Any) -> None:
+    def __init__(self, native: Any, name: str, uri: str) -> None:
         self.arrow = native
+        self._name, self._uri = name, uri
 
     def read_at(self, offset: int, size: int) -> bytes:
-        data: bytes = self.arrow.read_at(size, offset)
+        try:
+            data: bytes = self.arrow.read_at(size, offset)
+        except OSError as exc:  # the endpoint went away, the object was deleted, credentials expired
+            error = storage.translate(exc, self._uri, "reading the object")
+            raise InputError(self._name, self._uri, error.problem, hint=error.hint) from None
         return data
 
     def close(self) -> None:
@@ -246,7 +251,7 @@ class S3Source:
 
     def open(self, entry: FileEntry) -> RandomAccess:
         with self._errors():
-            return _S3File(storage.open_input(entry.location, self._fs))
+            return _S3File(storage.open_input(entry.location, self._fs), self.name, entry.location)
 
     @contextlib.contextmanager
     def stream(self, entry: FileEntry) -> Iterator[Any]:
