@@ -44,7 +44,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from envsnap.capture.base import InputSpec, SampleOptions
-from envsnap.capture.sample_access import open_source
+from envsnap.capture.sample_access import Source, open_source
 from envsnap.capture.sample_csv import csv_kind, sample_csv
 from envsnap.capture.sample_files import Drawn, Progress, check_columns, draw, sample_parquet, target_rows
 from envsnap.core.arrow import int64_array, string_array, without_views
@@ -283,6 +283,15 @@ def _sample_memory(name: str, source: Any, options: SampleOptions, rng: random.R
 
 def _sample_path(name: str, path: str, options: SampleOptions, rng: random.Random, progress: Progress | None) -> Drawn:
     source = open_source(name, path)
+    try:
+        return _sample_source(name, path, source, options, rng, progress)
+    finally:
+        source.close()
+
+
+def _sample_source(
+    name: str, path: str, source: Source, options: SampleOptions, rng: random.Random, progress: Progress | None
+) -> Drawn:
     entry = source.entry()
     if entry is None:
         return sample_parquet(name, path, options, rng, progress, source)

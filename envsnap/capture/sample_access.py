@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -89,6 +90,10 @@ class Source(Protocol):
 
     def stream(self, entry: FileEntry) -> contextlib.AbstractContextManager[Any]: ...
 
+    def close(self) -> None:
+        """Release what the source keeps open."""
+        ...
+
 
 class _LocalFile:
     def __init__(self, path: str) -> None:
@@ -144,6 +149,9 @@ class LocalSource:
                 out.append(FileEntry(full, relpath, st.st_size, iso_time(st.st_mtime_ns)))
         return sorted(out, key=lambda e: e.relpath)
 
+    def close(self) -> None:
+        pass
+
     def open(self, entry: FileEntry) -> RandomAccess:
         try:
             return _LocalFile(entry.location)
@@ -157,6 +165,9 @@ class LocalSource:
 
 
 class _S3File:
+    """A range-read view of an object; the object stays open with its :class:`S3Source` (``close`` is a
+    no-op here), so the footer read and the row-group reads share one handle and its one HEAD request."""
+
     def __init__(self, native: Any, name: str, uri: str) -> None:
         self.arrow = native
         self._name, self._uri = name, uri
@@ -170,7 +181,7 @@ class _S3File:
         return data
 
     def close(self) -> None:
-        self.arrow.close()
+        pass
 
 
 class _Stream(io.RawIOBase):
@@ -209,6 +220,8 @@ class S3Source:
 
     def __init__(self, name: str, uri: str) -> None:
         self.name, self.location = name, uri
+        self._handles: dict[str, Any] = {}
+        self._lock = threading.Lock()
         with self._errors():
             self._where = storage.parse_s3(uri)
             self._fs = storage.filesystem()
@@ -250,8 +263,20 @@ class S3Source:
         ]
 
     def open(self, entry: FileEntry) -> RandomAccess:
-        with self._errors():
-            return _S3File(storage.open_input(entry.location, self._fs), self.name, entry.location)
+        with self._lock:
+            native = self._handles.get(entry.location)
+            if native is None:
+                with self._errors():
+                    native = storage.open_input(entry.location, self._fs)
+                self._handles[entry.location] = native
+        return _S3File(native, self.name, entry.location)
+
+    def close(self) -> None:
+        with self._lock:
+            handles, self._handles = list(self._handles.values()), {}
+        for native in handles:
+            with contextlib.suppress(OSError):
+                native.close()
 
     @contextlib.contextmanager
     def stream(self, entry: FileEntry) -> Iterator[Any]:
