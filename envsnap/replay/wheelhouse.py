@@ -89,6 +89,9 @@ class Target:
     @classmethod
     def of(cls, plan: ReplayPlan) -> Target:
         machine = plan.platform.split("-", 1)[-1] if "-" in plan.platform else "x86_64"
+        choice = plan.platform_choice
+        if choice is not None and choice.mode == "rebuilt":
+            machine = choice.host  # wheels of the same versions for the host (envsnap/replay/platforms.py)
         return cls(plan.python_implementation, plan.python_version, machine, plan.glibc)
 
     @property

@@ -30,3 +30,25 @@ def test_a_base_the_registry_does_not_have_falls_back_to_one_it_has(docker_base:
     # A plan on a given base (--base-image) asks nothing.
     given = dataclasses.replace(plan, base_image=docker_base, base_candidates=())
     assert resolved_base(given, engine, lambda kind, message: said.append(message)) is given
+
+
+def test_an_emulated_plan_pulls_and_runs_for_the_captured_platform(docker_base: str) -> None:  # noqa: F811
+    """On an arm64 host with qemu the plan runs linux/amd64: the engine passes that platform (here the
+    engine's own, so the container runs natively and says x86_64)."""
+    from envsnap.replay.engines.docker import hardened_options, run_platform
+
+    support = EngineSupport("aarch64", frozenset({"x86_64"}), "binfmt_misc qemu-x86_64: /usr/bin/qemu-x86_64-static")
+    plan = build_plan(capture(git=False), base_image=docker_base, support=support)
+    assert run_platform(plan) == "linux/amd64" and hardened_options(plan)["platform"] == "linux/amd64"
+    engine = DockerEngine()
+    said: list[Any] = []
+    assert engine.ensure_base(plan, lambda kind, message: said.append(message))
+    code, tail = engine._run_container(
+        docker_base,
+        ["python3", "-c", "import platform; print(platform.machine())"],
+        mounts=[],
+        labels={"org.envsnap.test": "platform"},
+        options=hardened_options(plan),
+        progress=None,
+    )
+    assert (code, tail[-1:]) == (0, ["x86_64"])

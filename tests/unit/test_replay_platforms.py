@@ -224,3 +224,18 @@ def test_the_fidelity_report_names_each_version_without_an_arm64_wheel(snap: Any
         ("intel-openmp==2024.0.2", "installed", "(absent)", "no aarch64 wheel of this version"),
         ("mkl==2024.0.0", "installed", "(absent)", "no aarch64 wheel of this version"),
     ]
+
+
+def test_the_engine_is_told_the_platform_and_the_wheelhouse_the_host(snap: Any) -> None:
+    from envsnap.replay.engines.docker import hardened_options, run_platform
+    from envsnap.replay.plan import build_plan
+    from envsnap.replay.wheelhouse import Target
+
+    native = build_plan(snap, support=EngineSupport("x86_64"))
+    emulated = build_plan(snap, support=ARM64_QEMU)
+    rebuilt = build_plan(snap, support=ARM64_BARE)
+    assert run_platform(native) is None and "platform" not in hardened_options(native)
+    assert run_platform(emulated) == hardened_options(emulated)["platform"] == "linux/amd64"
+    assert run_platform(rebuilt) is None  # the host's own images, with the host's wheels:
+    assert Target.of(rebuilt).machine == "aarch64"
+    assert Target.of(emulated).machine == Target.of(native).machine == "x86_64"

@@ -60,7 +60,7 @@ from envsnap.replay.engines.base import (
 from envsnap.replay.plan import ReplayPlan
 from envsnap.replay.wheelhouse import gather
 
-__all__ = ["MOUNT_RECIPE", "DockerEngine", "hardened_options", "mounted_key"]
+__all__ = ["MOUNT_RECIPE", "DockerEngine", "hardened_options", "mounted_key", "run_platform"]
 
 #: The mounted venv's own recipe version: a change to how it is built gives new keys.
 MOUNT_RECIPE = 1
@@ -71,6 +71,18 @@ PIDS_LIMIT = 512
 TMPFS = "rw,nosuid,nodev,size=1g,mode=1777"
 OUTPUT_TAIL = 8000
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def run_platform(plan: ReplayPlan) -> str | None:
+    """The Docker platform the runtime is pulled, built and run for when it is not the engine's own: the
+    captured architecture under emulation (``linux/amd64`` on an arm64 laptop); else None (the default)."""
+    choice = plan.platform_choice
+    return choice.platform if choice is not None and choice.mode == "emulated" else None
+
+
+def _platform_option(plan: ReplayPlan) -> dict[str, str]:
+    platform = run_platform(plan)
+    return {"platform": platform} if platform else {}
 
 
 def hardened_options(plan: ReplayPlan) -> dict[str, Any]:
@@ -89,6 +101,7 @@ def hardened_options(plan: ReplayPlan) -> dict[str, Any]:
         options["memswap_limit"] = plan.memory_bytes
     if plan.cpus:
         options["nano_cpus"] = int(plan.cpus * 1e9)
+    options.update(_platform_option(plan))
     return options
 
 
@@ -176,10 +189,13 @@ class DockerEngine(Engine):
         from docker.errors import APIError, ImageNotFound
 
         image = self._image(plan.base_image)
+        platform = run_platform(plan)
+        if image is not None and platform and image.attrs.get("Architecture") != platform.rsplit("/", 1)[-1]:
+            image = None  # the tag here is another architecture's: the emulated one is pulled
         if image is None:
-            progress("step", f"pulling base image {plan.base_image}")
+            progress("step", f"pulling base image {plan.base_image}" + (f" for {platform}" if platform else ""))
             try:
-                image = self.client().images.pull(plan.base_image)
+                image = self.client().images.pull(plan.base_image, **_platform_option(plan))
             except (APIError, ImageNotFound) as exc:
                 explanation = getattr(exc, "explanation", None) or str(exc)
                 raise BaseImageMissingError(
@@ -199,6 +215,7 @@ class DockerEngine(Engine):
                 plan.base_image,
                 command=["-c", INSTALLED_SNIPPET],
                 entrypoint=[plan.image_python],
+                **_platform_option(plan),
                 network_mode="none",
                 labels={"org.envsnap.inspect": plan.snapshot_id},
             )
@@ -359,7 +376,7 @@ class DockerEngine(Engine):
                 DockerMount(target=STORE, source=str(store.root), type="bind", read_only=False),
             ],
             labels={"org.envsnap.build": build.name},
-            options={**_BUILD_HARDENING, "user": self._owner()},
+            options={**_BUILD_HARDENING, "user": self._owner(), **_platform_option(plan)},
             progress=progress,
         )
         text = "\n".join(tail)
@@ -500,6 +517,7 @@ class DockerEngine(Engine):
             container = client.containers.create(
                 plan.base_image,
                 command=["sh", "/opt/envsnap/install.sh", "/opt/envsnap"],
+                **_platform_option(plan),
                 entrypoint=[""],  # a captured image's own ENTRYPOINT would wrap the command
                 network_mode="none",
                 # A bind through ``mounts`` (not ``volumes``): ``volumes`` also declares a VOLUME in the
@@ -604,6 +622,8 @@ class DockerEngine(Engine):
         argv += ["--tmpfs", f"/tmp:{TMPFS}"]  # noqa: S108 - the container's own /tmp
         argv += ["--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--user", USER]
         argv += ["--pids-limit", str(PIDS_LIMIT), "-w", cwd]
+        if "platform" in opts:
+            argv += ["--platform", opts["platform"]]
         if "mem_limit" in opts:
             argv += ["--memory", str(opts["mem_limit"]), "--memory-swap", str(opts["memswap_limit"])]
         if "nano_cpus" in opts:
