@@ -292,6 +292,54 @@ def bench_inprocess_compare(ref: str, work: Path, runs: int) -> dict[str, Any]:
     }
 
 
+def inprocess_entries(py: Path, work: Path, runs: int) -> list[dict[str, Any]]:
+    """The two in-process measurements: the dev venv with nothing preloaded, and an ML job."""
+    return [
+        bench_inprocess("envsnap dev venv, nothing preloaded", py, "", work, runs),
+        bench_inprocess(
+            "ML job (ml-envsnap venv), job libraries imported first",
+            setup_venvs.SPECS["ml-envsnap"].python,
+            ML_PRELOAD,
+            work,
+            runs,
+        ),
+    ]
+
+
+def rerun_inprocess(args: argparse.Namespace, py: Path) -> int:
+    """``--inprocess-only``: the in-process figures (and ``--compare-ref``, the stage profile) measured again,
+    written into the last results of ``--out`` (the pairs stay those of that run, and the report says so)."""
+    out_dir = Path(args.out)
+    last = out_dir / "results-capture.json"
+    if not last.exists():
+        print(f"capture_bench: --inprocess-only needs a previous full run's {short(last)}")
+        return 1
+    results = json.loads(last.read_text(encoding="utf-8"))
+    work = make_workdir()
+    try:
+        rerun: dict[str, Any] = {
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "loadavg_start": os.getloadavg(),
+        }
+        n = args.inprocess_runs
+        results["inprocess"] = inprocess_entries(py, work, n)
+        if args.compare_ref:
+            results["inprocess_compare"] = bench_inprocess_compare(args.compare_ref, work, max(n, 5))
+        results["profile"] = [
+            *(e for e in results.get("profile", []) if not str(e.get("label", "")).startswith("in-process")),
+            bench_profile("in-process, dev venv", py, work, n),
+            bench_profile("in-process, ML job", setup_venvs.SPECS["ml-envsnap"].python, work, n, preload=ML_PRELOAD),
+        ]
+        rerun["loadavg_end"] = os.getloadavg()
+        results["inprocess_rerun"] = rerun
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    results.pop("goals", None)
+    write_reports(results, out_dir)
+    print(f"wrote {short(out_dir / 'RESULTS-capture.md')} and {short(out_dir / 'results-capture.json')}")
+    return 0
+
+
 def bench_profile(
     label: str, py: Path, work: Path, runs: int, *, target: Path | None = None, preload: str = ""
 ) -> dict[str, Any]:
@@ -365,6 +413,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-setup", action="store_true", help="do not (re)build bench/.venvs first")
     parser.add_argument("--out", default=str(BENCH), help="directory for RESULTS-capture.md and results-capture.json")
     parser.add_argument(
+        "--inprocess-only",
+        action="store_true",
+        help="measure only the in-process figures (and --compare-ref) again, into the last results-capture.json",
+    )
+    parser.add_argument(
         "--compare-ref", default="", help="also time the ML job's first in-process call at this git ref (before/after)"
     )
     args = parser.parse_args(argv)
@@ -397,6 +450,8 @@ def main(argv: list[str] | None = None) -> int:
     # (a cost no installed envsnap has). Compile it first, as `make test` and a wheel install do.
     subprocess.run([str(py), "-m", "compileall", "-q", str(REPO / "envsnap")], check=True, stdout=subprocess.DEVNULL)
 
+    if args.inprocess_only:
+        return rerun_inprocess(args, py)
     started = time.time()
     work = make_workdir()
     try:
@@ -406,16 +461,7 @@ def main(argv: list[str] | None = None) -> int:
             "tools": tool_versions(py),
             "settings": {"runs": args.runs, "warmup": args.warmup, "inprocess_runs": args.inprocess_runs},
             "venvs": {name: bench_venv(name, py, work, args) for name in venvs},
-            "inprocess": [
-                bench_inprocess("envsnap dev venv, nothing preloaded", py, "", work, args.inprocess_runs),
-                bench_inprocess(
-                    "ML job (ml-envsnap venv), job libraries imported first",
-                    setup_venvs.SPECS["ml-envsnap"].python,
-                    ML_PRELOAD,
-                    work,
-                    args.inprocess_runs,
-                ),
-            ],
+            "inprocess": inprocess_entries(py, work, args.inprocess_runs),
         }
         n = args.inprocess_runs
         if args.compare_ref:
