@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -253,8 +254,13 @@ def gather(
     missing = [pin for pin in pins if cache.lookup(target, pin) is None]
     uv_missing = with_uv and cache.lookup(uv_target, uv_pin) is None
     if missing or uv_missing:
-        with tempfile.TemporaryDirectory(prefix="envsnap-wheels-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="envsnap-wheels-") as tmp, ThreadPoolExecutor(2) as pool:
             tmp_path = Path(tmp)
+            uv_dir = tmp_path / "uv"
+            uv_dir.mkdir()
+            # uv's own wheel is fetched at the same time as the locked ones: on a cold cache, one more pip
+            # process waiting on the index costs nothing next to the others.
+            uv_fetch = pool.submit(_download, [uv_pin], uv_target, uv_dir, None) if uv_missing else None
             if missing:
                 _download([sources[pin] for pin in missing], target, tmp_path, log)
             by_pin = {}
@@ -268,11 +274,9 @@ def gather(
                 if found_path is None:
                     raise NoDistributionError(pin, target.key, "pip downloaded no wheel for it")
                 cache.store(target, pin, found_path)
-            if uv_missing:
-                uv_dir = tmp_path / "uv"
-                uv_dir.mkdir()
+            if uv_fetch is not None:
                 try:
-                    _download([uv_pin], uv_target, uv_dir, log)
+                    uv_fetch.result()
                     uv_file = next(uv_dir.glob("*.whl"))
                     cache.store(uv_target, uv_pin, uv_file)
                 except (WheelhouseError, StopIteration):

@@ -102,3 +102,9 @@ def test_capture_only_snapshot_names_the_ways_in(tmp_path: Path) -> None:
     proc = envsnap("replay", snap)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert "--shell" in proc.stderr and "export --dockerfile" in proc.stderr and "-- COMMAND" in proc.stderr
+
+
+def test_image_needs_the_docker_engine(recorded: Path) -> None:
+    proc = envsnap("replay", recorded, "--engine", "venv", "--image")
+    assert proc.returncode == 2, proc.stderr
+    assert "--image builds a Docker image; it needs --engine docker" in proc.stderr and "Traceback" not in proc.stderr
