@@ -487,14 +487,17 @@ class VenvStore:
         return removed
 
     def clear(self) -> tuple[list[str], list[str]]:
-        """Remove every key not in use, and uv's cache; (removed, kept because in use)."""
+        """Remove every key not in use and, when none is in use, uv's cache, the wheel links and uv's binary
+        (all re-created by the next build); (removed, kept because in use)."""
         removed: list[str] = []
         busy: list[str] = []
         for entry in self.entries():
             (removed if entry.key not in self._use_locks and self.remove(entry.key) else busy).append(entry.key)
         self._sweep()
-        if not busy and self.uv_cache.exists():
-            _rmtree(self.uv_cache)
+        if not busy:  # what builds re-create: uv's unpacked wheels, the wheel links, uv's binary
+            for path in (self.uv_cache, self.root / ".wheels", self.root / ".tools"):
+                if path.exists():
+                    _rmtree(path)
         return removed, busy
 
     def _sweep(self) -> None:
