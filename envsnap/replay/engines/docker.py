@@ -118,6 +118,9 @@ _BUILD_HARDENING: dict[str, Any] = {
 }
 
 
+_LIMITS = ("mem_limit", "memswap_limit", "nano_cpus")
+
+
 def mounted_key(plan: ReplayPlan, base_id: str) -> str:
     """The cache key of the mounted venv: what the image key hashes (base reference, Python, pins) plus the
     base image's id, so that a venv is only ever mounted on the very image (and Python) it was built in."""
@@ -410,7 +413,11 @@ class DockerEngine(Engine):
                 DockerMount(target=PYCACHE, source=str(build / "pycache"), type="bind", read_only=False),
             ],
             labels={"org.envsnap.build": build.name},
-            options={**hardened_options(plan), "environment": mounted_env()},
+            # Hardened as a replay, without the mirrored limits: compiling is the build's work, not the job's.
+            options={
+                **{k: v for k, v in hardened_options(plan).items() if k not in _LIMITS},
+                "environment": mounted_env(),
+            },
             progress=None,
             timeout=WARM_TIMEOUT_S,
         )
