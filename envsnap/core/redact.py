@@ -248,9 +248,14 @@ def _decodings(piece: str) -> Iterable[str]:
 
 def _scrub_run(run: str, depth: int) -> str:
     """Scrub one long token run: bare AWS secret keys, then (``depth`` > 0) Base64 and hex encodings."""
-    if len(run) >= 40 and run.strip(_HEX_DIGITS):
+    hex_only = not run.strip(_HEX_DIGITS)
+    if len(run) >= 40 and not hex_only:
         run = _AWS_SECRET_KEY.sub("<redacted:aws-secret-key>", run)
     if depth <= 0:
+        return run
+    if hex_only and _HEX_TEXT.search(run) is None:
+        # A digest (a lockfile holds thousands): no hex-encoded text inside, and the Base64 pass cannot change
+        # hex-only text (``_decodings`` yields nothing for it), so nothing below would.
         return run
 
     def _base64_piece(match: re.Match[str]) -> str:
