@@ -99,8 +99,10 @@ def _translate(where: str, exc: BaseException, mlflow: Any) -> StorageError:
 
 
 @contextlib.contextmanager
-def _session(where: str, *, need_tracking: bool = True) -> Iterator[Any]:
-    """Import mlflow, quieten it, and turn its failures into one :class:`StorageError` about ``where``."""
+def _session(where: str, *, need_tracking: bool = True, creates: bool = False) -> Iterator[Any]:
+    """Import mlflow, quieten it, and turn its failures into one :class:`StorageError` about ``where``.
+    ``creates``: the call starts a run, which may create a ``sqlite:///`` store (any other call refuses a
+    missing database file rather than have mlflow create an empty one)."""
     try:
         with warnings.catch_warnings():  # its import may warn about its own dependencies: not the user's concern
             warnings.simplefilter("ignore")
@@ -114,7 +116,7 @@ def _session(where: str, *, need_tracking: bool = True) -> Iterator[Any]:
             "MLFLOW_TRACKING_URI is not set",
             hint="export MLFLOW_TRACKING_URI=<the tracking server, or sqlite:///path/mlflow.db>",
         )
-    if mlflow.is_tracking_uri_set():  # else mlflow's default store, only used for a run active in this process
+    if mlflow.is_tracking_uri_set() and not creates:  # else the default store: only a run active in this process
         _check_sqlite(where, mlflow)
     loggers = {name: logging.getLogger(name) for name in _QUIET_LOGGERS}
     levels = {name: logger.level for name, logger in loggers.items()}
@@ -237,7 +239,7 @@ def check_run(run_id: str) -> None:
 def start_run(name: str | None = None) -> str:
     """A new run, in ``MLFLOW_EXPERIMENT_ID``, else ``MLFLOW_EXPERIMENT_NAME`` (created when missing), else
     the default experiment; its id."""
-    with _session("mlflow") as mlflow:
+    with _session("mlflow", creates=True) as mlflow:
         client = mlflow.MlflowClient()
         experiment_id = os.environ.get("MLFLOW_EXPERIMENT_ID")
         experiment_name = os.environ.get("MLFLOW_EXPERIMENT_NAME")

@@ -66,6 +66,8 @@ def log_snapshot(
             fingerprint=snap.fingerprint, snapshot_id=snap.id, label=snap.label, kind=snap.kind
         )
         location = os.fspath(snap.path)
+        if location.startswith(mlflow_runs.RUNS_PREFIX):  # opened from a run: its downloaded copy
+            location = mlflow_runs.resolve_runs_uri(location)
         if not storage.is_s3(location):
             return mlflow_runs.log_local_snapshot(location, run_id=run, artifact_path=artifact_path, tags=tags)
         with tempfile.TemporaryDirectory(prefix="envsnap-mlflow-") as tmp:

@@ -220,7 +220,9 @@ def open_snapshot(path: str | os.PathLike[str]) -> Snapshot:
     if spath.startswith(storage.RUNS_PREFIX):
         from envsnap.core import mlflow_runs
 
-        return open_snapshot(mlflow_runs.resolve_runs_uri(spath))
+        snap = open_snapshot(mlflow_runs.resolve_runs_uri(spath))
+        snap.path = spath  # shown and named by the URI the user gave, not the private download directory
+        return snap
     try:
         st = os.stat(spath)
     except FileNotFoundError as exc:

@@ -114,7 +114,25 @@ def test_two_runs_logged_from_the_cli_and_diffed_by_runs_uri(tracking: Store, tm
     proc = _cli(["diff", f"runs:/{run_a}/envsnap", f"runs:/{run_b}/envsnap"], tmp_path, tracking.env())
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() and proc.stderr == ""
+    # named by the URIs given, not by the private download directories
+    assert f"(runs:/{run_a}/envsnap)" in proc.stdout and f"(runs:/{run_b}/envsnap)" in proc.stdout
+    assert "envsnap-mlflow-" not in proc.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.envsnap", "b.envsnap", "train.py"]
+
+
+def test_the_first_run_logged_creates_a_new_sqlite_store(tmp_path: Path) -> None:
+    # A team's first `--mlflow` against a sqlite:/// file that does not exist yet: the run is started there
+    # (reading a runs:/ URI from a missing database stays an error: test_bad_runs_uris_are_one_line_exit_3).
+    db = tmp_path / "fresh" / "mlflow.db"
+    db.parent.mkdir()
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{db}"}
+    proc = _cli(["capture", "--mlflow", "--no-git", "-o", "a.envsnap"], tmp_path, env)
+    assert proc.returncode == 0, proc.stderr
+    assert db.is_file()
+    uri = next(line for line in proc.stdout.splitlines() if line.startswith("logged to MLflow: ")).split(": ")[1]
+    shown = _cli(["show", uri], tmp_path, env)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith(f"snapshot    {uri}\n")
 
 
 def test_every_reading_command_accepts_runs_uris(tracking: Store, tmp_path: Path) -> None:
