@@ -87,7 +87,7 @@ def _stage_line(outcome: dict[str, Any]) -> str:
     skip=("hashes",),
     helps={
         "python": "Capture this interpreter (default: the one the command runs; stages: run them in it).",
-        "inputs": "NAME=PATH: an input file of the job, recorded whole up to 64 MiB, else sampled (repeatable).",
+        "inputs": "NAME=PATH: an input file of the job (whole up to 64 MiB, else sampled; s3:// sampled; repeatable).",
         "reproducible": "Omit timestamps, ids, timings and memory: same state, same bytes.",
         "method": "Sampling: uniform or row-groups; with --sklearn, what the final step applies: predict "
         "(default), predict_proba or transform.",
