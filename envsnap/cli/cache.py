@@ -11,7 +11,8 @@ import time
 
 import typer
 
-from envsnap.cli._common import cli_errors, human_size
+from envsnap.cli._common import cli_errors
+from envsnap.core.naming import human_size
 
 __all__ = ["app"]
 

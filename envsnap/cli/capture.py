@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from envsnap.cli import _options as opt
-from envsnap.cli._common import EXIT_ERROR, cli_errors, err, human_size
+from envsnap.cli._common import EXIT_ERROR, cli_errors, err
 from envsnap.cli._mlflow import MLFLOW, MLFLOW_RUN, log_to_mlflow
+from envsnap.core.naming import human_size
 
 if TYPE_CHECKING:
     from envsnap.snapshot.model import Snapshot

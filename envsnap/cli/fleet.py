@@ -12,7 +12,8 @@ from typing import Any
 
 import typer
 
-from envsnap.cli._common import EXIT_ERROR, EXIT_USAGE, FAIL_ON, err, human_size, terminal_width, use_color
+from envsnap.cli._common import EXIT_ERROR, EXIT_USAGE, FAIL_ON, err, terminal_width, use_color
+from envsnap.core.naming import human_size
 
 __all__ = ["capture_fleet", "diff_fleet"]
 

@@ -7,7 +7,8 @@ import sys
 
 import typer
 
-from envsnap.cli._common import EXIT_USAGE, cli_errors, err, human_size, write_output
+from envsnap.cli._common import EXIT_USAGE, cli_errors, err, write_output
+from envsnap.core.naming import human_size
 
 __all__ = ["export", "show", "verify"]
 

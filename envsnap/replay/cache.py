@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import IO
 
 from envsnap.core.hashing import hash_file
+from envsnap.core.naming import human_size
 from envsnap.errors import EnvsnapError
 from envsnap.replay.wheelhouse import Wheelhouse, cache_root
 
@@ -91,7 +92,7 @@ class CacheBound:
     size: int | None = None
 
     def describe(self) -> str:
-        return f"{self.entries} venvs" if self.entries is not None else f"{_human(self.size or 0)}"
+        return f"{self.entries} venvs" if self.entries is not None else f"{human_size(self.size or 0)}"
 
 
 def parse_bound(text: str | None) -> CacheBound:
@@ -115,15 +116,6 @@ def parse_bound(text: str | None) -> CacheBound:
 
 def _bound_from_env() -> CacheBound:
     return parse_bound(os.environ.get("ENVSNAP_CACHE_MAX") or os.environ.get("ENVSNAP_VENV_CACHE_MAX"))
-
-
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GiB"  # pragma: no cover - the loop returns
 
 
 def disk_usage(paths: list[Path], seen: set[tuple[int, int]] | None = None) -> int:

@@ -85,17 +85,20 @@ def _platform_option(plan: ReplayPlan) -> dict[str, str]:
     return {"platform": platform} if platform else {}
 
 
+#: What every container envsnap creates gets: no network, read-only root, no capability, a pids limit.
+_HARDENING: dict[str, Any] = {
+    "network_mode": "none",
+    "read_only": True,
+    "tmpfs": {"/tmp": TMPFS},  # noqa: S108 - the container's own /tmp
+    "cap_drop": ["ALL"],
+    "security_opt": ["no-new-privileges"],
+    "pids_limit": PIDS_LIMIT,
+}
+
+
 def hardened_options(plan: ReplayPlan) -> dict[str, Any]:
     """The ``containers.create`` options every replay container gets (also shown by ``--dry-run``)."""
-    options: dict[str, Any] = {
-        "network_mode": "none",
-        "read_only": True,
-        "tmpfs": {"/tmp": TMPFS},  # noqa: S108 - the container's own /tmp
-        "cap_drop": ["ALL"],
-        "security_opt": ["no-new-privileges"],
-        "user": USER,
-        "pids_limit": PIDS_LIMIT,
-    }
+    options: dict[str, Any] = {**_HARDENING, "user": USER}
     if plan.memory_bytes:
         options["mem_limit"] = plan.memory_bytes
         options["memswap_limit"] = plan.memory_bytes
@@ -107,15 +110,7 @@ def hardened_options(plan: ReplayPlan) -> dict[str, Any]:
 
 #: The build container of a mounted venv: no network, read-only root, no capability (it runs as the owner
 #: of the cache directory, so what it writes there is that user's).
-_BUILD_HARDENING: dict[str, Any] = {
-    "network_mode": "none",
-    "read_only": True,
-    "tmpfs": {"/tmp": TMPFS},  # noqa: S108 - the container's own /tmp
-    "cap_drop": ["ALL"],
-    "security_opt": ["no-new-privileges"],
-    "pids_limit": PIDS_LIMIT,
-    "environment": {"HOME": "/tmp"},  # noqa: S108 - the container's tmpfs
-}
+_BUILD_HARDENING: dict[str, Any] = {**_HARDENING, "environment": {"HOME": "/tmp"}}  # noqa: S108 - its tmpfs
 
 
 _LIMITS = ("mem_limit", "memswap_limit", "nano_cpus")
